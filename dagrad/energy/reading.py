@@ -1,0 +1,103 @@
+"""What one meter window reports: wall and CPU seconds plus labelled energy per hardware component.
+
+Every energy figure carries a `source` label ("measured:rapl", "estimated:cpu-time", ...) so that
+plots never mix measured and estimated joules without saying so. A component that exists but could
+not be read has `joules=None`, never a silent 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+JOULES_PER_KWH = 3.6e6
+
+
+@dataclass
+class ComponentEnergy:
+    """Energy of one hardware component (gpu, cpu, dram, ram) over a window, with its provenance."""
+
+    joules: float | None
+    source: str
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"joules": self.joules, "source": self.source, "params": _jsonable(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ComponentEnergy:
+        joules = d.get("joules")
+        return cls(None if joules is None else float(joules), str(d["source"]), dict(d.get("params") or {}))
+
+
+@dataclass
+class Reading:
+    """One named window: wall seconds, process+children CPU seconds, energy per component, CO2."""
+
+    name: str
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    components: dict[str, ComponentEnergy] = field(default_factory=dict)
+    co2_grams: float | None = None
+
+    @property
+    def joules(self) -> float | None:
+        """Sum over components that could be read; None when none could."""
+        known = [c.joules for c in self.components.values() if c.joules is not None]
+        return sum(known) if known else None
+
+    @property
+    def sources(self) -> list[str]:
+        """Sorted distinct source labels of all components (readable or not)."""
+        return sorted({c.source for c in self.components.values()})
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form with stable keys; `joules` and `sources` are included for readers."""
+        return {
+            "name": self.name,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "joules": self.joules,
+            "co2_grams": self.co2_grams,
+            "sources": self.sources,
+            "components": {k: self.components[k].to_dict() for k in sorted(self.components)},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Reading:
+        """Inverse of `to_dict` (derived keys `joules` and `sources` are recomputed, not trusted)."""
+        try:
+            comps = {str(k): ComponentEnergy.from_dict(v) for k, v in (d.get("components") or {}).items()}
+            co2 = d.get("co2_grams")
+            return cls(
+                name=str(d["name"]),
+                seconds=float(d["seconds"]),
+                cpu_seconds=float(d["cpu_seconds"]),
+                components=comps,
+                co2_grams=None if co2 is None else float(co2),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"not a Reading dict ({exc!r}); expected keys name, seconds, cpu_seconds, components"
+            ) from exc
+
+
+def co2_grams(joules: float | None, grid_intensity_g_per_kwh: float | None) -> float | None:
+    """Grams CO2-eq for `joules` at a grid intensity in g/kWh; None when either is unknown."""
+    if joules is None or grid_intensity_g_per_kwh is None:
+        return None
+    return joules / JOULES_PER_KWH * grid_intensity_g_per_kwh
+
+
+def _jsonable(value: Any) -> Any:
+    """Copy `value` into plain JSON types (tuples -> lists, non-finite floats -> None, other -> str)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
