@@ -1,0 +1,53 @@
+"""The contract every algorithm keeps, so the engine, GradSamp, SWAD and meters work with any of them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Optional
+
+import torch
+from torch import nn
+
+Minibatch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Algorithm(nn.Module, ABC):
+    """A learner over several training environments.
+
+    - `update(minibatches, unlabeled)` takes one labelled minibatch per training environment (and, in the
+      DA setting, one unlabelled minibatch of target inputs per test environment), performs one
+      optimisation step and returns scalar statistics for the record.
+    - `predict(x)` returns logits.
+    - `optimizers()` exposes every optimizer by name so the engine can save, restore and (for GradSamp)
+      reset them.
+    All trainable state is in registered parameters and buffers, so `state_dict()` is the whole model and
+    GradSamp samples every module the algorithm has. The engine sets `progress` (the fraction of the
+    training budget done) before each update, for algorithms that ramp something over training.
+    """
+
+    #: does update() use the `unlabeled` target inputs (DA)?
+    uses_unlabeled: bool = False
+
+    def __init__(self, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_domains = num_domains
+        self.hparams = dict(hparams)
+        self.progress = 0.0
+
+    @abstractmethod
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
+        """One optimisation step; returns statistics such as {'loss': 0.31}."""
+
+    @abstractmethod
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch of inputs."""
+
+    @abstractmethod
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer the algorithm steps, by a stable name."""
+
+    @property
+    def flops_period(self) -> int:
+        """After how many update() calls the step pattern repeats (for counting FLOPs once per pattern)."""
+        return 1
