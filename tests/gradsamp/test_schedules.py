@@ -1,0 +1,70 @@
+"""GradSamp schedules: exact epoch lists, reproducible randomness, and the shared safety rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from dagrad.errors import ConfigError
+from dagrad.gradsamp import build_schedule, planned_epochs
+
+
+def test_periodic_exact_epochs():
+    s = build_schedule("periodic", every=3, start=2)
+    assert [e for e in range(12) if s.wants(e)] == [2, 5, 8, 11]
+    assert planned_epochs(s, 12) == [2, 5, 8, 11]
+
+
+def test_never_before_two_real_epochs():
+    s = build_schedule("periodic", every=1, start=0)
+    assert not s.decide(0, real_epochs=0, consecutive_sampled=0)
+    assert not s.decide(1, real_epochs=1, consecutive_sampled=0)
+    assert s.decide(2, real_epochs=2, consecutive_sampled=0)
+    # every epoch wanted, no cap: after two real epochs everything is sampled
+    assert planned_epochs(s, 6) == [2, 3, 4, 5]
+    # a late start still needs two real epochs even when the wanted epoch comes first
+    assert planned_epochs(build_schedule("epochs", epochs=[0, 1, 2, 3]), 5) == [2, 3]
+
+
+def test_max_consecutive_caps_runs_of_sampled_epochs():
+    s = build_schedule("periodic", every=1, start=0, max_consecutive=2)
+    assert planned_epochs(s, 10) == [2, 3, 5, 6, 8, 9]
+    assert not s.decide(4, real_epochs=2, consecutive_sampled=2)
+    assert s.decide(4, real_epochs=2, consecutive_sampled=1)
+
+
+def test_random_is_reproducible_by_seed_and_epoch_alone():
+    a = build_schedule("random", probability=0.3, seed=11)
+    b = build_schedule("random", probability=0.3, seed=11)
+    c = build_schedule("random", probability=0.3, seed=12)
+    epochs = range(4000)
+    wa = [a.wants(e) for e in epochs]
+    assert wa == [b.wants(e) for e in epochs]
+    assert wa != [c.wants(e) for e in epochs]
+    assert abs(sum(wa) / len(wa) - 0.3) < 0.03
+    # out-of-order queries (a resumed run) give the same answers
+    assert [a.wants(e) for e in reversed(epochs)] == wa[::-1]
+    assert not any(build_schedule("random", probability=0.0, seed=1).wants(e) for e in epochs)
+    assert all(build_schedule("random", probability=1.0, seed=1).wants(e) for e in epochs)
+
+
+def test_epochs_list_is_honoured():
+    s = build_schedule("epochs", epochs=[7, 3, 4])
+    assert planned_epochs(s, 10) == [3, 4, 7]
+    assert planned_epochs(build_schedule("epochs", epochs=[3, 4, 5], max_consecutive=2), 10) == [3, 4]
+
+
+@pytest.mark.parametrize(
+    "name,params,match",
+    [
+        ("weekly", {}, "allowed: epochs, periodic, random"),
+        ("periodic", {"every": 0}, "every must be"),
+        ("periodic", {"start": -1}, "start must be"),
+        ("random", {"probability": 1.5}, "probability must be"),
+        ("epochs", {"epochs": [-1]}, "epochs must be"),
+        ("periodic", {"max_consecutive": 0}, "max_consecutive"),
+        ("periodic", {"probability": 0.1}, "does not take probability"),
+    ],
+)
+def test_bad_schedules_are_rejected(name, params, match):
+    with pytest.raises(ConfigError, match=match):
+        build_schedule(name, **params)
