@@ -35,7 +35,7 @@ class UnavailableComponent:
     """Reports a component that exists but cannot be read as `joules=None` with the reason, never 0."""
 
     def __init__(self, component: str, source: str, reason: str) -> None:
-        self.name = source.split(":", 1)[-1]
+        self.name = source  # e.g. "unavailable:nvml"
         self.component = component
         self.source = source
         self.reason = reason

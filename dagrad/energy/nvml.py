@@ -149,7 +149,7 @@ class NvmlBackend:
                 self.last_error = f"power poll failed: {exc}"
 
     def _snapshot(self) -> list[float]:
-        """Per GPU: cumulative joules (counter mJ / 1000, or integrated power)."""
+        """Per GPU: the counter in mJ (an int, differenced exactly) or the integrated power in J."""
         if self._sync is not None:
             self._sync()
         if self._thread is not None:
@@ -157,7 +157,7 @@ class NvmlBackend:
         values = []
         for g in self.gpus:
             if g.mode == "energy-counter":
-                values.append(self._nvml.nvmlDeviceGetTotalEnergyConsumption(g.visible.handle) / 1000.0)
+                values.append(self._nvml.nvmlDeviceGetTotalEnergyConsumption(g.visible.handle))
             else:
                 with self._lock:
                     values.append(g.integrator.joules)
@@ -176,7 +176,8 @@ class NvmlBackend:
             now = self._snapshot()
         except Exception as exc:  # noqa: BLE001
             return {"gpu": ComponentEnergy(None, "unavailable:nvml", {"reason": str(exc)})}
-        joules = sum(b - a for a, b in zip(start, now))
+        joules = sum((b - a) / 1000.0 if g.mode == "energy-counter" else b - a
+                     for g, a, b in zip(self.gpus, start, now))
         return {"gpu": ComponentEnergy(joules, self.source, self.params())}
 
     @property
