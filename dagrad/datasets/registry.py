@@ -11,6 +11,18 @@ from dagrad.errors import ConfigError
 _BUILDERS: dict[str, str] = {
     "rotated_digits": "dagrad.datasets.digits:rotated_digits",
     "stroke_digits": "dagrad.datasets.digits:stroke_digits",
+    "pacs": "dagrad.datasets.folders:domainbed",
+    "office_home": "dagrad.datasets.folders:domainbed",
+    "domain_net": "dagrad.datasets.folders:domainbed",
+    "vlcs": "dagrad.datasets.folders:domainbed",
+    "terra_incognita": "dagrad.datasets.folders:domainbed",
+    "folder": "dagrad.datasets.folders:folder",
+    "pacs_dassl": "dagrad.datasets.dassl:pacs_dassl",
+    "office_home_dg": "dagrad.datasets.dassl:office_home_dg",
+    "domain_net_dassl": "dagrad.datasets.dassl:domain_net_dassl",
+    "wilds_domain_net": "dagrad.datasets.wilds_adapter:wilds_domain_net",
+    "wilds_camelyon17": "dagrad.datasets.wilds_adapter:wilds_camelyon17",
+    "wilds_fmow": "dagrad.datasets.wilds_adapter:wilds_fmow",
 }
 _EXTRA: dict[str, Callable[[Any], Any]] = {}
 

@@ -1,0 +1,159 @@
+"""Image datasets stored as folders: `<dataset dir>/<environment>/<class>/<image>` (DomainBed's layout
+for PACS, Office-Home, DomainNet, VLCS and TerraIncognita) and the same layout anywhere as `folder`
+("bring your own dataset"). Environments are the sorted directory names, as DomainBed sorts them;
+classes are the sorted union of class directory names, so a label means the same class in every
+environment even where one environment lacks a class (the suite's notes say which)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image
+
+from dagrad.datasets import transforms
+from dagrad.datasets.base import DomainSuite, Environment
+from dagrad.datasets.catalog import DOMAINBED_DUPLICATES_TOTAL, DatasetInfo, info
+from dagrad.datasets.index import FileIndex, index_tree
+from dagrad.errors import ConfigError, DataError
+
+
+class FileEnvironment(Environment):
+    """One environment of image files, opened lazily: load() returns an RGB PIL image and lets PIL's
+    errors (OSError, UnidentifiedImageError) propagate so the bundle can name the file."""
+
+    def __init__(self, name: str, files: FileIndex, labels: np.ndarray):
+        if len(files) != len(labels):
+            raise ValueError(f"{name}: {len(files)} files but {len(labels)} labels")
+        self.name, self.files, self._labels = name, files, np.asarray(labels, dtype=np.int64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def load(self, index: int) -> Image.Image:
+        with Image.open(self.files.path(index)) as image:
+            return image.convert("RGB")
+
+    def describe(self, index: int) -> str:
+        return self.files.path(index)
+
+
+def options(cfg: Any, allowed: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's options with defaults filled in; an unknown key is a ConfigError listing the allowed."""
+    given = cfg.options or {}
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigError(f"data.options.{unknown[0]}: not an option of {cfg.name}; "
+                          f"allowed: {', '.join(sorted(allowed)) or '(none)'}")
+    return {**allowed, **given}
+
+
+def data_root(cfg: Any) -> Path:
+    if not cfg.root:
+        raise ConfigError(f"data.root: {cfg.name} is read from disk; set data.root to the data directory "
+                          f"(e.g. data.root=/data), the folder that holds the dataset's own directory")
+    return Path(cfg.root).expanduser()
+
+
+def missing(entry: DatasetInfo, root: Path, looked: Path, layout: str, what: str = "not found") -> DataError:
+    """One error saying where dagrad looked, the layout it expects and how to get the data."""
+    how = (f"get it with `dagrad data download {entry.name} --root {root}`" if entry.download
+           else "dagrad cannot download it; see the README section 'Real datasets'")
+    return DataError(f"{entry.name}: {what} at {looked}; expected layout {layout}; {how}")
+
+
+def domainbed_layout(entry: DatasetInfo) -> str:
+    envs = ",".join(entry.environments) if entry.environments else "<environment>"
+    return f"ROOT/{entry.directory}/{{{envs}}}/<class>/<image>"
+
+
+def suite_from_tree(name: str, directory: Path, envs: Optional[list[str]], cfg: Any, use_cache: bool,
+                    exclude: Optional[set[str]] = None) -> DomainSuite:
+    """Index `directory/<env>/<class>/*` and turn it into a DomainSuite with consistent labels.
+    `exclude` holds `env/class/file` paths to leave out (e.g. DomainNet's duplicates)."""
+    tree = index_tree(directory, envs, use_cache=use_cache)
+    class_names = sorted(set().union(*(tree.classes(e) for e in tree.environments)))
+    if not class_names:
+        raise DataError(f"{name}: no class directories under {directory}/<environment>/")
+    class_of = {c: i for i, c in enumerate(class_names)}
+    environments, notes = [], {"index_from_cache": tree.from_cache}
+    for env in tree.environments:
+        files, labels = tree.files(env, class_of)
+        if exclude:
+            keep = np.fromiter((f"{env}/{p}" not in exclude for p in files.relpaths()), dtype=bool, count=len(files))
+            notes.setdefault("excluded", {})[env] = int((~keep).sum())
+            files, labels = files.select(keep), labels[keep]
+        if len(files) == 0:
+            raise DataError(f"{name}: environment {env!r} has no images under {directory / env}")
+        absent = sorted(set(class_names) - set(tree.classes(env)))
+        if absent:
+            notes.setdefault("missing_classes", {})[env] = absent
+        environments.append(FileEnvironment(env, files, labels))
+    size = transforms.image_size(cfg.image_size)
+    return DomainSuite(name, environments, len(class_names), (3, size, size), transforms.train_transform(size),
+                       transforms.eval_transform(size), class_names, notes=notes)
+
+
+def _check_environments(entry: DatasetInfo, root: Path, directory: Path) -> list[str]:
+    if not directory.is_dir():
+        raise missing(entry, root, directory, domainbed_layout(entry))
+    absent = [e for e in entry.environments if not (directory / e).is_dir()]
+    if absent:
+        raise missing(entry, root, directory, domainbed_layout(entry), f"environment(s) {', '.join(absent)} missing")
+    return list(entry.environments)
+
+
+def read_duplicates(path: Path) -> set[str]:
+    """Paths `<domain>/<class>/<file>` from a duplicates list (one per line, as DomainBed's
+    misc/domain_net_duplicates.txt)."""
+    if not path.is_file():
+        raise DataError(f"data.options.duplicates_file: no file at {path}")
+    return {line.strip().strip("/") for line in path.read_text().splitlines() if line.strip()}
+
+
+def domainbed(cfg: Any) -> DomainSuite:
+    """PACS, Office-Home, DomainNet, VLCS or TerraIncognita in DomainBed's folder layout."""
+    entry = info(cfg.name)
+    allowed: dict[str, Any] = {"cache": True}
+    if cfg.name == "domain_net":
+        allowed |= {"remove_duplicates": False, "duplicates_file": None}
+    opts = options(cfg, allowed)
+    root = data_root(cfg)
+    directory = root / entry.directory
+    envs = _check_environments(entry, root, directory)
+    exclude = None
+    if opts.get("remove_duplicates"):
+        listed = opts["duplicates_file"] or directory / "domain_net_duplicates.txt"
+        exclude = read_duplicates(Path(listed).expanduser())
+    elif opts.get("duplicates_file"):
+        raise ConfigError("data.options.duplicates_file: only used with data.options.remove_duplicates=true")
+    suite = suite_from_tree(cfg.name, directory, envs, cfg, bool(opts["cache"]), exclude)
+    if cfg.name == "domain_net":
+        suite.notes["duplicates"] = (f"DomainBed deletes {DOMAINBED_DUPLICATES_TOTAL:,} files listed in its "
+                                     "misc/domain_net_duplicates.txt; set remove_duplicates=true and "
+                                     "duplicates_file=<list> to leave them out without deleting")
+    return suite
+
+
+def folder(cfg: Any) -> DomainSuite:
+    """Bring your own dataset: `data.root/<environment>/<class>/<image>`; option `environments` picks
+    and orders a subset (default: every subdirectory, sorted)."""
+    opts = options(cfg, {"cache": True, "environments": None})
+    root = data_root(cfg)
+    layout = "ROOT/<environment>/<class>/<image> with ROOT = data.root"
+    if not root.is_dir():
+        raise DataError(f"folder: no directory at {root}; expected layout {layout}")
+    envs = opts["environments"]
+    if envs is not None:
+        if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
+            raise ConfigError("data.options.environments: give a list of environment directory names")
+        absent = [e for e in envs if not (root / e).is_dir()]
+        if absent:
+            raise DataError(f"folder: environment directory {root / absent[0]} not found; expected layout {layout}")
+    suite = suite_from_tree("folder", root, envs, cfg, bool(opts["cache"]))
+    if len(suite.environments) < 2:
+        raise DataError(f"folder: found {len(suite.environments)} environment under {root}; domain "
+                        f"generalization needs at least two (layout {layout})")
+    return suite
