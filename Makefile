@@ -1,0 +1,32 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both create (or reuse) .venv here and
+# install dagrad into it; a second run reinstalls nothing unless setup.cfg or pyproject.toml changed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch/torchvision pinned to the release dagrad is tested with
+TORCH  := torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.dagrad-installed
+
+.PHONY: demo test test-all benchmarks clean
+
+demo: $(STAMP)
+	$(BIN)/dagrad demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -m "slow or not slow"
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/gradsamp_cost.py
+	$(BIN)/python benchmarks/meter_overhead.py
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install $(TORCH)
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) *.egg-info

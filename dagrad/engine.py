@@ -1,0 +1,233 @@
+"""The epoch loop. It knows the Algorithm contract and nothing of any particular algorithm; GradSamp,
+weight averaging (SWAD) and energy metering plug in from outside.
+
+Each epoch is either trained (steps_per_epoch updates) or, when GradSamp's schedule says so, sampled.
+Then every split is evaluated, one record is appended and a checkpoint written, both atomically, so an
+interrupted run resumes to the same result (on CPU, with a fixed seed).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import dagrad
+from dagrad import algorithms, datasets
+from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dagrad.config import ExperimentConfig, config_hash, to_dict
+from dagrad.energy import build_meter
+from dagrad.energy.flops import FlopsTally
+from dagrad.errors import CheckpointError, ConfigError
+from dagrad.evaluation import evaluate, mean_of
+from dagrad.gradsamp import GradSamp
+from dagrad.records import RECORDS_NAME, RecordFile
+from dagrad.seeding import seed_everything, seed_hash
+
+GUARD_EXAMPLES_PER_ENV = 32
+
+
+def run_seed(cfg: ExperimentConfig) -> int:
+    """The training seed: given, or hashed from the run's identity as DomainBed's sweeps do."""
+    if cfg.seed is not None:
+        return cfg.seed
+    return seed_hash(cfg.data.name, cfg.algorithm.name, cfg.data.test_envs, cfg.algorithm.hparams_seed, cfg.trial_seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but no CUDA device is available; use device=cpu or auto")
+    return torch.device(name)
+
+
+class Trainer:
+    """Builds everything a run needs (before writing anything), then trains epoch by epoch."""
+
+    def __init__(self, cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, progress: bool = True):
+        self.cfg, self.out, self.progress = cfg, Path(out_dir), progress
+        self.seed = run_seed(cfg)
+        seed_everything(self.seed)
+        self.device = resolve_device(cfg.device)
+        self.data = datasets.build(cfg.data, cfg.trial_seed, cfg.eval_mode)
+        self.algorithm = algorithms.build(cfg, self.data.input_shape, self.data.num_classes,
+                                          len(self.data.train_envs)).to(self.device)
+        self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
+        self.stream = self.data.training_loaders(self.steps, self.seed)
+        self.eval_loaders = self.data.eval_loaders()
+        self.gradsamp = None
+        if cfg.gradsamp.sampler != "none":
+            guard = self.data.fixed_batch(GUARD_EXAMPLES_PER_ENV) if cfg.gradsamp.guard else None
+            guard = tuple(t.to(self.device) for t in guard) if guard else None
+            self.gradsamp = GradSamp(cfg.gradsamp, self.seed, guard)
+        self.averager = None
+        if cfg.averaging.name != "none":
+            from dagrad.averaging import build_averager
+
+            self.averager = build_averager(cfg.averaging, self.algorithm)
+        self.flops = FlopsTally(cfg.energy.count_flops)
+        self.hash = config_hash(cfg)
+        self.start_epoch, self.updates, self.stopped = 0, 0, False
+        records_path = self.out / RECORDS_NAME
+        if resume:
+            self._restore()
+            self.records = RecordFile.resume(records_path, self.start_epoch)
+        elif records_path.exists():
+            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        else:
+            self.records = RecordFile(records_path)
+        self.meter = build_meter(cfg.energy, str(self.device))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> Path:
+        """Train the remaining epochs; returns the record file."""
+        if not self.records.lines:
+            self.records.append(self._header())
+        epochs = range(self.start_epoch, self.cfg.epochs)
+        bar = tqdm(epochs, desc="epochs", unit="epoch", disable=not self.progress, file=sys.stderr)
+        for epoch in bar:
+            if self.stopped:
+                break
+            torch.manual_seed(seed_hash(self.seed, "epoch", epoch))  # dropout etc. independent of the past
+            with self.meter.window("train") as train_energy:
+                kind, fallback, stats, updates, train_flops = self._train_or_sample(epoch)
+            if self.gradsamp is not None:
+                self.gradsamp.observe(self.algorithm, kind, fallback)
+            with self.meter.window("eval") as eval_energy:
+                metrics, eval_flops = evaluate(self.algorithm, self.eval_loaders, self.device, self.flops)
+                averaged = self._observe_averager(metrics, kind)
+            record = self._epoch_record(epoch, kind, fallback, stats, updates, metrics, averaged,
+                                        train_energy, eval_energy, train_flops, eval_flops)
+            self.records.append(record)
+            bar.set_postfix(kind=kind, ood=f"{mean_of(metrics, self.data.test_envs, 'in', 'acc'):.3f}")
+            self.stopped = bool(self.averager and self.averager.should_stop())
+            self._checkpoint(epoch + 1)
+        bar.close()
+        if not any(line["type"] == "summary" for line in self.records.lines):
+            self._finish()
+        self.meter.close()
+        return self.records.path
+
+    def _train_or_sample(self, epoch: int) -> tuple[str, Optional[str], dict, dict, float]:
+        """One epoch's work: (kind, fallback, sampler stats, mean update stats, FLOPs)."""
+        kind, fallback, stats = "train", None, {}
+        if self.gradsamp is not None and self.gradsamp.wants_sample(epoch):
+            outcome = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
+                                           predict=self.algorithm.predict, meter=self.meter)
+            kind, fallback, stats = outcome.kind, outcome.fallback, outcome.stats
+            if outcome.kind == "sampled" and self.averager is not None:
+                self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
+            if outcome.kind == "sampled" or outcome.fallback == "keep":
+                return kind, fallback, stats, {}, 0.0
+        updates, flops = self._train_steps(epoch)
+        return kind, fallback, stats, updates, flops
+
+    def _train_steps(self, epoch: int) -> tuple[dict, float]:
+        sums: dict[str, float] = defaultdict(float)
+        total_flops, skipped = 0.0, 0
+        budget = self.cfg.epochs * self.steps
+        steps = tqdm(self.stream.epoch(epoch), total=self.steps, desc=f"epoch {epoch}", unit="step",
+                     leave=False, disable=not self.progress, file=sys.stderr)
+        for i, (labelled, unlabelled, n_skipped) in enumerate(steps):
+            labelled = [(x.to(self.device), y.to(self.device)) for x, y in labelled]
+            unlabelled = [x.to(self.device) for x in unlabelled] if unlabelled else None
+            self.algorithm.progress = (epoch * self.steps + i) / budget
+            key = ("train", tuple(tuple(x.shape) for x, _ in labelled))
+            out, flops = self.flops.run(key, lambda: self.algorithm.update(labelled, unlabelled),
+                                        period=self.algorithm.flops_period)
+            if self.averager is not None:
+                self.averager.after_step(self.algorithm)
+            total_flops += flops
+            skipped += n_skipped
+            self.updates += 1
+            for name, value in out.items():
+                sums[name] += value
+        means = {name: value / self.steps for name, value in sums.items()}
+        if skipped:
+            means["skipped_examples"] = skipped
+        return means, total_flops
+
+    def _observe_averager(self, metrics: dict[str, float], kind: str) -> Optional[dict[str, float]]:
+        if self.averager is None:
+            return None
+        self.averager.after_epoch(self.algorithm, mean_of(metrics, self.data.train_envs, "out", "loss"), kind)
+        model = self.averager.averaged_module()
+        return evaluate(model, self.eval_loaders, self.device)[0] if model is not None else None
+
+    def _finish(self) -> None:
+        """The summary line: which model is reported (SWAD's final average, else the last epoch's)."""
+        summary: dict[str, Any] = {"type": "summary", "updates": self.updates, "stopped_early": self.stopped,
+                                   "reported": "online", "metrics": None}
+        final = self.averager.finalize() if self.averager is not None else None
+        if final is not None:
+            with self.meter.window("final_eval") as energy:
+                summary["metrics"] = evaluate(final, self.eval_loaders, self.device)[0]
+            summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
+        self.records.append(summary)
+
+    # ------------------------------------------------------------------ records and checkpoints
+    def _epoch_record(self, epoch: int, kind: str, fallback: Optional[str], stats: dict, updates: dict,
+                      metrics: dict, averaged: Optional[dict], train_energy: Any, eval_energy: Any,
+                      train_flops: float, eval_flops: float) -> dict:
+        return {
+            "type": "epoch", "epoch": epoch, "step": (epoch + 1) * self.steps, "updates": self.updates,
+            "kind": kind, "fallback": fallback, "sampler": self.cfg.gradsamp.sampler,
+            "metrics": metrics, "averaged_metrics": averaged, "update_stats": updates,
+            "sampler_stats": stats or None, "averager": self.averager.stats() if self.averager else None,
+            "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict()},
+            "flops": {"train": train_flops, "eval": eval_flops, "convention": self.flops.convention},
+            "seconds": train_energy.seconds + eval_energy.seconds,
+        }
+
+    def _header(self) -> dict:
+        data = self.data
+        return {
+            "type": "header", "format": 1, "run_id": self.hash, "seed": self.seed, "config": to_dict(self.cfg),
+            "hparams": self.algorithm.hparams,
+            "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
+                     "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
+                     "split_sizes": {name: len(split) for name, split in data.splits.items()}},
+            "versions": {"dagrad": dagrad.__version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "hardware": {"platform": platform.platform(), "processor": platform.processor(),
+                         "torch_threads": torch.get_num_threads(), "device": str(self.device)},
+            "meter": self.meter.describe(),
+        }
+
+    def _checkpoint(self, next_epoch: int) -> None:
+        save_checkpoint(self.out / CHECKPOINT_NAME, {
+            "config_hash": self.hash, "epoch": next_epoch, "updates": self.updates, "stopped": self.stopped,
+            "algorithm": self.algorithm.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.algorithm.optimizers().items()},
+            "gradsamp": self.gradsamp.state_dict() if self.gradsamp else None,
+            "averager": self.averager.state_dict() if self.averager else None,
+            "rng": rng_state(),
+        })
+
+    def _restore(self) -> None:
+        payload = load_checkpoint(self.out / CHECKPOINT_NAME, self.hash)
+        try:
+            self.algorithm.load_state_dict(payload["algorithm"])
+            for name, opt in self.algorithm.optimizers().items():
+                opt.load_state_dict(payload["optimizers"][name])
+            if self.gradsamp is not None:
+                self.gradsamp.load_state_dict(payload["gradsamp"])
+            if self.averager is not None:
+                self.averager.load_state_dict(payload["averager"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"cannot resume from {self.out / CHECKPOINT_NAME}: it does not match this "
+                                  f"run's model ({type(exc).__name__}: {str(exc)[:120]})") from None
+        set_rng_state(payload["rng"])
+        self.start_epoch, self.updates, self.stopped = payload["epoch"], payload["updates"], payload["stopped"]
+
+
+def train(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Run (or resume) one experiment; returns its record file."""
+    return Trainer(cfg, out_dir, resume=resume, progress=progress).run()

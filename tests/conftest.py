@@ -1,0 +1,34 @@
+"""Shared fixtures: offline, headless, and a tiny digits experiment that trains in well under a second."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+TINY = [
+    "data.image_size=12", "network.width=8", "data.batch_size=8", "epochs=3", "steps_per_epoch=3",
+    "data.eval_batch_size=512",
+]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_estimate_warning():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ESTIMATED.*")
+        yield
+
+
+@pytest.fixture
+def tiny_config():
+    """A factory: tiny_config("algorithm.name=coral", ...) -> a validated ExperimentConfig."""
+    from dagrad.config import load_config
+
+    def make(*overrides: str):
+        return load_config(None, [*TINY, *overrides])
+
+    return make
