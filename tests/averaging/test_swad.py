@@ -1,0 +1,152 @@
+"""SWAD's dense averaging: exact means of known iterates, segment acceptance, GradSamp epochs, resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from dagrad.averaging import SWAD, Averager, build_averager
+from dagrad.errors import ConfigError
+
+
+class Tiny(nn.Module):
+    """A linear layer, a BatchNorm (float + integer buffers) and an optimizer attribute, like an Algorithm."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.bn = nn.BatchNorm1d(1)
+        self.optimizer = torch.optim.Adam(self.parameters())
+
+    def set(self, value: float) -> None:
+        with torch.no_grad():
+            for p in self.parameters():
+                p.fill_(value)
+            self.bn.running_mean.fill_(value)
+
+
+def step(swad: SWAD, model: Tiny, value: float) -> None:
+    model.set(value)
+    swad.after_step(model)
+
+
+def epoch(swad: SWAD, model: Tiny, values, loss: float, kind: str = "train") -> None:
+    for v in values:
+        step(swad, model, v)
+    swad.after_epoch(model, loss, kind)
+
+
+def weight(module: nn.Module) -> float:
+    return module.linear.weight[0, 0].item()
+
+
+def test_averaged_weights_are_the_arithmetic_mean_of_accepted_iterates():
+    model = Tiny()
+    swad = SWAD(model)
+    assert isinstance(swad, Averager)
+    epoch(swad, model, [1.0, 2.0], loss=1.0)
+    epoch(swad, model, [3.0, 4.0], loss=1.1)
+    assert swad.averaged_module() is None  # no valley yet
+    epoch(swad, model, [5.0, 9.0], loss=1.2)  # converged: start 0, threshold 1.43, all three join
+    avg = swad.averaged_module()
+    expected = sum([1, 2, 3, 4, 5, 9]) / 6
+    assert type(avg) is Tiny and not avg.training
+    for p in avg.parameters():
+        assert torch.allclose(p, torch.full_like(p, expected))
+    assert avg.bn.running_mean.item() == 9.0  # buffers: from the end of the latest accepted segment
+    assert avg.optimizer is None  # the copy carries no optimizer state
+    assert weight(model) == 9.0  # the online model is untouched
+    stats = swad.stats()
+    assert stats["n_averaged"] == 6 and stats["segments_averaged"] == 3 and stats["state"] == "averaging"
+    json.dumps(stats)
+
+
+def test_valley_end_stops_training_and_freezes_the_average():
+    model = Tiny()
+    swad = SWAD(model)
+    for k, loss in enumerate([1.0, 1.1, 1.2] + [5.0] * 5):
+        epoch(swad, model, [float(k)], loss)
+        assert not swad.should_stop()
+    epoch(swad, model, [8.0], 5.0)  # segment 3's window 3..8 is complete and above 1.43
+    assert swad.should_stop() and swad.stats()["end"] == 3
+    epoch(swad, model, [100.0], 0.1)  # ignored once dead
+    final = swad.finalize()
+    assert weight(final) == pytest.approx(1.0)  # mean of iterates 0, 1, 2
+    assert SWAD(Tiny(), early_stop=False).should_stop() is False
+
+
+def test_finalize_flushes_queued_segments_and_falls_back_without_a_valley():
+    model = Tiny()
+    swad = SWAD(model)
+    for k, loss in enumerate([1.0, 1.0, 1.0, 1.0, 2.0, 1.2]):
+        epoch(swad, model, [float(k)], loss)
+    final = swad.finalize()
+    assert weight(final) == pytest.approx(sum(range(6)) / 6)
+    assert swad.finalize() is not None and swad.stats()["finished"]
+    with pytest.raises(RuntimeError):
+        swad.after_epoch(model, 1.0, "train")
+
+    falling = SWAD(model)
+    for k, loss in enumerate([5.0, 4.0, 3.0, 2.0]):
+        epoch(falling, model, [float(k), float(k) + 1], loss)
+    assert falling.averaged_module() is None
+    final = falling.finalize()
+    assert weight(final) == pytest.approx(3.5) and falling.stats()["fallback"] == "last_segment"
+    assert SWAD(model).finalize() is None  # no evaluation at all
+
+
+def test_sampled_epoch_counts_as_one_iterate():
+    model = Tiny()
+    swad = SWAD(model)
+    epoch(swad, model, [1.0, 1.0, 1.0, 1.0], 1.0)
+    epoch(swad, model, [5.0], 1.0, kind="sampled")  # the engine's single after_step for the draw
+    model.set(9.0)
+    swad.after_epoch(model, 1.0, "rejected")  # no after_step at all: the epoch-end weights count once
+    assert swad.stats()["n_averaged"] == 6
+    assert weight(swad.averaged_module()) == pytest.approx((4 + 5 + 9) / 6)
+    with pytest.raises(ValueError, match="kind"):
+        swad.after_epoch(model, 1.0, "bogus")
+
+
+def test_state_dict_round_trip_continues_identically(tmp_path):
+    script = [([1.0, 2.0], 2.0), ([3.0], 1.0), ([4.0, 5.0], 1.1), ([6.0], 1.2), ([7.0], 3.0),
+              ([8.0], 1.0), ([9.0], 4.0), ([10.0], 4.0)]
+
+    def drive(swad, model, items):
+        for values, loss in items:
+            epoch(swad, model, values, loss)
+
+    model = Tiny()
+    first = SWAD(model)
+    drive(first, model, script[:4])
+    step(first, model, 11.0)  # a half-finished segment must survive too
+    torch.save(first.state_dict(), tmp_path / "swad.pt")
+    model2 = Tiny()
+    resumed = SWAD(model2)
+    resumed.load_state_dict(torch.load(tmp_path / "swad.pt", weights_only=False))
+    assert resumed.stats() == first.stats()
+    first_final = copy.deepcopy(first)
+    for s in (first_final, resumed):
+        epoch(s, model2, [], 1.0)
+        drive(s, model2, script[5:])
+    assert resumed.stats() == first_final.stats()
+    a, b = first_final.finalize(), resumed.finalize()
+    assert torch.equal(a.linear.weight, b.linear.weight) and torch.equal(a.bn.running_mean, b.bn.running_mean)
+    assert resumed.stats()["n_averaged"] > 0
+
+
+def test_build_averager():
+    cfg = SimpleNamespace(name="swad", n_converge=3, n_tolerance=6, tolerance_ratio=0.2, early_stop=False)
+    swad = build_averager(cfg, Tiny())
+    assert isinstance(swad, SWAD) and swad.valley.tolerance_ratio == 0.2 and not swad.early_stop
+    assert build_averager(SimpleNamespace(name="none"), Tiny()) is None
+    with pytest.raises(ConfigError, match="averaging.name"):
+        build_averager(SimpleNamespace(name="ema"), Tiny())
+    with pytest.raises(ConfigError, match="averaging.n_tolerance"):
+        build_averager(SimpleNamespace(name="swad", n_converge=3, n_tolerance=0, tolerance_ratio=0.3,
+                                       early_stop=True), Tiny())
