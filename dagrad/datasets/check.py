@@ -1,0 +1,162 @@
+"""`dagrad data check NAME --root DIR`: is a real dataset on disk as dagrad expects it?
+
+Per environment: images found against the published count (or "unknown"), zero-byte and unreadable
+files (each opened with PIL's verify()), and the environments that are missing. If the dataset was
+fetched by `dagrad data download`, the counts recorded then are compared too, and a kept archive is
+re-hashed against the SHA-256 recorded at download. The CLI prints `report.format()` and exits 0 when
+`report.ok`, 1 otherwise (2 for a bad name or option, as every DagradError)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from PIL import Image
+
+from dagrad.config import DataConfig
+from dagrad.datasets.catalog import info
+from dagrad.datasets.folders import domainbed_layout, suite_from_tree
+from dagrad.datasets.registry import builder
+from dagrad.errors import DataError
+
+RECORD_NAME = ".dagrad_download.json"
+
+
+@dataclass
+class EnvironmentCheck:
+    name: str
+    found: int
+    expected: Optional[int]
+    zero_byte: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.zero_byte and not self.unreadable
+                and (self.expected is None or self.found == self.expected))
+
+
+@dataclass
+class CheckReport:
+    dataset: str
+    root: str
+    environments: list[EnvironmentCheck] = field(default_factory=list)
+    missing_environments: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # anything else that makes the data unusable
+    notes: list[str] = field(default_factory=list)  # facts worth knowing that are not errors
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_environments and not self.problems and all(e.ok for e in self.environments)
+
+    def format(self, limit: int = 10) -> str:
+        lines = [f"{self.dataset} at {self.root}: {'OK' if self.ok else 'PROBLEMS FOUND'}"]
+        for env in self.environments:
+            expected = "unknown" if env.expected is None else f"{env.expected:,}"
+            flag = "ok" if env.ok else "!!"
+            lines.append(f"  [{flag}] {env.name}: {env.found:,} images found, expected {expected}")
+            for path in env.zero_byte[:limit]:
+                lines.append(f"       zero-byte file: {path}")
+            for path, reason in env.unreadable[:limit]:
+                lines.append(f"       unreadable file: {path} ({reason})")
+            hidden = max(0, len(env.zero_byte) - limit) + max(0, len(env.unreadable) - limit)
+            if hidden:
+                lines.append(f"       ... and {hidden} more bad files")
+        for name in self.missing_environments:
+            lines.append(f"  [!!] {name}: environment missing")
+        lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def verify_image(path: str) -> Optional[str]:
+    """None if PIL can parse the file, else the reason it cannot."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files; all mean "unreadable"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def check(name: str, root: str | Path, options: Optional[dict] = None, verify_images: bool = True) -> CheckReport:
+    """Inspect dataset `name` under data root `root` (see the module docstring)."""
+    entry = info(name)
+    root = Path(root).expanduser()
+    report = CheckReport(name, str(root))
+    if entry.layout == "domainbed":
+        directory = root / entry.directory
+        present = [e for e in entry.environments if (directory / e).is_dir()]
+        report.missing_environments = [e for e in entry.environments if e not in present]
+        if not present:
+            report.problems.append(f"nothing found at {directory}; expected layout {domainbed_layout(entry)}")
+            return report
+        cfg = DataConfig(name=name, root=str(root), options=dict(options or {}))
+        try:
+            suite = suite_from_tree(name, directory, present, cfg, use_cache=False)
+        except DataError as exc:
+            report.problems.append(str(exc))
+            return report
+    else:
+        directory = root / entry.directory
+        try:
+            suite = builder(name)(DataConfig(name=name, root=str(root), options=dict(options or {})))
+        except DataError as exc:
+            report.problems.append(str(exc))
+            return report
+        report.missing_environments = [e for e in entry.environments if e not in suite.env_names]
+    for env in suite.environments:
+        result = EnvironmentCheck(env.name, len(env), entry.expected.get(env.name))
+        for k in range(len(env)):
+            path = env.describe(k)
+            try:
+                size = os.stat(path).st_size
+            except OSError as exc:
+                result.unreadable.append((path, exc.strerror or str(exc)))
+                continue
+            if size == 0:
+                result.zero_byte.append(path)
+            elif verify_images:
+                reason = verify_image(path)
+                if reason:
+                    result.unreadable.append((path, reason))
+        report.environments.append(result)
+    if entry.num_classes and suite.num_classes != entry.num_classes:
+        report.problems.append(f"{suite.num_classes} classes found, {entry.num_classes} expected")
+    if entry.source:
+        report.notes.append(f"expected counts: {entry.source}")
+    for key, value in suite.notes.items():
+        if key in ("missing_classes", "duplicates", "classes_without_images"):
+            report.notes.append(f"{key}: {value}")
+    _compare_with_download(directory, report)
+    return report
+
+
+def _compare_with_download(directory: Path, report: CheckReport) -> None:
+    """Counts and archive hash recorded by `dagrad data download`, if it made this copy."""
+    record_path = directory / RECORD_NAME
+    if not record_path.is_file():
+        return
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"{record_path} is unreadable ({exc})")
+        return
+    found = {e.name: e.found for e in report.environments}
+    for env, count in record.get("counts", {}).items():
+        if env in found and found[env] != count:
+            report.problems.append(f"{env}: {found[env]:,} images now, {count:,} when downloaded")
+    for archive in record.get("archives", []):
+        path = Path(archive.get("path", ""))
+        if path.is_file():
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != archive.get("sha256"):
+                report.problems.append(f"{path} changed since download (SHA-256 differs from {record_path.name})")
+    report.notes.append(f"downloaded by dagrad ({record.get('downloaded_at', '?')}); counts compared")
