@@ -9,7 +9,6 @@ that backend.
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any, Callable
 
@@ -90,7 +89,10 @@ def build_meter(
     kind = cfg.backend
     chosen: list[Backend] = []
     rejected: dict[str, str] = {}
-    estimate = lambda: EstimateBackend(cfg.watts_per_thread, cfg.cpu_tdp_w)  # noqa: E731
+
+    def estimate() -> EstimateBackend:
+        return EstimateBackend(cfg.watts_per_thread, cfg.cpu_tdp_w)
+
     cuda = device.startswith("cuda")
 
     if kind in ("auto", "nvml", "rapl"):
