@@ -19,9 +19,8 @@ class CpuClock:
 
     def __init__(self, include_live_children: bool = True, proc_root: str = "/proc") -> None:
         self._proc = proc_root
-        self._pid = os.getpid()
         self._tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
-        probe = glob.glob(f"{proc_root}/{self._pid}/task/*/children")
+        probe = glob.glob(f"{proc_root}/{os.getpid()}/task/*/children")
         self.live_children = include_live_children and bool(probe)
         if not include_live_children:
             self.scope_note = "self + reaped children (getrusage); live children not counted (disabled)"
@@ -39,7 +38,7 @@ class CpuClock:
         reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
         if self.live_children:
-            total += self._live_descendant_ticks(self._pid, depth=0) / self._tick
+            total += self._live_descendant_ticks(os.getpid(), depth=0) / self._tick
         return total
 
     def _live_descendant_ticks(self, pid: int, depth: int) -> int:
