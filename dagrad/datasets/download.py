@@ -41,6 +41,7 @@ DOMAINNET = "http://csr.bu.edu/ftp/visda/2019/multi-source/"
 #: DomainBed's list of DomainNet duplicates (misc/domain_net_duplicates.txt in its repository)
 DOMAINNET_DUPLICATES = ("https://raw.githubusercontent.com/facebookresearch/DomainBed/main/"
                         "domainbed/misc/domain_net_duplicates.txt")
+RETRY_BACKOFF = 1.0  # seconds before the first retry; doubled each time
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def _obtain(remote: Remote, root: Path, base: Optional[str], progress: bool) -> 
     return fetch(_url(remote, base), path, progress)
 
 
-def fetch(url: str, dest: Path, progress: bool = True, retries: int = 5, backoff: float = 1.0,
+def fetch(url: str, dest: Path, progress: bool = True, retries: int = 5, backoff: Optional[float] = None,
           timeout: float = 60.0) -> Path:
     """Download `url` to `dest` through `dest.part`, resuming with an HTTP Range request after a cut."""
     part = dest.with_name(dest.name + ".part")
@@ -201,7 +202,7 @@ def fetch(url: str, dest: Path, progress: bool = True, retries: int = 5, backoff
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
             last = exc
             if attempt < retries:
-                time.sleep(backoff * 2**attempt)
+                time.sleep((RETRY_BACKOFF if backoff is None else backoff) * 2**attempt)
     raise DataError(f"download of {url} failed after {retries + 1} attempts ({last}); "
                     f"run the command again to resume from {part}")
 
