@@ -1,0 +1,83 @@
+"""Add your own algorithm: inter-domain Mixup (Yan et al. 2020, as DomainBed runs it) in one file.
+
+Everything a new algorithm needs is here:
+1. subclass `dagrad.algorithms.base.Algorithm` with the constructor
+   `(featurizer, num_classes, num_domains, hparams)`; `featurizer.n_outputs` is the feature width;
+2. implement `update` (one optimisation step over one minibatch per training environment; return
+   floats for the record), `predict` (logits) and `optimizers` (every optimizer, by name, so the engine
+   can checkpoint it and GradSamp can reset it);
+3. keep all state in parameters and buffers (integer buffers for counters), so checkpoints, GradSamp
+   and SWAD see it without knowing your algorithm;
+4. register it under a name with its hyperparameters: a default and a random-search distribution each
+   (`lr` and `weight_decay` come from the registry's common table; add only your own).
+
+Use it by importing this file before the configuration is validated, then name it:
+`algorithm: {name: mixup, hparams: {mixup_alpha: 0.4}}` (see the README's "Add your own algorithm").
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dagrad.algorithms.base import Algorithm, Minibatch
+from dagrad.algorithms.registry import HParam, register
+from dagrad.errors import ConfigError
+
+MIXUP_HPARAMS = {
+    # DomainBed: mixup_alpha default 0.2, random-search 10^U(-1, 1)
+    "mixup_alpha": HParam(0.2, lambda r: float(10 ** r.uniform(-1, 1))),
+}
+
+
+def random_pairs(minibatches: list[Minibatch]) -> list[tuple[Minibatch, Minibatch]]:
+    """Pairs each environment's minibatch with the next one in a random order (the last with the first),
+    both cut to the shorter length, as DomainBed's `random_pairs_of_minibatches` does."""
+    order = torch.randperm(len(minibatches)).tolist()
+    pairs = []
+    for k, i in enumerate(order):
+        j = order[(k + 1) % len(order)]
+        (xi, yi), (xj, yj) = minibatches[i], minibatches[j]
+        n = min(len(xi), len(xj))
+        pairs.append(((xi[:n], yi[:n]), (xj[:n], yj[:n])))
+    return pairs
+
+
+@register("mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the 'add your own algorithm' example")
+class Mixup(Algorithm):
+    """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
+    with the same weights; featurizer + linear classifier, one Adam."""
+
+    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__(num_classes, num_domains, hparams)
+        if self.hparams["mixup_alpha"] <= 0:
+            raise ConfigError(f"algorithm.hparams.mixup_alpha: must be > 0, got {self.hparams['mixup_alpha']}")
+        self.featurizer = featurizer
+        self.classifier = nn.Linear(featurizer.n_outputs, num_classes)
+        self.network = nn.Sequential(self.featurizer, self.classifier)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
+        alpha = float(self.hparams["mixup_alpha"])
+        beta = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha))
+        objective = 0.0
+        for (xi, yi), (xj, yj) in random_pairs(minibatches):
+            lam = beta.sample().item()  # the global torch generator: seeded by the engine, deterministic
+            logits = self.predict(lam * xi + (1 - lam) * xj)
+            objective = objective + lam * F.cross_entropy(logits, yi) + (1 - lam) * F.cross_entropy(logits, yj)
+        objective = objective / len(minibatches)
+        self.optimizer.zero_grad()
+        objective.backward()
+        self.optimizer.step()
+        return {"loss": objective.item()}
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": self.optimizer}
