@@ -150,3 +150,27 @@ def test_build_averager():
     with pytest.raises(ConfigError, match="averaging.n_tolerance"):
         build_averager(SimpleNamespace(name="swad", n_converge=3, n_tolerance=0, tolerance_ratio=0.3,
                                        early_stop=True), Tiny())
+
+
+def test_works_over_a_real_algorithm_with_two_optimizers():
+    from dagrad.algorithms import registry
+    from dagrad.algorithms.dann import DANN
+
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Flatten(), nn.Linear(3, 4))
+    f.n_outputs = 4
+    model = DANN(f, 2, 2, registry.resolve_hparams("dann", {"mlp_width": 8}, 0, "rotated_digits"))
+    swad = SWAD(model, n_converge=1, n_tolerance=1)
+    batches = [(torch.randn(4, 3), torch.randint(0, 2, (4,))) for _ in range(2)]
+    iterates = []
+    for _ in range(3):
+        model.update(batches)
+        swad.after_step(model)
+        iterates.append(model.classifier.weight.detach().clone())
+    swad.after_epoch(model, 0.5, "train")
+    avg = swad.averaged_module()
+    assert type(avg) is DANN and avg.disc_opt is None and avg.gen_opt is None
+    assert torch.allclose(avg.classifier.weight, torch.stack(iterates).mean(0), atol=1e-7)
+    assert int(avg.update_count) == 3  # integer buffers come from the latest iterate
+    assert avg.predict(torch.randn(5, 3)).shape == (5, 2)
+    assert model.disc_opt is not None and model.training
