@@ -46,7 +46,7 @@ def random_pairs(minibatches: list[Minibatch]) -> list[tuple[Minibatch, Minibatc
     return pairs
 
 
-@register("mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the 'add your own algorithm' example")
+@register("mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the add-your-own example")
 class Mixup(Algorithm):
     """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
     with the same weights; featurizer + linear classifier, one Adam."""

@@ -56,7 +56,10 @@ def coral_penalty(features: list[Tensor]) -> Tensor:
 CORAL_HPARAMS = {"mmd_gamma": HParam(1.0, lambda r: float(10 ** r.uniform(-1, 1)))}
 
 
-@register("coral", hparams=CORAL_HPARAMS, description="Deep CORAL as DomainBed/SWAD implement it (mean + covariance alignment)")
+@register(
+    "coral", hparams=CORAL_HPARAMS,
+    description="Deep CORAL as DomainBed/SWAD implement it (mean + covariance alignment)",
+)
 class CORAL(Algorithm):
     """Featurizer + linear classifier, one Adam over both (lr, weight_decay).
 

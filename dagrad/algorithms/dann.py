@@ -64,7 +64,10 @@ def dann_hparams(dataset: str) -> dict[str, HParam]:
     }
 
 
-@register("dann", hparams=dann_hparams, description="DANN as DomainBed runs it (alternating multi-class env discriminator; no GRL)")
+@register(
+    "dann", hparams=dann_hparams,
+    description="DANN as DomainBed runs it (alternating multi-class env discriminator; no GRL)",
+)
 class DANN(Algorithm):
     """DomainBed's DANN for domain generalization (see the module docstring for the exact schedule)."""
 
@@ -77,7 +80,9 @@ class DANN(Algorithm):
         self.register_buffer("update_count", torch.zeros((), dtype=torch.long))
         self.featurizer = featurizer
         self.classifier = nn.Linear(width, num_classes)
-        self.discriminator = domainbed_mlp(width, num_domains, int(h["mlp_width"]), int(h["mlp_depth"]), float(h["mlp_dropout"]))
+        self.discriminator = domainbed_mlp(
+            width, num_domains, int(h["mlp_width"]), int(h["mlp_depth"]), float(h["mlp_dropout"])
+        )
         self.class_embeddings = nn.Embedding(num_classes, width)
         betas = (float(h["beta1"]), 0.9)
         self.disc_opt = torch.optim.Adam(

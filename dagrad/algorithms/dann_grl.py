@@ -68,7 +68,10 @@ DANN_GRL_HPARAMS = {
 }
 
 
-@register("dann_grl", hparams=DANN_GRL_HPARAMS, description="DANN with gradient reversal (Ganin & Lempitsky; DA source-vs-target, DG env fallback)")
+@register(
+    "dann_grl", hparams=DANN_GRL_HPARAMS,
+    description="DANN with gradient reversal (Ganin & Lempitsky; DA source-vs-target, DG env fallback)",
+)
 class DANNGRL(Algorithm):
     """Gradient-reversal DANN; see the module docstring for the DA/DG discriminators and the ramp."""
 

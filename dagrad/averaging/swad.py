@@ -94,7 +94,9 @@ class SWAD:
         params = dict(module.named_parameters(remove_duplicate=False))
         with torch.no_grad():
             if self._running is None:
-                self._running = {n: torch.zeros_like(params[n], dtype=_accumulator_dtype(params[n])) for n in self._names}
+                self._running = {
+                    n: torch.zeros_like(params[n], dtype=_accumulator_dtype(params[n])) for n in self._names
+                }
             for n in self._names:
                 self._running[n].add_(params[n].detach())
         self._running_count += 1

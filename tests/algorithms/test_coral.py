@@ -87,7 +87,8 @@ def batches(n_envs: int, n: int = 8, seed: int = 0):
 
 
 def make(mmd_gamma: float = 1.0) -> CORAL:
-    return CORAL(featurizer(), num_classes=3, num_domains=2, hparams={"lr": 1e-2, "weight_decay": 0.0, "mmd_gamma": mmd_gamma})
+    hparams = {"lr": 1e-2, "weight_decay": 0.0, "mmd_gamma": mmd_gamma}
+    return CORAL(featurizer(), num_classes=3, num_domains=2, hparams=hparams)
 
 
 def test_update_reports_objective_and_penalty_and_target_joins_alignment():

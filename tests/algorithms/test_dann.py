@@ -147,8 +147,10 @@ def test_hyperparameters_follow_the_dataset():
     small = registry.resolve_hparams("dann", {}, 0, "rotated_digits")
     big = registry.resolve_hparams("dann", {}, 0, "pacs")
     assert small["lr_d"] == small["lr_g"] == 1e-3 and big["lr_d"] == big["lr_g"] == 5e-5
-    assert (big["lambda"], big["beta1"], big["mlp_width"], big["mlp_depth"], big["d_steps_per_g_step"]) == (1.0, 0.5, 256, 3, 1)
+    keys = ("lambda", "beta1", "mlp_width", "mlp_depth", "d_steps_per_g_step", "grad_penalty", "mlp_dropout")
+    assert tuple(big[k] for k in keys) == (1.0, 0.5, 256, 3, 1, 0.0, 0.0)
     draws = [registry.resolve_hparams("dann", {}, s, "pacs") for s in range(1, 30)]
     assert {d["mlp_depth"] for d in draws} <= {3, 4} and all(1 <= d["d_steps_per_g_step"] <= 7 for d in draws)
     assert {d["beta1"] for d in draws} <= {0.0, 0.5} and all(isinstance(d["mlp_width"], int) for d in draws)
-    assert all(d["weight_decay_d"] == 0.0 for d in (registry.resolve_hparams("dann", {}, s, "rotated_digits") for s in range(1, 5)))
+    small_draws = [registry.resolve_hparams("dann", {}, s, "rotated_digits") for s in range(1, 5)]
+    assert all(d["weight_decay_d"] == d["weight_decay_g"] == 0.0 for d in small_draws)

@@ -63,4 +63,6 @@ def test_pairs_cover_every_environment_once(example):
     firsts = sorted(int(a[0][0, 0]) for a, _ in pairs)
     seconds = sorted(int(b[0][0, 0]) for _, b in pairs)
     assert firsts == seconds == [0, 1, 2]
-    assert all(len(a[0]) == len(b[0]) == min(len(mbs[int(a[0][0, 0])][0]), len(mbs[int(b[0][0, 0])][0])) for a, b in pairs)
+    sizes = [len(x) for x, _ in mbs]
+    for a, b in pairs:
+        assert len(a[0]) == len(b[0]) == min(sizes[int(a[0][0, 0])], sizes[int(b[0][0, 0])])
