@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "swapped for GradSamp draws, with OOD accuracy set against training energy.",
         epilog="Start with `dagrad demo`. Every command has --help.",
     )
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch intra-op threads (default: torch's choice; use 1 per process when running "
+                             "several processes on few cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", help="ERM on the embedded rotated_digits: full training vs GradSamp vs skip control",
@@ -49,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, dotted keys")
     p.add_argument("--out", type=Path, help="run folder (default runs/<name>-<config hash>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a module or .py file that registers algorithms/datasets (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("sweep", help="run a grid of experiments (skips finished jobs on relaunch)")
@@ -101,7 +106,10 @@ def _train(args: argparse.Namespace) -> int:
     from dagrad.engine import train
     from dagrad.summary import summarize_run
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.plugin:
+        overrides.append(f"plugins={args.plugin!r}".replace("'", '"'))
+    cfg = load_config(args.config, overrides)
     out = args.out or Path("runs") / f"{cfg.name or cfg.algorithm.name + '-' + cfg.data.name}-{config_hash(cfg)}"
     if args.resume and args.out is None:
         raise _usage("--resume needs --out (the folder of the run to continue)")
@@ -148,6 +156,10 @@ def _usage(message: str) -> DagradError:
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     key = args.command
     handler = COMMANDS.get(key) or _optional_command(key)
     try:

@@ -120,6 +120,7 @@ class ExperimentConfig:
     seed: Optional[int] = None  # training randomness; None: hashed from the run's identity
     device: str = _choice("cpu", "cpu", "cuda", "auto")
     eval_mode: str = _choice("full", "full", "fast")  # fast skips training envs' `in` splits (SWAD)
+    plugins: list[str] = field(default_factory=list)  # modules or .py files registering algorithms/datasets
     name: Optional[str] = None
 
 
@@ -278,7 +279,9 @@ def validate(cfg: ExperimentConfig) -> None:
     from dagrad.algorithms import registry as algorithms
     from dagrad.datasets import registry as datasets
     from dagrad.networks import check_network_name
+    from dagrad.plugins import import_plugins
 
+    import_plugins(cfg.plugins)
     algorithms.check_name(cfg.algorithm.name)
     algorithms.resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, cfg.algorithm.hparams_seed,
                                dataset=cfg.data.name)

@@ -131,6 +131,7 @@ class Trainer:
 
     def _train_steps(self, epoch: int) -> tuple[dict, float]:
         sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)  # keys may differ between steps (DANN's D and G steps)
         total_flops, skipped = 0.0, 0
         budget = self.cfg.epochs * self.steps
         steps = tqdm(self.stream.epoch(epoch), total=self.steps, desc=f"epoch {epoch}", unit="step",
@@ -149,7 +150,8 @@ class Trainer:
             self.updates += 1
             for name, value in out.items():
                 sums[name] += value
-        means = {name: value / self.steps for name, value in sums.items()}
+                counts[name] += 1
+        means = {name: value / counts[name] for name, value in sums.items()}
         if skipped:
             means["skipped_examples"] = skipped
         return means, total_flops

@@ -6,6 +6,9 @@ import os
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One intra-op thread per process: tests (and the subprocesses they start) run side by side, and two
+# processes each spinning two OpenMP threads on two cores run tiny convolutions ~30x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
