@@ -77,8 +77,7 @@ def _require_files(name: str, base: Path, files: FileIndex) -> None:
     for d in files.dirs:
         directory = base / d
         try:
-            tree = index_tree(directory, [""], use_cache=False)
-            on_disk[d] = set(tree.listings[""][0][2])
+            on_disk[d] = set(index_tree(directory, [""], use_cache=False).names(""))
         except OSError:
             on_disk[d] = set()
     absent = [files.relpath(k) for k in range(len(files)) if files.name(k) not in on_disk[files.dirs[files.dir_of[k]]]]

@@ -262,7 +262,7 @@ def _verify_counts(source: Source, final: Path) -> dict[str, int]:
     if not env_root.is_dir():
         raise DataError(f"after extraction {source.env_root} is missing; the archive does not have the expected layout")
     tree = index_tree(env_root, None, use_cache=False)
-    counts = {env: sum(len(names) for _, _, names in tree.listings[env]) for env in tree.environments}
+    counts = {env: tree.count(env) for env in tree.environments}
     wrong = {e: (counts.get(e, 0), n) for e, n in source.expected.items() if counts.get(e, 0) != n}
     if wrong:
         detail = ", ".join(f"{e}: {got} found, {want} expected" for e, (got, want) in wrong.items())

@@ -103,26 +103,57 @@ def _scan_dir(path: str, rel: str, out: list) -> None:
 
 @dataclass
 class TreeIndex:
-    """Per environment (a subdirectory of root, or root itself), the directories holding its images."""
+    """Per environment (a subdirectory of root, or root itself), the directories holding its images.
+    Directory d holds the file names blob[offsets[first[d]]:offsets[first[d] + counts[d]]]."""
 
     root: str
     environments: list[str]
-    #: per environment: (directory relative to the environment, mtime_ns, image names)
-    listings: dict[str, list[tuple[str, int, list[str]]]]
+    dirs: list[tuple[str, str, int]]  # (environment, directory relative to it, mtime_ns)
+    counts: np.ndarray  # int64, images per directory
+    blob: bytes
+    offsets: np.ndarray  # int64, one more than the number of images
     from_cache: bool = False
+
+    def __post_init__(self) -> None:
+        self.first = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64) if len(self.counts) else \
+            np.zeros(0, dtype=np.int64)
+
+    def _dirs_of(self, env: str) -> list[int]:
+        return sorted((d for d, (e, _, _) in enumerate(self.dirs) if e == env), key=lambda d: self.dirs[d][1])
 
     def classes(self, env: str) -> list[str]:
         """Class directories of an environment: its top-level subdirectories (with or without images)."""
-        return sorted({rel.split("/", 1)[0] for rel, _, _ in self.listings[env] if rel})
+        return sorted({self.dirs[d][1].split("/", 1)[0] for d in self._dirs_of(env) if self.dirs[d][1]})
+
+    def count(self, env: str) -> int:
+        return int(sum(self.counts[d] for d in self._dirs_of(env)))
+
+    def names(self, env: str, rel: str = "") -> list[str]:
+        """The image names directly in one directory of an environment."""
+        for d in self._dirs_of(env):
+            if self.dirs[d][1] == rel:
+                lo, hi = self.first[d], self.first[d] + self.counts[d]
+                return [self.blob[self.offsets[k]:self.offsets[k + 1]].decode("utf-8") for k in range(lo, hi)]
+        return []
 
     def files(self, env: str, class_of: dict[str, int]) -> tuple[FileIndex, np.ndarray]:
-        """The environment's images under known class directories, in ImageFolder order, with labels."""
-        listing = sorted((rel, names) for rel, _, names in self.listings[env] if rel)
-        pairs = ((rel, n) for rel, names in listing for n in names if rel.split("/", 1)[0] in class_of)
-        index = FileIndex.from_pairs(os.path.join(self.root, env) if env else self.root, pairs)
-        labels = np.fromiter((class_of[d.split("/", 1)[0]] for d in index.dirs), dtype=np.int64,
-                             count=len(index.dirs))
-        return index, labels[index.dir_of] if len(index) else np.zeros(0, dtype=np.int64)
+        """The environment's images under known class directories, in ImageFolder order (directories by
+        path, names sorted), with labels; built from slices of the blob, without a string per file."""
+        chosen = [d for d in self._dirs_of(env) if self.dirs[d][1] and self.dirs[d][1].split("/", 1)[0] in class_of]
+        blobs, offsets, dir_of, position = [], [np.zeros(1, dtype=np.int64)], [], 0
+        for j, d in enumerate(chosen):
+            lo, hi = self.first[d], self.first[d] + self.counts[d]
+            piece = self.offsets[lo:hi + 1]
+            blobs.append(self.blob[piece[0]:piece[-1]])
+            offsets.append(piece[1:] - piece[0] + position)
+            position += int(piece[-1] - piece[0])
+            dir_of.append(np.full(hi - lo, j, dtype=np.int32))
+        rels = [self.dirs[d][1] for d in chosen]
+        index = FileIndex(os.path.join(self.root, env) if env else self.root, rels,
+                          np.concatenate(dir_of) if dir_of else np.zeros(0, dtype=np.int32),
+                          b"".join(blobs), np.concatenate(offsets))
+        per_dir = np.asarray([class_of[r.split("/", 1)[0]] for r in rels], dtype=np.int64)
+        return index, per_dir[index.dir_of] if len(index) else np.zeros(0, dtype=np.int64)
 
 
 def cache_dir() -> Path:
@@ -150,12 +181,16 @@ def index_tree(root: str | Path, environments: Optional[list[str]] = None, use_c
             envs = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
     else:
         envs = list(environments)
-    listings: dict[str, list] = {}
+    dirs, counts, names = [], [], []
     for env in envs:
         out: list = []
         _scan_dir(os.path.join(root, env) if env else root, "", out)
-        listings[env] = out
-    tree = TreeIndex(root, envs, listings)
+        for rel, mtime, files in out:
+            dirs.append((env, rel, mtime))
+            counts.append(len(files))
+            names.extend(files)
+    packed = FileIndex.from_pairs("", (("", n) for n in names))
+    tree = TreeIndex(root, envs, dirs, np.asarray(counts, dtype=np.int64), packed.blob, packed.offsets)
     if use_cache:
         _save(path, tree, root_mtime, started)
     return tree
@@ -163,19 +198,11 @@ def index_tree(root: str | Path, environments: Optional[list[str]] = None, use_c
 
 def _save(path: Path, tree: TreeIndex, root_mtime: int, started: int) -> None:
     """Write the index atomically (temp file, fsync, rename); a cache that cannot be written is skipped."""
-    dirs, counts, names = [], [], []
-    for env in tree.environments:
-        for rel, mtime, files in tree.listings[env]:
-            dirs.append([env, rel, mtime])
-            counts.append(len(files))
-            names.extend(files)
     meta = {"version": CACHE_VERSION, "root": tree.root, "root_mtime": root_mtime, "started": started,
-            "environments": tree.environments, "dirs": dirs}
-    index = FileIndex.from_pairs("", (("", n) for n in names))
+            "environments": tree.environments, "dirs": tree.dirs}
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-             counts=np.asarray(counts, dtype=np.int64), offsets=index.offsets,
-             blob=np.frombuffer(index.blob, dtype=np.uint8))
+    np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), counts=tree.counts,
+             offsets=tree.offsets, blob=np.frombuffer(tree.blob, dtype=np.uint8))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -209,13 +236,8 @@ def _load(path: Path, root: str) -> Optional[TreeIndex]:
     started = meta["started"]
     if not _unchanged(root, meta["root_mtime"], started):
         return None
-    listings: dict[str, list] = {env: [] for env in meta["environments"]}
-    position = 0
-    for (env, rel, mtime), count in zip(meta["dirs"], counts.tolist()):
-        full = os.path.join(root, env, rel) if rel else os.path.join(root, env)
-        if not _unchanged(full, mtime, started):
+    for env, rel, mtime in meta["dirs"]:
+        if not _unchanged(os.path.join(root, env, rel) if rel else os.path.join(root, env), mtime, started):
             return None
-        names = [blob[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(position, position + count)]
-        listings[env].append((rel, mtime, names))
-        position += count
-    return TreeIndex(root, list(meta["environments"]), listings, from_cache=True)
+    dirs = [(env, rel, mtime) for env, rel, mtime in meta["dirs"]]
+    return TreeIndex(root, list(meta["environments"]), dirs, counts, blob, offsets, from_cache=True)

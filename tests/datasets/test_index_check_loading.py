@@ -45,7 +45,11 @@ def test_second_index_comes_from_cache_without_listing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "scandir", refuse)
     second = index_tree(tmp_path / "PACS", PACS_ENVS)
-    assert second.from_cache and second.listings == first.listings
+    assert second.from_cache and second.dirs == first.dirs and second.blob == first.blob
+    assert np.array_equal(second.offsets, first.offsets) and second.count("cartoon") == 6
+    files, labels = second.files("cartoon", {"dog": 0, "horse": 1})
+    assert [files.relpath(k) for k in range(6)] == [f"{c}/img{k}.png" for c in ("dog", "horse") for k in range(3)]
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
     cfg = DataConfig(name="pacs", root=str(tmp_path), test_envs=[0], image_size=16)
     assert build(cfg, 0).suite.notes["index_from_cache"] is True
 
