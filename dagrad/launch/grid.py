@@ -1,0 +1,198 @@
+"""Sweep files -> fully resolved, validated experiment configurations.
+
+A sweep YAML has a `base:` (config file paths relative to the sweep file and/or inline mappings, merged
+in order) and a `grid:` whose axes multiply: datasets x algorithms x test environments x GradSamp
+settings x hparams seeds x trial seeds x any extra `axes:` (dotted key -> list of values). Every grid
+point becomes one ExperimentConfig; its identity is dagrad.config.config_hash, which depends only on
+the resolved configuration, never on where the point sits in the grid.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagrad.config import ExperimentConfig, config_hash, deep_merge, from_dict, read_yaml, validate
+from dagrad.errors import ConfigError
+
+GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",
+             "trial_seeds", "axes"}
+TOP_KEYS = {"name", "base", "grid"}
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One combination of the grid's axes, with the names a person would use for it."""
+
+    dataset: str
+    algorithm: str
+    test_envs: tuple[int, ...]
+    setting: str
+    hparams_seed: int
+    trial_seed: int
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path
+    base: dict
+    points: list[GridPoint]
+    settings: dict[str, dict]
+    datasets: dict[str, dict] = field(default_factory=dict)
+
+
+def _as_list(value: Any, key: str) -> list:
+    if value is None:
+        raise ConfigError(f"grid.{key}: must not be empty")
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"grid.{key}: must list at least one value")
+    return values
+
+
+def _named(value: Any, key: str, field_name: str) -> dict[str, dict]:
+    """A list of names or a mapping name -> overrides (dict of config keys)."""
+    if isinstance(value, dict):
+        out = {}
+        for name, overrides in value.items():
+            if overrides is not None and not isinstance(overrides, dict):
+                raise ConfigError(f"grid.{key}.{name}: expected a mapping of {field_name} overrides, got {overrides!r}")
+            out[str(name)] = dict(overrides or {})
+        if not out:
+            raise ConfigError(f"grid.{key}: must name at least one value")
+        return out
+    return {str(v): {} for v in _as_list(value, key)}
+
+
+def _datasets(value: Any, folder: Path) -> dict[str, dict]:
+    """Dataset names, or name -> config overrides (a mapping, or a config file relative to the sweep)."""
+    if not isinstance(value, dict):
+        return {str(v): {} for v in _as_list(value, "datasets")}
+    out = {}
+    for name, item in value.items():
+        if isinstance(item, str):
+            item = read_yaml(folder / item)
+        if item is not None and not isinstance(item, dict):
+            raise ConfigError(f"grid.datasets.{name}: expected a config file or a mapping, got {item!r}")
+        out[str(name)] = dict(item or {})
+    if not out:
+        raise ConfigError("grid.datasets: must name at least one dataset")
+    return out
+
+
+def _seeds(value: Any, key: str) -> list[int]:
+    """A list of seeds, or an integer n meaning 0..n-1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError(f"grid.{key}: a count must be at least 1, got {value}")
+        return list(range(value))
+    seeds = _as_list(value, key)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"grid.{key}: expected non-negative integers or a count, got {value!r}")
+    return seeds
+
+
+def _test_envs(grid: dict) -> list[tuple[int, ...]]:
+    """Test-environment sets; `leave_one_out_envs: N` adds every pair {t, v}, v < N, for each single t."""
+    raw = grid.get("test_envs", [[5]])
+    sets = []
+    for item in _as_list(raw, "test_envs"):
+        envs = item if isinstance(item, list) else [item]
+        if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in envs):
+            raise ConfigError(f"grid.test_envs: {item!r} is not an environment index or a list of them")
+        sets.append(tuple(sorted(set(envs))))
+    n_envs = grid.get("leave_one_out_envs")
+    if n_envs is not None:
+        if not isinstance(n_envs, int) or n_envs < 2:
+            raise ConfigError(f"grid.leave_one_out_envs: the number of environments (>= 2), got {n_envs!r}")
+        singles = [s[0] for s in sets if len(s) == 1]
+        sets += [tuple(sorted((t, v))) for t in singles for v in range(n_envs) if v != t]
+    return list(dict.fromkeys(sets))
+
+
+def read_sweep(path: str | Path) -> Sweep:
+    """Parse a sweep file (base configs read, grid axes checked); nothing is built or written."""
+    path = Path(path)
+    raw = read_yaml(path)
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{path.name}: unknown key '{unknown[0]}'; a sweep has: {', '.join(sorted(TOP_KEYS))}")
+    base: dict = {}
+    items = raw.get("base") or []
+    for i, item in enumerate(items if isinstance(items, list) else [items]):
+        if isinstance(item, str):
+            base = deep_merge(base, read_yaml(path.parent / item))
+        elif isinstance(item, dict):
+            base = deep_merge(base, item)
+        else:
+            raise ConfigError(f"base[{i}]: expected a config file path or a mapping, got {item!r}")
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ConfigError(f"grid: expected a mapping of axes, got {grid!r}")
+    unknown = sorted(set(grid) - GRID_KEYS)
+    if unknown:
+        raise ConfigError(f"grid.{unknown[0]}: unknown axis; allowed: {', '.join(sorted(GRID_KEYS))}")
+    datasets = _datasets(grid.get("datasets", [base.get("data", {}).get("name", "rotated_digits")]), path.parent)
+    algorithms = [str(a) for a in _as_list(grid.get("algorithms", [base.get("algorithm", {}).get("name", "erm")]),
+                                           "algorithms")]
+    settings = _named(grid.get("gradsamp", {"none": {"sampler": "none"}}), "gradsamp", "gradsamp")
+    settings = {name: overrides or {"sampler": name} for name, overrides in settings.items()}
+    axes = grid.get("axes") or {}
+    if not isinstance(axes, dict):
+        raise ConfigError(f"grid.axes: expected a mapping of dotted key -> list of values, got {axes!r}")
+    extra = [[(key, v) for v in _as_list(values, f"axes.{key}")] for key, values in axes.items()]
+    points = [
+        GridPoint(ds, algo, envs, setting, hs, ts, tuple(combo))
+        for ds, algo, envs, setting, hs, ts, *combo in itertools.product(
+            datasets, algorithms, _test_envs(grid), settings, _seeds(grid.get("hparams_seeds", [0]), "hparams_seeds"),
+            _seeds(grid.get("trial_seeds", [0]), "trial_seeds"), *extra)
+    ]
+    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets)
+
+
+def _set(data: dict, dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"grid.axes.{dotted}: '{part}' is not a section")
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def resolve(sweep: Sweep, point: GridPoint) -> ExperimentConfig:
+    """The validated configuration of one grid point (base, then the point's axes on top)."""
+    own = sweep.datasets.get(point.dataset, {})
+    data = deep_merge(sweep.base, own)
+    data = deep_merge(data, {"data": {"name": (own.get("data") or {}).get("name", point.dataset)}})
+    data = deep_merge(data, {"algorithm": {"name": point.algorithm, "hparams_seed": point.hparams_seed},
+                             "trial_seed": point.trial_seed})
+    data["data"]["test_envs"] = list(point.test_envs)
+    data = deep_merge(data, {"gradsamp": sweep.settings[point.setting]})
+    for key, value in point.extra:
+        _set(data, key, value)
+    where = f"{sweep.path.name}, job {describe(point)}"
+    try:
+        cfg = from_dict(data)
+        validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return cfg
+
+
+def describe(point: GridPoint) -> str:
+    """A short human name of a grid point (for progress and error lines)."""
+    extra = "".join(f" {k}={v}" for k, v in point.extra)
+    envs = ",".join(map(str, point.test_envs))
+    return (f"{point.dataset}/{point.algorithm}/{point.setting} test_envs={envs} hparams_seed={point.hparams_seed} "
+            f"trial_seed={point.trial_seed}{extra}")
+
+
+def identity(cfg: ExperimentConfig) -> str:
+    """The job's folder name: the configuration's hash (grid order plays no part)."""
+    return config_hash(cfg)

@@ -1,0 +1,101 @@
+"""One sweep job = one resolved configuration in its own folder OUT/<config hash>/.
+
+The folder holds config.json (what to run), records.jsonl and checkpoint.pt (the engine's), log.txt
+(the job's output, appended on every attempt) and, once the run has finished, a `done` marker written
+atomically. A relaunch skips done jobs, resumes those with a usable checkpoint and restarts the rest
+after moving their folder aside (nothing is deleted)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagrad.atomic import write_text_atomic
+from dagrad.checkpoint import CHECKPOINT_NAME
+from dagrad.config import ExperimentConfig, from_dict, to_dict, validate
+from dagrad.launch.grid import GridPoint, Sweep, describe, identity, resolve
+from dagrad.records import RECORDS_NAME
+
+CONFIG_NAME = "config.json"
+DONE_NAME = "done"
+LOG_NAME = "log.txt"
+
+
+@dataclass
+class Job:
+    """A configuration to run, where it runs, and the grid point it came from."""
+
+    id: str
+    cfg: ExperimentConfig
+    point: GridPoint
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return describe(self.point)
+
+    @property
+    def log(self) -> Path:
+        return self.folder / LOG_NAME
+
+    def state(self) -> str:
+        """done | partial (has records, will resume or restart) | new."""
+        if (self.folder / DONE_NAME).is_file():
+            return "done"
+        if (self.folder / RECORDS_NAME).exists() or (self.folder / CHECKPOINT_NAME).exists():
+            return "partial"
+        return "new"
+
+
+def expand(sweep: Sweep, out: Path) -> list[Job]:
+    """Every job of the sweep, validated (a bad grid point raises before anything is written).
+
+    Grid points that resolve to the same configuration are one job (listed once, first point kept)."""
+    jobs: dict[str, Job] = {}
+    for point in sweep.points:
+        cfg = resolve(sweep, point)
+        key = identity(cfg)
+        jobs.setdefault(key, Job(key, cfg, point, Path(out) / key))
+    return list(jobs.values())
+
+
+def prepare(job: Job) -> None:
+    """Write the job's config.json (atomically; the same content on every launch)."""
+    write_text_atomic(job.folder / CONFIG_NAME, json.dumps(to_dict(job.cfg), indent=1, sort_keys=True) + "\n")
+
+
+def read_job_config(folder: Path) -> ExperimentConfig:
+    cfg = from_dict(json.loads((Path(folder) / CONFIG_NAME).read_text()))
+    validate(cfg)
+    return cfg
+
+
+def mark_done(folder: Path, run_id: str, seconds: float) -> None:
+    write_text_atomic(Path(folder) / DONE_NAME, json.dumps(
+        {"run_id": run_id, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 3)}) + "\n")
+
+
+def move_aside(folder: Path, reason: str) -> Path:
+    """Move an unusable attempt's files (records, checkpoint, ...) to <folder>.broken-<time>[-n]/ so the
+    job can start afresh; config.json and the log stay. Nothing is deleted."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = folder.with_name(f"{folder.name}.broken-{stamp}")
+    n = 1
+    while target.exists():
+        target = folder.with_name(f"{folder.name}.broken-{stamp}-{n}")
+        n += 1
+    target.mkdir(parents=True)
+    for item in folder.iterdir():
+        if item.name not in (CONFIG_NAME, LOG_NAME):
+            item.rename(target / item.name)
+    (target / "why-moved.txt").write_text(reason + "\n")
+    return target
+
+
+def lock_path(folder: Path) -> Path:
+    """The job's lock lives beside the job folders, so moving an attempt aside never moves the lock."""
+    path = Path(folder).parent / ".locks" / f"{Path(folder).name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,168 @@
+"""Launchers run sweep jobs: `local` (one after another in this process) and `processes` (N worker
+subprocesses at once). Both follow the `Launcher` protocol, so a cluster launcher (submitit, ray) can
+be added without touching the sweep logic. A failed job is reported with its log and never stops the
+others."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol, Sequence, TextIO
+
+from dagrad.launch.jobs import Job
+from dagrad.launch.worker import BUSY_EXIT, run_job
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # done | failed | busy (locked by another launch)
+    returncode: int
+    seconds: float
+
+
+class Progress:
+    """Counts of done / running / failed / left, printed as one plain line whenever they change."""
+
+    def __init__(self, total: int, already_done: int, stream: Optional[TextIO] = sys.stdout):
+        self.total, self.done, self.running, self.failed, self.busy = total, already_done, 0, 0, 0
+        self.started, self.stream = time.time(), stream
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done - self.running - self.failed - self.busy
+
+    def line(self) -> str:
+        busy = f" | elsewhere {self.busy}" if self.busy else ""
+        return (f"[{time.time() - self.started:6.0f}s] done {self.done}/{self.total} | running {self.running} | "
+                f"failed {self.failed}{busy} | left {self.left}")
+
+    def start(self, job: Job) -> None:
+        self.running += 1
+        self._print()
+
+    def finish(self, result: JobResult) -> None:
+        self.running -= 1
+        if result.status == "done":
+            self.done += 1
+        elif result.status == "busy":
+            self.busy += 1
+        else:
+            self.failed += 1
+        extra = f"  FAILED {result.job.id} ({result.job.name}); log: {result.job.log}" \
+            if result.status == "failed" else ""
+        self._print(extra)
+
+    def _print(self, extra: str = "") -> None:
+        if self.stream is not None:
+            print(self.line() + extra, file=self.stream, flush=True)
+
+
+class Launcher(Protocol):
+    """Runs prepared jobs (folders with config.json) and reports one result per job."""
+
+    name: str
+
+    def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]: ...
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _status(code: int) -> str:
+    return "done" if code == 0 else "busy" if code == BUSY_EXIT else "failed"
+
+
+class LocalLauncher:
+    """Jobs one after another in this process (easy to debug; a crash of native code ends the sweep)."""
+
+    name = "local"
+
+    def __init__(self, threads: Optional[int] = None):
+        self.threads = threads or usable_cores()
+
+    def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]:
+        results = []
+        for job in jobs:
+            progress.start(job)
+            started = time.time()
+            with open(job.log, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                code = run_job(job.folder, self.threads)
+            result = JobResult(job, _status(code), code, time.time() - started)
+            progress.finish(result)
+            results.append(result)
+        return results
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the worker is killed when the launcher dies, so no orphan keeps training a job."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class ProcessLauncher:
+    """Up to `workers` jobs at once, each in its own `python -m dagrad.launch.worker` process with
+    max(1, cores // workers) torch threads; output goes to the job's log."""
+
+    name = "processes"
+
+    def __init__(self, workers: int = 1, threads: Optional[int] = None, poll_seconds: float = 0.2,
+                 python: str = sys.executable):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers, self.poll, self.python = workers, poll_seconds, python
+        self.threads = threads or max(1, usable_cores() // workers)
+
+    def _start(self, job: Job) -> tuple[subprocess.Popen, float]:
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        with open(job.log, "a") as log:
+            proc = subprocess.Popen([self.python, "-m", "dagrad.launch.worker", str(job.folder),
+                                     "--threads", str(self.threads)], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env,
+                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        return proc, time.time()
+
+    def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]:
+        pending, running, results = list(jobs), {}, []
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    job = pending.pop(0)
+                    running[job.id] = (job, *self._start(job))
+                    progress.start(job)
+                for key, (job, proc, started) in list(running.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    del running[key]
+                    result = JobResult(job, _status(code), code, time.time() - started)
+                    progress.finish(result)
+                    results.append(result)
+                time.sleep(self.poll)
+        finally:
+            for _, proc, _ in running.values():  # interrupted: stop our own workers (resumable later)
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+        return results
+
+
+LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher, "processes": ProcessLauncher}
+
+
+def build_launcher(name: str, workers: int = 1) -> Launcher:
+    if name not in LAUNCHERS:
+        raise ValueError(f"launcher {name!r} is unknown; choose one of: {', '.join(LAUNCHERS)}")
+    return ProcessLauncher(workers) if name == "processes" else LocalLauncher(max(1, usable_cores() // workers))
