@@ -121,6 +121,35 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("data")
+def _data(args: argparse.Namespace) -> int:
+    from dagrad.datasets import names
+
+    if args.data_command == "list":
+        from dagrad.datasets.catalog import CATALOG
+
+        for name in names():
+            entry = CATALOG.get(name)
+            if entry is None:
+                print(f"{name:18s} embedded: built from scikit-learn's digits, no download")
+            else:
+                envs = ", ".join(entry.environments) or "the folders found"
+                print(f"{name:18s} {entry.layout} layout under ROOT/{entry.directory}; environments: {envs}; "
+                      f"classes: {entry.num_classes or 'as found'}")
+        return 0
+    if args.data_command == "check":
+        from dagrad.datasets.check import check
+
+        report = check(args.name, args.root)
+        print(report.format())
+        return 0 if report.ok else 1
+    from dagrad.datasets.download import download
+
+    path = download(args.name, args.root)
+    print(f"{args.name} is ready in {path}; check it with `dagrad data check {args.name} --root {args.root}`")
+    return 0
+
+
 @command("energy")
 def _energy(args: argparse.Namespace) -> int:
     from dagrad.config import EnergyConfig, apply_overrides, from_dict

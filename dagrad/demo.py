@@ -54,12 +54,15 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
 
 def format_table(runs: dict[str, list[dict]], cfg) -> str:
     full_train = mean_se([r["train_J"] for r in runs[VARIANTS[0].label]])[0]
+    full_updates = mean_se([r["updates"] for r in runs[VARIANTS[0].label]])[0]
     sources = sorted({s for rs in runs.values() for r in rs for s in r["train_sources"] + r["eval_sources"]})
+    first = next(iter(runs.values()))[0]
     lines = [
-        f"rotated_digits, test environment {cfg.data.test_envs} (75°), {cfg.epochs} epochs x "
+        f"{cfg.data.name}, test environment {', '.join(first['test_env_names'])}, {cfg.epochs} epochs x "
         f"{cfg.steps_per_epoch} steps, {len(next(iter(runs.values())))} seeds; mean ± SE over seeds",
         "",
-        "| setting | sampled epochs | OOD acc | train-domain val acc | train energy (J) | saving | eval energy (J) | wall (s) |",
+        "| setting | sampled epochs | OOD acc (%) | train-domain val acc (%) | updates (saved) "
+        "| train energy, J (saved) | eval energy, J | wall (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for label, rs in runs.items():
@@ -69,12 +72,13 @@ def format_table(runs: dict[str, list[dict]], cfg) -> str:
         train_j, train_se = mean_se([r["train_J"] for r in rs])
         eval_j, _ = mean_se([r["eval_J"] for r in rs])
         wall, _ = mean_se([r["seconds"] for r in rs])
+        updates = mean_se([r["updates"] for r in rs])[0]
         saving = 100 * (1 - train_j / full_train) if full_train else float("nan")
         lines.append(f"| {label} | {','.join(map(str, sampled)) or '-'} | {ood:.1f} ± {ood_se:.1f} | "
-                     f"{val:.1f} ± {val_se:.1f} | {train_j:.0f} ± {train_se:.0f} | {saving:.0f} % | "
-                     f"{eval_j:.0f} | {wall:.1f} |")
-    lines += ["", f"energy source: {', '.join(sources) or 'none'} (estimated figures are CPU-seconds x watts "
-              f"per thread, not a measurement)"]
+                     f"{val:.1f} ± {val_se:.1f} | {updates:.0f} ({100 * (1 - updates / full_updates):.0f} %) | "
+                     f"{train_j:.0f} ± {train_se:.0f} ({saving:.0f} %) | {eval_j:.0f} | {wall:.1f} |")
+    lines += ["", f"energy source: {', '.join(sources) or 'none'}; an estimate (CPU-seconds x watts per thread) "
+              f"moves with machine load, the update count does not"]
     return "\n".join(lines)
 
 
@@ -94,8 +98,10 @@ def plot_runs(runs: dict[str, list[dict]], path: Path) -> Path:
         line, = ax_epoch.plot(epochs, mean, marker="o", ms=3, label=label)
         sampled = [i for i, k in enumerate(rs[0]["kinds"]) if k == "sampled"]
         ax_epoch.scatter(sampled, mean[sampled], s=60, facecolors="none", edgecolors=line.get_color())
-        ax_energy.errorbar([np.mean([r["train_J"] for r in rs])], [mean[-1]],
-                           yerr=[curves[:, -1].std(ddof=1) / np.sqrt(len(rs)) if len(rs) > 1 else 0],
+        energy, energy_se = mean_se([r["train_J"] for r in rs])
+        ood_se = mean_se(list(curves[:, -1]))[1]
+        ax_energy.errorbar([energy], [mean[-1]], xerr=[0 if np.isnan(energy_se) else energy_se],
+                           yerr=[0 if np.isnan(ood_se) else ood_se],
                            fmt="o", color=line.get_color(), capsize=4, label=label)
     ax_epoch.set(xlabel="epoch (hollow circles: sampled epochs)", ylabel="OOD accuracy (%)",
                  title="Test environment accuracy per epoch")

@@ -62,6 +62,8 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
         "train_sources": sorted(sources["train"]), "eval_sources": sorted(sources["eval"]),
         "seconds": sum(r.get("seconds", 0.0) for r in epochs),
         "epochs": len(epochs), "kinds": [r["kind"] for r in epochs],
+        "updates": epochs[-1]["updates"] if epochs else 0,
+        "test_env_names": [data.get("environments", [])[i] for i in test_envs if i < len(data.get("environments", []))],
         "train_flops": sum(r["flops"]["train"] for r in epochs),
         "curve": [_env_mean(r["metrics"], test_envs, "in") for r in epochs],
         "reported": (summary or {}).get("reported", "online"),
