@@ -182,8 +182,13 @@ def _usage(message: str) -> DagradError:
     return DagradError(message)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"dagrad: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         import torch

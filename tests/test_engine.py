@@ -117,3 +117,24 @@ def test_skip_control_keeps_parameters_and_costs_nothing(tiny_config, tmp_path):
 def test_da_setting_trains(tiny_config, tmp_path):
     epochs = epochs_of(train(tiny_config("data.setting=da", "epochs=1"), tmp_path / "run", progress=False))
     assert epochs[0]["kind"] == "train"
+
+
+def test_non_finite_draw_is_rejected_and_the_epoch_trains(tiny_config, tmp_path):
+    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.start=2",
+                                         "gradsamp.scale=1e308"), tmp_path / "run", progress=False))
+    rejected = epochs[2]
+    assert rejected["kind"] == "rejected" and rejected["fallback"] == "train"
+    assert rejected["updates"] == 9 and rejected["update_stats"]["loss"] > 0  # the real epoch ran
+    assert "finite" in rejected["sampler_stats"]["reason"]
+    assert all(v is None or abs(v) < 1e6 for v in rejected["metrics"].values())
+
+
+def test_guard_rejects_a_harmful_draw_and_keeps_theta(tiny_config, tmp_path):
+    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.start=2",
+                                         "gradsamp.scale=1e4", "gradsamp.guard=true",
+                                         "gradsamp.guard_fallback=keep"), tmp_path / "run", progress=False))
+    kept = epochs[2]
+    assert kept["kind"] == "rejected" and kept["fallback"] == "keep" and kept["updates"] == 6
+    assert kept["metrics"] == epochs[1]["metrics"]  # theta_{t-1} restored exactly
+    guard_energy = kept["sampler_stats"]["guard_energy"]
+    assert guard_energy["name"] == "guard" and guard_energy["components"]  # the guard's cost is metered

@@ -1,0 +1,73 @@
+"""Featurizers: widths, frozen BatchNorm, timm by name, pretrained weights from a file or a clear error."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from dagrad.errors import ConfigError
+from dagrad.networks import build_featurizer, check_network_name
+
+
+def net(name, pretrained=None, freeze_bn=True, dropout=0.0, width=8):
+    return SimpleNamespace(name=name, pretrained=pretrained, freeze_bn=freeze_bn, dropout=dropout, width=width)
+
+
+def test_digits_cnn_shapes_and_no_running_statistics():
+    f = build_featurizer(net("digits_cnn", width=16), (1, 12, 12))
+    assert f(torch.zeros(4, 1, 12, 12)).shape == (4, 32) and f.n_outputs == 32
+    assert not list(f.buffers())  # GroupNorm: nothing for GradSamp's buffer policy to act on
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_resnet_batchnorm_frozen_or_not(freeze):
+    f = build_featurizer(net("resnet18", freeze_bn=freeze), (3, 32, 32))
+    f.train()
+    bns = [m for m in f.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(m.training is not freeze for m in bns)
+    assert all(p.requires_grad for m in bns for p in m.parameters())  # affine parameters still train
+    before = bns[0].running_mean.clone()
+    f(torch.randn(4, 3, 32, 32))
+    assert torch.equal(before, bns[0].running_mean) is freeze
+    assert f.n_outputs == 512
+
+
+def test_any_timm_model_by_name():
+    f = build_featurizer(net("timm:resnet10t"), (3, 32, 32))
+    assert f(torch.zeros(2, 3, 32, 32)).shape == (2, f.n_outputs)
+    with pytest.raises(ConfigError, match="timm has no model 'no_such_net'"):
+        check_network_name("timm:no_such_net")
+
+
+def test_pretrained_from_a_local_file(tmp_path):
+    import torchvision
+
+    source = torchvision.models.resnet18(weights=None)
+    torch.save(source.state_dict(), tmp_path / "r18.pth")
+    f = build_featurizer(net("resnet18", pretrained=str(tmp_path / "r18.pth")), (3, 32, 32))
+    assert torch.equal(f.net.conv1.weight, source.conv1.weight)
+
+
+def test_pretrained_problems_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="no weights file at"):
+        build_featurizer(net("resnet18", pretrained=str(tmp_path / "missing.pth")), (3, 32, 32))
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="not a readable torch state dict"):
+        build_featurizer(net("resnet18", pretrained=str(tmp_path / "junk.pth")), (3, 32, 32))
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(ConfigError, match="do not fit resnet18"):
+        build_featurizer(net("resnet18", pretrained=str(tmp_path / "wrong.pth")), (3, 32, 32))
+
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+    with pytest.raises(ConfigError, match="ImageNet weights for resnet18 are unavailable here"):
+        build_featurizer(net("resnet18", pretrained="imagenet"), (3, 32, 32))
+    with pytest.raises(ConfigError, match="digits_cnn has no pretrained weights"):
+        build_featurizer(net("digits_cnn", pretrained="imagenet"), (1, 12, 12))
