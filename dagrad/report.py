@@ -117,6 +117,31 @@ def summarize(selected: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["dataset", "algorithm", "_order"]).drop(columns="_order").reset_index(drop=True)
 
 
+def tidy(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per table figure: dataset, algorithm, setting, quantity, column, mean, se, n, sources."""
+    rows = []
+    for d in summary.to_dict("records"):
+        base = {k: d[k] for k in ("dataset", "algorithm", "setting", "sampler", "config_key")}
+        for col in [c[4:] for c in summary.columns if c.startswith("acc:")]:
+            if np.isfinite(d[f"acc:{col}"]):
+                rows.append({**base, "quantity": "accuracy_pct", "column": col, "mean": d[f"acc:{col}"],
+                             "se": d[f"se:{col}"], "n": d[f"n:{col}"], "sources": ""})
+        for phase in ("train", "eval", "total"):
+            rows.append({**base, "quantity": f"{phase}_energy_J", "column": "", "mean": d[f"{phase}_J"],
+                         "se": d[f"{phase}_J_se"], "n": d["n:Avg"], "sources": d["sources"],
+                         "flag": MIXED if d["mixed"] else ""})
+        for name, se, n in (("delta_full", "delta_full_se", "delta_full_n"),
+                            ("delta_control", "delta_control_se", "delta_control_n")):
+            if np.isfinite(d.get(name, np.nan)):
+                rows.append({**base, "quantity": f"{name}_pp", "column": "Avg", "mean": d[name], "se": d[se],
+                             "n": d[n], "sources": "", "flag": d.get("verdict", "") if "control" in name else ""})
+        for name in ("saving_train_pct", "saving_total_pct"):
+            if np.isfinite(d.get(name, np.nan)):
+                rows.append({**base, "quantity": name, "column": "", "mean": d[name], "se": np.nan, "n": d["n:Avg"],
+                             "sources": d["sources"], "flag": MIXED if d.get("saving_flag") else ""})
+    return pd.DataFrame(rows)
+
+
 def energy_unit(values) -> tuple[str, float]:
     top = max([abs(v) for v in values if v is not None and np.isfinite(v)] or [0.0])
     return ("MJ", 1e6) if top >= 1e6 else ("kJ", 1e3) if top >= 1e4 else ("J", 1.0)
@@ -229,9 +254,8 @@ def write_report(runs_dir: str | Path, fmt: str = "md", selection: str = "traini
     files: list[Path] = []
     if fmt == "csv":
         selected.drop(columns=["path"]).to_csv(out / "selected.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
+        text = tidy(summary).to_csv(out / "summary.csv", index=False) or (out / "summary.csv").read_text()
         files += [out / "selected.csv", out / "summary.csv"]
-        text = summary.to_csv(index=False)
     else:
         text = render_markdown(summary, selection) if fmt == "md" else render_latex(summary, selection)
         files.append(out / ("table.md" if fmt == "md" else "table.tex"))

@@ -43,8 +43,10 @@ def plan(sweep_file: str | Path, out: Optional[str | Path] = None) -> tuple[Swee
 
 
 def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers: int = 1,
-              launcher: Optional[Launcher] = None, stream: Optional[TextIO] = sys.stdout) -> SweepOutcome:
-    """Run every job that is not done yet (resuming partial ones); returns what happened to each."""
+              launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout") -> SweepOutcome:
+    """Run every job that is not done yet (resuming partial ones); returns what happened to each.
+    Progress goes to `stream` (default: sys.stdout at call time; None: silent)."""
+    stream = sys.stdout if stream == "stdout" else stream
     sweep, jobs, out = plan(sweep_file, out)
     out.mkdir(parents=True, exist_ok=True)
     for job in jobs:

@@ -1,0 +1,71 @@
+"""Sweep files -> jobs: expansion, identity independent of grid order, validation before writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dagrad.config import config_hash, load_config
+from dagrad.errors import ConfigError
+from dagrad.launch import plan, run_sweep
+
+BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"width": 8},
+        "epochs": 2, "steps_per_epoch": 2}
+
+
+def write_sweep(path: Path, grid: dict, base: list | None = None) -> Path:
+    path.write_text(yaml.safe_dump({"name": "t", "base": base if base is not None else [BASE], "grid": grid}))
+    return path
+
+
+def test_grid_expands_to_resolved_configs_named_by_their_hash(tmp_path):
+    sweep = write_sweep(tmp_path / "s.yaml", {
+        "algorithms": ["erm", "coral"], "test_envs": [5, [0]], "trial_seeds": 2,
+        "gradsamp": {"none": {"sampler": "none"}, "tensor": {"sampler": "tensor", "start": 1, "every": 2}},
+        "axes": {"algorithm.hparams.lr": [0.001, 0.01]}})
+    _, jobs, out = plan(sweep, tmp_path / "out")
+    assert len(jobs) == 2 * 2 * 2 * 2 * 2
+    job = next(j for j in jobs if j.point.algorithm == "coral" and j.point.setting == "tensor"
+               and j.point.test_envs == (0,) and j.point.trial_seed == 1 and dict(j.point.extra)["algorithm.hparams.lr"] == 0.01)
+    direct = load_config(None, ["data.image_size=12", "data.batch_size=8", "data.eval_batch_size=512",
+                                "network.width=8", "epochs=2", "steps_per_epoch=2", "algorithm.name=coral",
+                                "data.test_envs=[0]", "trial_seed=1", "gradsamp.sampler=tensor", "gradsamp.start=1",
+                                "gradsamp.every=2", "algorithm.hparams={lr: 0.01}"])
+    assert job.id == config_hash(direct) and job.folder == tmp_path / "out" / job.id
+    assert job.cfg.seed is None  # training seed hashed from the run's identity by the engine
+    assert not (tmp_path / "out").exists()  # planning writes nothing
+
+
+def test_identity_does_not_depend_on_grid_order(tmp_path):
+    a = write_sweep(tmp_path / "a.yaml", {"algorithms": ["erm", "coral"], "trial_seeds": [0, 1],
+                                          "gradsamp": {"none": None, "skip": {"sampler": "skip"}}})
+    b = write_sweep(tmp_path / "b.yaml", {"trial_seeds": [1, 0], "algorithms": ["coral", "erm"],
+                                          "gradsamp": {"skip": {"sampler": "skip"}, "none": None}})
+    ids_a = [j.id for j in plan(a, tmp_path)[1]]
+    ids_b = [j.id for j in plan(b, tmp_path)[1]]
+    assert len(ids_a) == 8 and sorted(ids_a) == sorted(ids_b) and ids_a != ids_b
+
+
+def test_base_files_are_relative_to_the_sweep_and_loo_pairs_are_added(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "base.yaml").write_text(yaml.safe_dump(BASE))
+    sweep = write_sweep(tmp_path / "cfg" / "s.yaml", {"test_envs": [0, 1], "leave_one_out_envs": 3},
+                        base=["base.yaml", {"epochs": 3}])
+    _, jobs, _ = plan(sweep, tmp_path / "o")
+    assert sorted(j.point.test_envs for j in jobs) == [(0,), (0, 1), (0, 2), (1,), (1, 2)]
+    assert all(j.cfg.epochs == 3 and j.cfg.network.width == 8 for j in jobs)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"algorithms": ["erm", "nope"]}, "unknown algorithm 'nope'"),
+    ({"colours": [1]}, "unknown axis"),
+    ({"gradsamp": {"bad": {"sampler": "magic"}}}, "gradsamp.sampler"),
+    ({"trial_seeds": [-1]}, "non-negative"),
+])
+def test_a_bad_sweep_writes_nothing(tmp_path, grid, message):
+    sweep = write_sweep(tmp_path / "s.yaml", grid)
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(sweep, tmp_path / "out", stream=None)
+    assert not (tmp_path / "out").exists()
