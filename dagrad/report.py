@@ -182,7 +182,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
 
 
 def _footer(summary: pd.DataFrame, selection: str) -> list[str]:
-    n = sorted({int(v) for v in summary["n:Avg"] if v})
+    n = sorted({int(v) for v in summary["n:Avg"] if np.isfinite(v) and v})
     lines = [f"Selection: {DESCRIPTIONS[selection]}. Accuracy (%) on the test environment's `in` split; "
              f"mean ± SE over {'/'.join(map(str, n)) or 0} trial seeds (SE = std(ddof=1)/√n); Avg = mean over test "
              "environments per trial seed, then mean ± SE. Δ vs full: paired by trial seed against the same "

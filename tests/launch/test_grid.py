@@ -69,3 +69,14 @@ def test_a_bad_sweep_writes_nothing(tmp_path, grid, message):
     with pytest.raises(ConfigError, match=message):
         run_sweep(sweep, tmp_path / "out", stream=None)
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_lists_jobs_and_writes_nothing(tmp_path, capsys):
+    from dagrad.cli import main
+
+    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": 2})
+    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 jobs" in printed and printed.count(" new ") == 2
+    assert not (tmp_path / "out").exists()
+    assert main(["sweep", "-c", str(sweep), "--workers", "0"]) == 2
