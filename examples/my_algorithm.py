@@ -2,10 +2,11 @@
 
 Everything a new algorithm needs is here:
 1. subclass `dagrad.algorithms.base.Algorithm` with the constructor
-   `(featurizer, num_classes, num_domains, hparams)`; `featurizer.n_outputs` is the feature width;
+   `(featurizer, num_classes, num_domains, hparams)`; `featurizer.n_outputs` is the feature width.
+   Here `FeaturizerClassifier` (an Algorithm with a linear head and one Adam) saves the set-up;
 2. implement `update` (one optimisation step over one minibatch per training environment; return
    floats for the record), `predict` (logits) and `optimizers` (every optimizer, by name, so the engine
-   can checkpoint it and GradSamp can reset it);
+   can checkpoint it and GradSamp can reset it); FeaturizerClassifier provides the last two;
 3. keep all state in parameters and buffers (integer buffers for counters), so checkpoints, GradSamp
    and SWAD see it without knowing your algorithm;
 4. register it under a name with its hyperparameters: a default and a random-search distribution each
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dagrad.algorithms.base import Algorithm, Minibatch
+from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
 from dagrad.algorithms.registry import HParam, register
 from dagrad.errors import ConfigError
 
@@ -47,20 +48,14 @@ def random_pairs(minibatches: list[Minibatch]) -> list[tuple[Minibatch, Minibatc
 
 
 @register("mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the add-your-own example")
-class Mixup(Algorithm):
+class Mixup(FeaturizerClassifier):
     """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
     with the same weights; featurizer + linear classifier, one Adam."""
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
-        super().__init__(num_classes, num_domains, hparams)
+        super().__init__(featurizer, num_classes, num_domains, hparams)  # featurizer, linear head, one Adam
         if self.hparams["mixup_alpha"] <= 0:
             raise ConfigError(f"algorithm.hparams.mixup_alpha: must be > 0, got {self.hparams['mixup_alpha']}")
-        self.featurizer = featurizer
-        self.classifier = nn.Linear(featurizer.n_outputs, num_classes)
-        self.network = nn.Sequential(self.featurizer, self.classifier)
-        self.optimizer = torch.optim.Adam(
-            self.network.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
-        )
 
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
         alpha = float(self.hparams["mixup_alpha"])
@@ -71,13 +66,5 @@ class Mixup(Algorithm):
             logits = self.predict(lam * xi + (1 - lam) * xj)
             objective = objective + lam * F.cross_entropy(logits, yi) + (1 - lam) * F.cross_entropy(logits, yj)
         objective = objective / len(minibatches)
-        self.optimizer.zero_grad()
-        objective.backward()
-        self.optimizer.step()
+        self.step(objective)
         return {"loss": objective.item()}
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"adam": self.optimizer}

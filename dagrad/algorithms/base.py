@@ -51,3 +51,29 @@ class Algorithm(nn.Module, ABC):
     def flops_period(self) -> int:
         """After how many update() calls the step pattern repeats (for counting FLOPs once per pattern)."""
         return 1
+
+
+class FeaturizerClassifier(Algorithm):
+    """The common shape: a featurizer, a linear classifier on its features, and one Adam over both
+    (DomainBed's `lr` and `weight_decay`). Subclasses write only `update`."""
+
+    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
+        super().__init__(num_classes, num_domains, hparams)
+        self.featurizer = featurizer
+        self.classifier = nn.Linear(featurizer.n_outputs, num_classes)
+        self.network = nn.Sequential(self.featurizer, self.classifier)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimizer step on `loss`."""
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": self.optimizer}

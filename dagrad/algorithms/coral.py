@@ -12,9 +12,9 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from dagrad.algorithms.base import Algorithm, Minibatch
+from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
 from dagrad.algorithms.registry import HParam, register
 from dagrad.errors import ConfigError
 
@@ -60,7 +60,7 @@ CORAL_HPARAMS = {"mmd_gamma": HParam(1.0, lambda r: float(10 ** r.uniform(-1, 1)
     "coral", hparams=CORAL_HPARAMS,
     description="Deep CORAL as DomainBed/SWAD implement it (mean + covariance alignment)",
 )
-class CORAL(Algorithm):
+class CORAL(FeaturizerClassifier):
     """Featurizer + linear classifier, one Adam over both (lr, weight_decay).
 
     Each environment's minibatch goes through the featurizer on its own (as in DomainBed, which matters
@@ -70,15 +70,6 @@ class CORAL(Algorithm):
 
     uses_unlabeled = True
 
-    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
-        super().__init__(num_classes, num_domains, hparams)
-        self.featurizer = featurizer
-        self.classifier = nn.Linear(featurizer.n_outputs, num_classes)
-        self.network = nn.Sequential(self.featurizer, self.classifier)
-        self.optimizer = torch.optim.Adam(
-            self.network.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
-        )
-
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
         features = [self.featurizer(x) for x, _ in minibatches]
         objective = torch.stack(
@@ -87,16 +78,8 @@ class CORAL(Algorithm):
         aligned = features + [self.featurizer(x) for x in (unlabeled or [])]
         penalty = coral_penalty(aligned)
         loss = objective + self.hparams["mmd_gamma"] * penalty
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        self.step(loss)
         return {"loss": objective.item(), "penalty": penalty.item()}
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"adam": self.optimizer}
 
 
 __all__ = ["CORAL", "coral_penalty", "CORAL_HPARAMS"]

@@ -12,14 +12,6 @@ from dagrad.algorithms.coral import CORAL, coral_penalty
 from dagrad.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread than with two busy cores fighting over them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def featurizer(n_in: int = 6, n_out: int = 4) -> nn.Module:
     torch.manual_seed(0)

@@ -33,14 +33,6 @@ def steps(opt: torch.optim.Optimizer) -> int:
 TINY = [(torch.randn(2, 2), torch.tensor([0, 1])), (torch.randn(2, 2) + 1, torch.tensor([1, 0]))]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread than with two busy cores fighting over them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_5001_updates_hold_2501_generator_steps():
     model = make(mlp_width=4)

@@ -12,13 +12,6 @@ from dagrad.algorithms import registry
 from dagrad.algorithms.dann_grl import DANNGRL, grl_coefficient, reverse_gradient
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("coeff", [0.0, 0.3, 1.0, 2.5])
 def test_reversal_is_identity_forward_and_negated_scaled_gradient_backward(coeff):

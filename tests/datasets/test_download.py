@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import tarfile
@@ -14,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import imagetree
+
 from dagrad.datasets import download as dl
 from dagrad.datasets.archives import extract
 from dagrad.datasets.check import check
 from dagrad.errors import DataError
 
-_spec = importlib.util.spec_from_file_location("imagetree", Path(__file__).with_name("imagetree.py"))
-imagetree = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(imagetree)
 
 PACS_ENVS = ["art_painting", "cartoon", "photo", "sketch"]
 

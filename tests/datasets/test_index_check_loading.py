@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -11,22 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import imagetree
+
 from dagrad.config import DataConfig, ExperimentConfig, NetworkConfig
 from dagrad.datasets import build
 from dagrad.datasets.check import check
 from dagrad.datasets.index import index_tree
 from dagrad.errors import DataError
 
-_spec = importlib.util.spec_from_file_location("imagetree", Path(__file__).with_name("imagetree.py"))
-imagetree = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(imagetree)
 
 PACS_ENVS = ["art_painting", "cartoon", "photo", "sketch"]
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DAGRAD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 def _pacs(root: Path, per_class: int = 3) -> Path:

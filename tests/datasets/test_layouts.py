@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers import imagetree
 
 from dagrad.config import DataConfig
 from dagrad.datasets import build
 from dagrad.datasets.registry import builder
 from dagrad.errors import ConfigError, DataError
 
-_spec = importlib.util.spec_from_file_location("imagetree", Path(__file__).with_name("imagetree.py"))
-imagetree = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(imagetree)
 
 PACS_ENVS = ["art_painting", "cartoon", "photo", "sketch"]
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DAGRAD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 def _cfg(name, root, **kw):

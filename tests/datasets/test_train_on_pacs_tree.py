@@ -3,15 +3,13 @@ resolution and worker processes (persistent, as for real datasets)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from helpers import imagetree
 
 from dagrad.cli import main
 from dagrad.records import read_records, split_run
 
-_spec = importlib.util.spec_from_file_location("imagetree", Path(__file__).with_name("imagetree.py"))
-imagetree = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(imagetree)
 
 CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
 
