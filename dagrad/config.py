@@ -118,7 +118,7 @@ class ExperimentConfig:
     steps_per_epoch: Optional[int] = None  # None: one pass over the largest training environment
     trial_seed: int = 0  # drives the data split (DomainBed's trial_seed)
     seed: Optional[int] = None  # training randomness; None: hashed from the run's identity
-    device: str = _choice("cpu", "cpu", "cuda", "auto")
+    device: str = _choice("auto", "auto", "cpu", "cuda")  # auto: cuda when available, as DomainBed
     eval_mode: str = _choice("full", "full", "fast")  # fast skips training envs' `in` splits (SWAD)
     plugins: list[str] = field(default_factory=list)  # modules or .py files registering algorithms/datasets
     name: Optional[str] = None
