@@ -42,8 +42,8 @@ def run_seed(cfg: ExperimentConfig) -> int:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    elif name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: cuda was asked for but no CUDA device is available; use device=cpu or auto")
     if name == "cuda":
         torch.backends.cudnn.deterministic = True  # as DomainBed: reproducible at some speed cost
