@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 import dagrad
 from dagrad import algorithms, datasets
+from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dagrad.config import ExperimentConfig, config_hash, to_dict
 from dagrad.energy import build_meter
@@ -70,11 +71,7 @@ class Trainer:
             guard = self.data.fixed_batch(GUARD_EXAMPLES_PER_ENV) if cfg.gradsamp.guard else None
             guard = tuple(t.to(self.device) for t in guard) if guard else None
             self.gradsamp = GradSamp(cfg.gradsamp, self.seed, guard)
-        self.averager = None
-        if cfg.averaging.name != "none":
-            from dagrad.averaging import build_averager
-
-            self.averager = build_averager(cfg.averaging, self.algorithm)
+        self.averager = build_averager(cfg.averaging, self.algorithm)
         self.flops = FlopsTally(cfg.energy.count_flops)
         self.hash = config_hash(cfg)
         self.start_epoch, self.updates, self.stopped = 0, 0, False
@@ -101,8 +98,8 @@ class Trainer:
             torch.manual_seed(seed_hash(self.seed, "epoch", epoch))  # dropout etc. independent of the past
             with self.meter.window("train") as train_energy:
                 kind, fallback, stats, updates, train_flops = self._train_or_sample(epoch)
-            if self.gradsamp is not None:
-                self.gradsamp.observe(self.algorithm, kind, fallback)
+                if self.gradsamp is not None:  # the epoch-end snapshot is GradSamp's cost: metered here
+                    self.gradsamp.observe(self.algorithm, kind, fallback)
             with self.meter.window("eval") as eval_energy:
                 metrics, eval_flops = evaluate(self.algorithm, self.eval_loaders, self.device, self.flops)
                 averaged = self._observe_averager(metrics, kind)
