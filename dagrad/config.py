@@ -129,10 +129,20 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
+#: keys that say where or how fast a run executes, not what it computes: left out of its identity, so a
+#: sweep relaunched on another machine (another data root, device or worker count) finds its finished jobs
+RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers")
+
+
 def config_hash(cfg: ExperimentConfig) -> str:
     """A short stable identity of everything that determines the run's result."""
     data = to_dict(cfg)
-    data.pop("name", None)
+    for key in RUN_ENVIRONMENT_KEYS:
+        *path, last = key.split(".")
+        node = data
+        for part in path:
+            node = node[part]
+        node.pop(last)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -80,8 +80,9 @@ def test_bad_files(tmp_path):
         load_config(write(tmp_path / "scalar.yaml", "data: 3\n"))
 
 
-def test_hash_ignores_the_name_but_not_the_settings():
-    a, b = load_config(None, ["name=a"]), load_config(None, ["name=b"])
+def test_hash_ignores_where_a_run_executes_but_not_what_it_computes():
+    a = load_config(None, ["name=a"])
+    b = load_config(None, ["name=b", "device=cpu", "data.root=/elsewhere", "data.num_workers=4"])
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(load_config(None, ["trial_seed=1"]))
 
