@@ -11,6 +11,7 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import IO, Callable
 
 from dagrad.errors import DataError
 
@@ -37,31 +38,38 @@ def extract(archive: Path, target: Path) -> list[str]:
     raise DataError(f"{archive}: not a zip or tar archive (a failed download, or an HTML error page?)")
 
 
+Member = tuple[PurePosixPath, bool, Callable[[], IO[bytes]]]  # (path in target, is a directory, open)
+
+
+def _write(members: list[Member], target: Path) -> list[str]:
+    """Write checked members under `target`; returns the top-level names."""
+    for rel, is_dir, open_member in members:
+        if not rel.parts:
+            continue
+        out = target.joinpath(*rel.parts)
+        if is_dir:
+            out.mkdir(parents=True, exist_ok=True)
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open_member() as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return sorted({rel.parts[0] for rel, _, _ in members if rel.parts})
+
+
 def _extract_zip(archive: Path, target: Path) -> list[str]:
     with zipfile.ZipFile(archive) as zf:
-        members = []
+        members: list[Member] = []
         for info in zf.infolist():
             rel = _safe_name(archive, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
+            if stat.S_ISLNK(info.external_attr >> 16):
                 raise DataError(f"{archive.name}: refusing member {info.filename!r}: symbolic link")
-            members.append((info, rel))
-        for info, rel in members:
-            if not rel.parts:
-                continue
-            out = target.joinpath(*rel.parts)
-            if info.is_dir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-    return sorted({rel.parts[0] for _, rel in members if rel.parts})
+            members.append((rel, info.is_dir(), lambda info=info: zf.open(info)))
+        return _write(members, target)
 
 
 def _extract_tar(archive: Path, target: Path) -> list[str]:
     with tarfile.open(archive) as tf:
-        members = []
+        members: list[Member] = []
         for member in tf.getmembers():
             rel = _safe_name(archive, member.name)
             if member.issym() or member.islnk():
@@ -69,18 +77,5 @@ def _extract_tar(archive: Path, target: Path) -> list[str]:
                                 f"{'symbolic' if member.issym() else 'hard'} link to {member.linkname!r}")
             if not (member.isfile() or member.isdir()):
                 raise DataError(f"{archive.name}: refusing member {member.name!r}: not a file or directory")
-            members.append((member, rel))
-        for member, rel in members:
-            if not rel.parts:
-                continue
-            out = target.joinpath(*rel.parts)
-            if member.isdir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(member)
-            if src is None:  # pragma: no cover - isfile() members always have data
-                raise DataError(f"{archive.name}: cannot read member {member.name!r}")
-            with src, open(out, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-    return sorted({rel.parts[0] for _, rel in members if rel.parts})
+            members.append((rel, member.isdir(), lambda member=member: tf.extractfile(member)))
+        return _write(members, target)
