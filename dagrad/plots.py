@@ -43,6 +43,17 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return files
 
 
+def _style(algorithm: str, setting: str, algorithms: list[str]) -> dict:
+    """The same look in every figure: colour = algorithm, line and marker = GradSamp setting
+    (full training solid circles, the skip control dotted squares, samplers dashed triangles)."""
+    colour = _pyplot().get_cmap("tab10")(sorted(algorithms).index(algorithm) % 10)
+    if setting == "full":
+        return {"color": colour, "linestyle": "-", "marker": "o"}
+    if setting == "skip":
+        return {"color": colour, "linestyle": ":", "marker": "s"}
+    return {"color": colour, "linestyle": "--", "marker": "^"}
+
+
 def _energy_label(sources: str) -> str:
     kind = {s.split(":", 1)[0].strip() for s in sources.split(",") if s.strip()}
     return "estimated" if kind == {"estimated"} else "measured" if kind == {"measured"} else "MIXED sources"
@@ -53,9 +64,11 @@ def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
     s = summary[summary.dataset == dataset].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     x, y = list(s["total_J"]), list(s["acc:Avg"])
-    for r in s.to_dict("records"):
+    algorithms = list(s["algorithm"].unique())
+    for r in s.sort_values(["algorithm", "setting"]).to_dict("records"):
+        style = _style(r["algorithm"], r["setting"], algorithms)
         ax.errorbar(r["total_J"], r["acc:Avg"], xerr=np.nan_to_num(r["total_J_se"]),
-                    yerr=np.nan_to_num(r["se:Avg"]), fmt="s" if r["sampler"] == "skip" else "o",
+                    yerr=np.nan_to_num(r["se:Avg"]), fmt=style["marker"], color=style["color"],
                     capsize=3, label=f"{r['algorithm']} {r['setting']}")
     front = pareto_front(x, y)
     ax.plot([x[i] for i in front], [y[i] for i in front], "k--", lw=1, alpha=0.6, label="Pareto front")
@@ -73,10 +86,12 @@ def plot_curves(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str, out:
     plt = _pyplot()
     s = selected[selected.dataset == dataset]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for (algo, setting), g in s.groupby(["algorithm", "setting"], sort=False):
+    algorithms = list(s["algorithm"].unique())
+    for (algo, setting), g in s.groupby(["algorithm", "setting"]):
         e = epochs[epochs.run_id.isin(set(g["run_id"]))]
         curve = e.groupby("epoch")[["cum_J", "test_acc"]].mean()
-        ax.plot(curve["cum_J"], 100 * curve["test_acc"], marker="o", ms=2.5, label=f"{algo} {setting}")
+        ax.plot(curve["cum_J"], 100 * curve["test_acc"], ms=3, label=f"{algo} {setting}",
+                **_style(algo, setting, algorithms))
     sources = ", ".join(sorted(set(s["train_sources"]) | set(s["eval_sources"])))
     ax.set(xlabel=f"cumulative energy, train + eval (J, {_energy_label(sources)})", ylabel="OOD accuracy (%)",
            title=f"{dataset}: accuracy over training (mean of the chosen runs)")

@@ -138,3 +138,22 @@ def test_guard_rejects_a_harmful_draw_and_keeps_theta(tiny_config, tmp_path):
     assert kept["metrics"] == epochs[1]["metrics"]  # theta_{t-1} restored exactly
     guard_energy = kept["sampler_stats"]["guard_energy"]
     assert guard_energy["name"] == "guard" and guard_energy["components"]  # the guard's cost is metered
+
+
+SCHEDULES = {
+    "periodic": ["gradsamp.schedule=periodic", "gradsamp.start=2", "gradsamp.every=2"],
+    "random": ["gradsamp.schedule=random", "gradsamp.probability=1.0", "gradsamp.max_consecutive=1"],
+    "epochs": ["gradsamp.schedule=epochs", "gradsamp.epochs=[2,4]"],
+}
+
+
+@pytest.mark.parametrize("sampler", ["tensor", "element", "ggd", "extrapolate", "skip"])
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_every_sampler_with_every_schedule(tiny_config, tmp_path, sampler, schedule):
+    epochs = epochs_of(train(tiny_config("epochs=5", f"gradsamp.sampler={sampler}", *SCHEDULES[schedule]),
+                             tmp_path / "run", progress=False))
+    assert [r["kind"] for r in epochs] == ["train", "train", "sampled", "train", "sampled"]
+    for r in epochs:
+        assert r["sampler"] == sampler and (r["sampler_stats"] is not None) == (r["kind"] == "sampled")
+    step = epochs[2]["sampler_stats"]["mean_abs_step"]
+    assert step == 0 if sampler == "skip" else step > 0
