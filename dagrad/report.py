@@ -10,7 +10,6 @@ Figures that mix measured and estimated energy, or have unreadable components, a
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -19,18 +18,16 @@ import pandas as pd
 
 from dagrad.frames import UNREADABLE, load_runs
 from dagrad.selection import DESCRIPTIONS, select
+from dagrad.summary import mean_se as summary_mean_se
 
 BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
 MIXED = "‡"
 
 
 def mean_se(values) -> tuple[float, float, int]:
-    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return float(values.mean()), se, n
+    """dagrad.summary.mean_se over the finite values, and how many there were."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return (*summary_mean_se(finite), len(finite))
 
 
 def _sources(series: pd.Series) -> set[str]:
