@@ -182,8 +182,16 @@ def _usage(message: str) -> DagradError:
     return DagradError(message)
 
 
+_SHOWN: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"dagrad: warning: {message}", file=file or sys.stderr)
+    """Each distinct warning once per command (the demo and sweeps build a meter per run, and imports
+    that change warning filters reset Python's own once-per-location memory)."""
+    text = str(message)
+    if text not in _SHOWN:
+        _SHOWN.add(text)
+        print(f"dagrad: warning: {text}", file=file or sys.stderr)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
