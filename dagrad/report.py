@@ -50,7 +50,8 @@ def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
             rows.append({"dataset": dataset, "config_key": key, "trial_seed": trial,
                          "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
                          "train_J": g["run_train_J"].mean(), "eval_J": g["run_eval_J"].mean(),
-                         "total_J": (g["run_train_J"] + g["run_eval_J"]).mean()})
+                         "total_J": (g["run_train_J"] + g["run_eval_J"]).mean(),
+                         "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean()})
     return pd.DataFrame(rows)
 
 
@@ -83,7 +84,7 @@ def summarize(selected: pd.DataFrame) -> pd.DataFrame:
         for env, e in g.groupby("env_name", sort=False):
             row[f"acc:{env}"], row[f"se:{env}"], row[f"n:{env}"] = mean_se(100 * e["test_acc"])
         row["acc:Avg"], row["se:Avg"], row["n:Avg"] = mean_se(t["acc"])
-        for phase in ("train", "eval", "total"):
+        for phase in ("train", "eval", "total", "selected"):
             row[f"{phase}_J"], row[f"{phase}_J_se"], _ = mean_se(t[f"{phase}_J"])
         sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
         row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
@@ -123,7 +124,7 @@ def tidy(summary: pd.DataFrame) -> pd.DataFrame:
             if np.isfinite(d[f"acc:{col}"]):
                 rows.append({**base, "quantity": "accuracy_pct", "column": col, "mean": d[f"acc:{col}"],
                              "se": d[f"se:{col}"], "n": d[f"n:{col}"], "sources": ""})
-        for phase in ("train", "eval", "total"):
+        for phase in ("train", "eval", "total", "selected"):
             rows.append({**base, "quantity": f"{phase}_energy_J", "column": "", "mean": d[f"{phase}_J"],
                          "se": d[f"{phase}_J_se"], "n": d["n:Avg"], "sources": d["sources"],
                          "flag": MIXED if d["mixed"] else ""})
@@ -156,7 +157,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     envs = [c[4:] for c in s.columns if c.startswith("acc:") and c != "acc:Avg" and s[c].notna().any()]
     unit, scale = energy_unit(s["total_J"])
     header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", f"train ({unit})", f"eval ({unit})",
-              f"total ({unit})", "saving (train / total)", "energy source"]
+              f"total ({unit})", f"to selected ({unit})", "saving (train / total)", "energy source"]
     rows = []
     for d in s.to_dict("records"):
         flag = f" {MIXED}" if d["mixed"] else ""
@@ -169,7 +170,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
                                                for e in envs],
                      _pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp",
                      *[_pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) + flag
-                       for p in ("train", "eval", "total")], saving, d["sources"]])
+                       for p in ("train", "eval", "total", "selected")], saving, d["sources"]])
     notes = []
     for d in s[s["control_key"].notna()].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']} vs its equal-energy control (skip, same epochs): "
@@ -186,7 +187,8 @@ def _footer(summary: pd.DataFrame, selection: str) -> list[str]:
              "algorithm's full training.",
              "Energy: the chosen runs' whole training (train phase incl. sampled epochs, eval phase = every "
              "split evaluated each epoch), mean over test environments per trial seed, then mean ± SE; picking an "
-             "earlier epoch refunds nothing. Saving = 1 − energy / full training's energy.",
+             "earlier epoch refunds nothing. To selected: train + eval energy spent up to and including the "
+             "selected epoch (what stopping there would have cost). Saving = 1 − energy / full training's energy.",
              f"GradSamp 'beats' its control only when the paired difference exceeds {BEATS_SE:g} SE "
              "(not a formal test with few seeds)."]
     sources = _sources(summary["sources"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import recordsfactory as rf
+
 from dagrad.cli import main
 from dagrad.report import build, render_latex, render_markdown, verdict
 
-_spec = importlib.util.spec_from_file_location("recordsfactory", Path(__file__).with_name("recordsfactory.py"))
-rf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rf)
 
 SETTINGS = ("none", "tensor", "skip")
 
@@ -111,3 +109,18 @@ def test_cli_report_writes_every_format_and_plots(tmp_path, capsys):
     assert {"accuracy_pct", "total_energy_J", "delta_full_pp", "delta_control_pp"} <= set(tidy.quantity)
     assert len(pd.read_csv(tmp_path / "r" / "selected.csv")) == 3 * 3 * 2
     assert main(["report", str(tmp_path / "empty-does-not-exist")]) == 2
+
+
+def test_energy_to_the_selected_epoch_beside_the_whole_run(tmp_path):
+    """Training-domain validation picks epoch 0 here (best `out` accuracy); 'to selected' counts only it."""
+    outs = [0.9, 0.5, 0.4]
+    for trial in range(2):
+        epochs = [{"metrics": rf.metrics(env0_in_acc=0.5, env1_out_acc=out, env2_out_acc=out),
+                   "train_J": 10.0 * (i + 1), "eval_J": 1.0} for i, out in enumerate(outs)]
+        rf.write_run(tmp_path / f"run{trial}", test_envs=[0], trial_seed=trial, sampler="none", epochs=epochs)
+    selected, summary = build(tmp_path, "training_domain")
+    assert list(selected["epoch"]) == [0, 0]
+    row = summary.iloc[0]
+    assert row["selected_J"] == pytest.approx(10.0 + 1.0)
+    assert row["total_J"] == pytest.approx(10 + 20 + 30 + 3 * 1.0)
+    assert "to selected (J)" in render_markdown(summary, "training_domain")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from helpers import recordsfactory as rf
 
 from dagrad.errors import ConfigError
 from dagrad.frames import load_runs
 from dagrad.selection import select
 
-_spec = importlib.util.spec_from_file_location("recordsfactory", Path(__file__).with_name("recordsfactory.py"))
-rf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rf)
 M = rf.metrics
 
 
