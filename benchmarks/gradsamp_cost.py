@@ -37,7 +37,7 @@ def measure(meter, fn) -> tuple[float, float]:
 
 def bench(label: str, overrides: list[str], batch: torch.Tensor, labels: torch.Tensor, n_envs: int,
           epoch_steps: int, measured_steps: int, sampler: str, repeats: int) -> None:
-    cfg = load_config(None, [*overrides, f"gradsamp.sampler={sampler}", "gradsamp.start=2"])
+    cfg = load_config(None, [*overrides, f"gradsamp.sampler={sampler}", "gradsamp.schedule_options.start=2"])
     algorithm = algorithms.build(cfg, tuple(batch.shape[1:]), 10, n_envs)
     meter = build_meter(cfg.energy)
     gradsamp = GradSamp(cfg.gradsamp, run_seed=0)
@@ -82,7 +82,7 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}")
     x = torch.rand(32, 1, 16, 16)
     y = torch.randint(0, 10, (32,))
-    bench("digits_cnn (width 32, 16 px)", ["data.image_size=16", "network.width=32"], x, y, 5,
+    bench("digits_cnn (width 32, 16 px)", ["data.image_size=16", "network.options.width=32"], x, y, 5,
           args.digits_steps, args.digits_steps, args.sampler, args.repeats)
     x = torch.rand(32, 3, args.resnet_size, args.resnet_size)
     bench(f"resnet18 ({args.resnet_size} px, frozen BN)", ["data.name=pacs", "network.name=resnet18",

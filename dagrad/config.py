@@ -1,8 +1,12 @@
-"""Experiment configuration: YAML files -> validated dataclasses.
+"""Experiment configuration: the schema and YAML, nothing else.
 
-A YAML file may `include:` other files (paths relative to it); they are merged first, in order, and the
-file's own keys go on top. Command-line `key=value` overrides (dotted keys, YAML values) go last.
-Every unknown key, wrong type or disallowed value is a ConfigError naming the key and what is allowed.
+A YAML file may `include:` other files (paths relative to it, or the names of the configs dagrad ships,
+e.g. `datasets/pacs`); they are merged first, in order, and the file's own keys go on top. Command-line `key=value` overrides (dotted keys, YAML values) go last. Every
+unknown key, wrong type or out-of-range value is a ConfigError naming the key and what is allowed.
+
+The names of components (dataset, network, algorithm, sampler, schedule, averager, energy backend) and
+their options are checked one floor up, against the registries, in `dagrad.experiment`: this module
+imports no registry, so each choice is declared once, by the component that owns it.
 """
 
 from __future__ import annotations
@@ -20,78 +24,74 @@ from typing import Any, Optional, Union
 import yaml
 
 from dagrad.errors import ConfigError
+from dagrad.registry import Option
 
 
-def _choice(default: Any, *allowed: Any) -> Any:
-    return field(default=default, metadata={"choices": allowed})
+def _setting(default: Any, typ: type, **limits: Any) -> Any:
+    """A schema field with its valid values declared next to its default."""
+    option = Option(default, typ, **limits)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"option": option})
+    return field(default=default, metadata={"option": option})
 
 
 @dataclass
 class DataConfig:
     """Which dataset, which environments are held out, and how batches are drawn."""
 
-    name: str = "rotated_digits"
+    name: str = "rotated_digits"  # a registered dataset (`dagrad data list`)
     root: Optional[str] = None  # where real datasets live; embedded ones ignore it
-    test_envs: list[int] = field(default_factory=lambda: [5])
-    setting: str = _choice("dg", "dg", "da")  # da: the test envs' `in` inputs are given unlabelled
-    holdout_fraction: float = 0.2  # DomainBed: 20 % of every environment is its `out` split
-    split: str = _choice("random", "random", "official")  # official: the dataset's own split files
-    image_size: Optional[int] = None  # None: the dataset's default
-    batch_size: int = 32  # per training environment, as DomainBed
-    eval_batch_size: int = 256
-    num_workers: int = 0
+    test_envs: list[int] = _setting([5], list, item=int, low=0)
+    setting: str = _setting("dg", str, choices=("dg", "da"))  # da: the test envs' inputs are given unlabelled
+    holdout_fraction: float = _setting(0.2, float, low=0.0, high=1.0, low_open=True, high_open=True)
+    split: str = _setting("random", str, choices=("random", "official"))  # official: the dataset's split files
+    image_size: Optional[int] = _setting(None, int, low=8, nullable=True)  # None: the dataset's default
+    batch_size: int = _setting(32, int, low=1)  # per training environment, as DomainBed
+    eval_batch_size: int = _setting(256, int, low=1)
+    num_workers: int = _setting(0, int, low=0)
     augment: bool = True
     val_augment: bool = False  # True matches DomainBed (augmented validation); False matches SWAD
     skip_corrupt: bool = False  # skip unreadable images (counted in the record) instead of failing
-    options: dict = field(default_factory=dict)  # dataset-specific settings, checked by the dataset
+    options: dict = field(default_factory=dict)  # the dataset's own options (see `dagrad data list`)
 
 
 @dataclass
 class NetworkConfig:
-    """The featurizer; the classifier head is always linear (as DomainBed's default)."""
+    """The featurizer (the classifier head is always linear, as DomainBed's default)."""
 
-    name: str = "digits_cnn"  # digits_cnn | resnet18 | resnet50 | timm:<model name>
-    width: int = 32  # channels of digits_cnn
-    pretrained: Optional[str] = None  # None, "imagenet" (torchvision/timm cache), or a weights file
-    freeze_bn: bool = True  # BatchNorm statistics frozen, affine trainable (DomainBed 2020, SWAD)
-    dropout: float = 0.0
+    name: str = "digits_cnn"  # a registered network, or timm:<model name>
+    options: dict = field(default_factory=dict)  # the network's own options (see `dagrad list`)
 
 
 @dataclass
 class AlgorithmConfig:
     name: str = "erm"
-    hparams: dict = field(default_factory=dict)  # overrides of the registry's defaults
-    hparams_seed: int = 0  # 0: defaults; otherwise DomainBed-style random search draw
+    hparams: dict = field(default_factory=dict)  # overrides of the algorithm's defaults
+    hparams_seed: int = _setting(0, int, low=0)  # 0: defaults; otherwise DomainBed-style random search
 
 
 @dataclass
 class GradSampConfig:
     """Which epochs are sampled instead of trained, and how (see dagrad.gradsamp)."""
 
-    sampler: str = _choice("none", "none", "tensor", "element", "ggd", "extrapolate", "skip")
-    scale: float = 1.0
-    element_c: float = 0.5
-    ggd_beta: Optional[float] = None  # None: fitted by moment matching
-    schedule: str = _choice("periodic", "periodic", "random", "epochs")
-    every: int = 3
-    start: int = 2
-    probability: float = 0.3
-    epochs: list[int] = field(default_factory=list)
-    max_consecutive: Optional[int] = None
-    buffers: str = _choice("keep", "keep", "extrapolate")
-    optimizer_state: str = _choice("keep", "keep", "reset")
+    sampler: str = "none"  # none (GradSamp off) or a registered sampler; `skip` is the control
+    sampler_options: dict = field(default_factory=dict)  # the sampler's own options, e.g. {scale: 0.5}
+    schedule: str = "periodic"  # a registered schedule
+    schedule_options: dict = field(default_factory=dict)  # the schedule's own options, e.g. {every: 3}
+    max_consecutive: Optional[int] = _setting(None, int, low=1, nullable=True)
+    buffers: str = _setting("keep", str, choices=("keep", "extrapolate"))
+    optimizer_state: str = _setting("keep", str, choices=("keep", "reset"))
     guard: bool = False
-    guard_tolerance: float = 0.05
-    guard_fallback: str = _choice("train", "train", "keep")
+    guard_tolerance: float = _setting(0.05, float, low=0.0)
+    guard_fallback: str = _setting("train", str, choices=("train", "keep"))
+    history_device: str = _setting("device", str, choices=("device", "cpu"))  # cpu: pinned host memory
 
 
 @dataclass
 class EnergyConfig:
-    backend: str = _choice("auto", "auto", "nvml", "rapl", "estimate", "zeus", "codecarbon")
-    watts_per_thread: float = 4.0  # CodeCarbon's default for an unknown CPU
-    cpu_tdp_w: Optional[float] = None
-    grid_intensity_g_per_kwh: Optional[float] = None
-    nvml_poll_hz: float = 10.0
+    backend: str = "auto"  # a registered backend; auto = NVML for GPUs, RAPL or the estimate for the CPU
+    backends: dict = field(default_factory=dict)  # per-backend options, e.g. {estimate: {watts_per_thread: 4}}
+    grid_intensity_g_per_kwh: Optional[float] = _setting(None, float, low=0.0, nullable=True)
     count_flops: bool = True
 
 
@@ -99,11 +99,8 @@ class EnergyConfig:
 class AveragingConfig:
     """Weight averaging that wraps any algorithm; `swad` is SWAD's dense averaging + loss valley."""
 
-    name: str = _choice("none", "none", "swad")
-    n_converge: int = 3
-    n_tolerance: int = 6
-    tolerance_ratio: float = 0.3
-    early_stop: bool = True  # SWAD stops training when the loss valley ends
+    name: str = "none"  # none or a registered averager
+    options: dict = field(default_factory=dict)  # the averager's own options
 
 
 @dataclass
@@ -114,14 +111,19 @@ class ExperimentConfig:
     gradsamp: GradSampConfig = field(default_factory=GradSampConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
-    epochs: int = 10
-    steps_per_epoch: Optional[int] = None  # None: one pass over the largest training environment
-    trial_seed: int = 0  # drives the data split (DomainBed's trial_seed)
-    seed: Optional[int] = None  # training randomness; None: hashed from the run's identity
-    device: str = _choice("auto", "auto", "cpu", "cuda")  # auto: cuda when available, as DomainBed
-    eval_mode: str = _choice("full", "full", "fast")  # fast skips training envs' `in` splits (SWAD)
-    plugins: list[str] = field(default_factory=list)  # modules or .py files registering algorithms/datasets
+    epochs: int = _setting(10, int, low=1)
+    steps_per_epoch: Optional[int] = _setting(None, int, low=1, nullable=True)  # None: one pass over the data
+    trial_seed: int = _setting(0, int, low=0)  # drives the data split (DomainBed's trial_seed)
+    seed: Optional[int] = _setting(None, int, low=0, nullable=True)  # None: hashed from the run's identity
+    device: str = _setting("auto", str, choices=("auto", "cpu", "cuda"))  # auto: cuda when available
+    eval_mode: str = _setting("full", str, choices=("full", "fast"))  # fast skips training envs' `in` (SWAD)
+    plugins: list[str] = field(default_factory=list)  # modules or .py files registering components
     name: Optional[str] = None
+
+
+#: keys that say where or how fast a run executes, not what it computes: left out of its identity (so a
+#: sweep relaunched elsewhere finds its finished jobs) and out of the configuration a report groups by
+RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -129,21 +131,22 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-#: keys that say where or how fast a run executes, not what it computes: left out of its identity, so a
-#: sweep relaunched on another machine (another data root, device or worker count) finds its finished jobs
-RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers")
-
-
-def config_hash(cfg: ExperimentConfig) -> str:
-    """A short stable identity of everything that determines the run's result."""
-    data = to_dict(cfg)
-    for key in RUN_ENVIRONMENT_KEYS:
+def without_keys(data: dict, keys: tuple[str, ...]) -> dict:
+    """A deep copy of `data` without the dotted `keys` (missing ones are ignored)."""
+    out = copy.deepcopy(data)
+    for key in keys:
         *path, last = key.split(".")
-        node = data
+        node = out
         for part in path:
-            node = node[part]
-        node.pop(last)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def stable_hash(data: Any, length: int = 12) -> str:
+    """A short hash of plain data that does not depend on key order."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def from_dict(data: dict, cls: type = ExperimentConfig, prefix: str = "") -> Any:
@@ -152,7 +155,7 @@ def from_dict(data: dict, cls: type = ExperimentConfig, prefix: str = "") -> Any
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
         raise ConfigError(
             f"unknown key '{prefix}{unknown[0]}'; allowed keys"
@@ -164,11 +167,8 @@ def from_dict(data: dict, cls: type = ExperimentConfig, prefix: str = "") -> Any
         if dataclasses.is_dataclass(typ):
             values[name] = from_dict(value, typ, key + ".")
             continue
-        value = _coerce(value, typ, key)
-        choices = known[name].metadata.get("choices")
-        if choices and value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(choices)}")
-        values[name] = value
+        option = known[name].metadata.get("option")
+        values[name] = option.check(value, key) if option else _coerce(value, typ, key)
     return cls(**values)
 
 
@@ -177,15 +177,15 @@ def _kind(value: Any) -> str:
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Plain type checks for fields without declared limits (strings, flags, mappings)."""
     origin, args = typing.get_origin(typ), typing.get_args(typ)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
     if origin is list:
-        if not isinstance(value, list):
-            value = [value] if isinstance(value, (int, float, str)) and not isinstance(value, bool) else value
+        if isinstance(value, str):
+            value = [value]
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {_kind(value)}")
         return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
@@ -193,53 +193,96 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {_kind(value)}")
         return copy.deepcopy(value)
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if typ is float:
-        return coerce_float(value, key)
-    if typ is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    raise ConfigError(f"{key}: unsupported type {typ}")  # pragma: no cover - schema bug
+    return Option(None, typ).check(value, key)
 
 
-def coerce_float(value: Any, key: str) -> float:
-    """A float from a number or a numeric string (PyYAML reads `1e-4` as a string)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"{key}: expected a number, got {value!r}")
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice (the last would silently win)."""
 
 
-def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
-    """A YAML file with its `include:` files merged underneath it."""
-    path = Path(path).resolve()
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (line {seen[key]} and line {key_node.start_mark.line + 1})",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML through the safe loader (never runs code), duplicate keys refused, errors as one line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML ({problem}{line})") from None
+
+
+#: the configs dagrad ships (datasets/, algorithms/, experiments/, sweeps/, demo.yaml), usable by name
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def find_config(ref: str | Path, relative_to: Optional[Path] = None) -> Path:
+    """A config file: a path (relative to `relative_to`, the including file's folder, when given; else to
+    the working folder), or the name of a shipped config (`experiments/pacs`, `dagrad:sweeps/digits`)."""
+    text = str(ref)
+    path = Path(text).expanduser()
+    if relative_to is not None and not path.is_absolute():
+        if (relative_to / path).is_file():
+            return (relative_to / path).resolve()
+    elif path.is_file():
+        return path.resolve()
+    name = text.removeprefix("dagrad:")
+    packaged = PACKAGED_CONFIGS / (name if name.endswith((".yaml", ".yml")) else name + ".yaml")
+    if packaged.is_file() and ".." not in Path(name).parts:
+        return packaged.resolve()
+    where = f"{relative_to / path}" if relative_to is not None and not path.is_absolute() else f"{path.absolute()}"
+    raise ConfigError(f"config file not found: {text} (no file at {where}, and no shipped config of that name; "
+                      f"`dagrad list configs` names them)")
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs dagrad ships, usable wherever a config file is expected."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS).with_suffix("")) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+
+
+def read_yaml(path: str | Path, _seen: tuple = (), relative_to: Optional[Path] = None) -> dict:
+    """A YAML file (a path or a shipped config's name) with its `include:` files merged underneath it."""
+    path = find_config(path, relative_to)
     if path in _seen:
         raise ConfigError(f"{path}: includes itself (through {' -> '.join(p.name for p in _seen)})")
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {_kind(data)}")
-    includes = data.pop("include", []) or []
+    includes = data.pop("include", None)
     merged: dict = {}
-    for inc in [includes] if isinstance(includes, str) else includes:
-        merged = deep_merge(merged, read_yaml(path.parent / inc, _seen + (path,)))
+    for inc in _include_list(includes, path):
+        merged = deep_merge(merged, read_yaml(inc, _seen + (path,), relative_to=path.parent))
     return deep_merge(merged, data)
+
+
+def _include_list(includes: Any, path: Path) -> list[str]:
+    if includes is None:
+        return []
+    items = [includes] if isinstance(includes, str) else includes
+    if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+        raise ConfigError(f"{path}: include: expected a file path or a list of file paths, got {includes!r}")
+    return items
 
 
 def deep_merge(base: dict, top: dict) -> dict:
@@ -264,8 +307,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        node = out
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: the key has an empty part")
+        node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -274,47 +319,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return out
 
 
-def load_config(paths: list[str] | str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Files merged in order, overrides applied, then validated (names checked against the registries)."""
+def load_config(paths: list[str] | str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Files merged in order, overrides applied, every key and value checked against the schema.
+
+    Component names and options are checked by `dagrad.experiment.resolve`."""
     data: dict = {}
     for path in [paths] if isinstance(paths, (str, Path)) else (paths or []):
         data = deep_merge(data, read_yaml(path))
-    cfg = from_dict(apply_overrides(data, overrides or []))
-    validate(cfg)
-    return cfg
-
-
-def validate(cfg: ExperimentConfig) -> None:
-    """Checks that need more than one key, or the registries of algorithms, datasets and networks."""
-    from dagrad.algorithms import registry as algorithms
-    from dagrad.datasets import registry as datasets
-    from dagrad.networks import check_network_name
-    from dagrad.plugins import import_plugins
-
-    import_plugins(cfg.plugins)
-    algorithms.check_name(cfg.algorithm.name)
-    algorithms.resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, cfg.algorithm.hparams_seed,
-                               dataset=cfg.data.name)
-    datasets.check_name(cfg.data.name)
-    check_network_name(cfg.network.name)
-    _positive(cfg, ["epochs", "data.batch_size", "data.eval_batch_size", "network.width"])
-    if cfg.steps_per_epoch is not None and cfg.steps_per_epoch < 1:
-        raise ConfigError(f"steps_per_epoch: must be at least 1 (or null for one pass), got {cfg.steps_per_epoch}")
-    if not 0.0 < cfg.data.holdout_fraction < 1.0:
-        raise ConfigError(f"data.holdout_fraction: must be between 0 and 1, got {cfg.data.holdout_fraction}")
-    if not cfg.data.test_envs and cfg.data.setting == "da":
-        raise ConfigError("data.test_envs: the da setting needs at least one test environment")
-    gs = cfg.gradsamp
-    if gs.every < 1 or gs.start < 0:
-        raise ConfigError(f"gradsamp.every must be >= 1 and gradsamp.start >= 0, got {gs.every} and {gs.start}")
-    if not 0.0 <= gs.probability <= 1.0:
-        raise ConfigError(f"gradsamp.probability: must be in [0, 1], got {gs.probability}")
-
-
-def _positive(cfg: ExperimentConfig, keys: list[str]) -> None:
-    for key in keys:
-        node: Any = cfg
-        for part in key.split("."):
-            node = getattr(node, part)
-        if node < 1:
-            raise ConfigError(f"{key}: must be at least 1, got {node}")
+    return from_dict(apply_overrides(data, list(overrides or [])))

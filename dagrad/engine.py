@@ -19,26 +19,24 @@ import torch
 from tqdm.auto import tqdm
 
 import dagrad
-from dagrad import algorithms, datasets
+from dagrad import datasets
+from dagrad.algorithms import build as build_algorithm
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dagrad.config import ExperimentConfig, config_hash, to_dict
+from dagrad.config import ExperimentConfig, to_dict
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
+from dagrad.epochs import EpochKind, EpochOutcome
 from dagrad.errors import CheckpointError, ConfigError
-from dagrad.evaluation import evaluate, mean_of
+from dagrad.evaluation import evaluate
+from dagrad.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
-from dagrad.records import RECORDS_NAME, RecordFile
+from dagrad.metrics import env_mean
+from dagrad.networks import build_featurizer
+from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.seeding import seed_everything, seed_hash
 
 GUARD_EXAMPLES_PER_ENV = 32
-
-
-def run_seed(cfg: ExperimentConfig) -> int:
-    """The training seed: given, or hashed from the run's identity as DomainBed's sweeps do."""
-    if cfg.seed is not None:
-        return cfg.seed
-    return seed_hash(cfg.data.name, cfg.algorithm.name, cfg.data.test_envs, cfg.algorithm.hparams_seed, cfg.trial_seed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,14 +53,18 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Builds everything a run needs (before writing anything), then trains epoch by epoch."""
 
-    def __init__(self, cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, progress: bool = True):
-        self.cfg, self.out, self.progress = cfg, Path(out_dir), progress
-        self.seed = run_seed(cfg)
+    def __init__(self, experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
+                 progress: bool = True):
+        exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
+        cfg = exp.cfg
+        self.exp, self.cfg, self.out, self.progress = exp, cfg, Path(out_dir), progress
+        self.seed = exp.seed
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
         self.data = datasets.build(cfg.data, cfg.trial_seed, cfg.eval_mode)
-        self.algorithm = algorithms.build(cfg, self.data.input_shape, self.data.num_classes,
-                                          len(self.data.train_envs)).to(self.device)
+        featurizer = build_featurizer(cfg.network.name, exp.network_options, self.data.input_shape)
+        self.algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, self.data.num_classes,
+                                         len(self.data.train_envs)).to(self.device)
         self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
         self.stream = self.data.training_loaders(self.steps, self.seed)
         self.eval_loaders = self.data.eval_loaders()
@@ -73,7 +75,7 @@ class Trainer:
             self.gradsamp = GradSamp(cfg.gradsamp, self.seed, guard)
         self.averager = build_averager(cfg.averaging, self.algorithm)
         self.flops = FlopsTally(cfg.energy.count_flops)
-        self.hash = config_hash(cfg)
+        self.hash = exp.run_id
         self.start_epoch, self.updates, self.stopped = 0, 0, False
         records_path = self.out / RECORDS_NAME
         if resume:
@@ -97,16 +99,15 @@ class Trainer:
                 break
             torch.manual_seed(seed_hash(self.seed, "epoch", epoch))  # dropout etc. independent of the past
             with self.meter.window("train") as train_energy:
-                kind, fallback, stats, updates, train_flops = self._train_or_sample(epoch)
+                outcome = self._train_or_sample(epoch)
                 if self.gradsamp is not None:  # the epoch-end snapshot is GradSamp's cost: metered here
-                    self.gradsamp.observe(self.algorithm, kind, fallback)
+                    self.gradsamp.observe(self.algorithm, outcome.kind, outcome.fallback)
             with self.meter.window("eval") as eval_energy:
                 metrics, eval_flops = evaluate(self.algorithm, self.eval_loaders, self.device, self.flops)
-                averaged = self._observe_averager(metrics, kind)
-            record = self._epoch_record(epoch, kind, fallback, stats, updates, metrics, averaged,
-                                        train_energy, eval_energy, train_flops, eval_flops)
-            self.records.append(record)
-            bar.set_postfix(kind=kind, ood=f"{mean_of(metrics, self.data.test_envs, 'in', 'acc'):.3f}")
+                averaged = self._observe_averager(metrics, outcome.kind)
+            self.records.append(self._epoch_record(epoch, outcome, metrics, averaged, train_energy, eval_energy,
+                                                   eval_flops))
+            bar.set_postfix(kind=str(outcome.kind), ood=f"{env_mean(metrics, self.data.test_envs, 'in'):.3f}")
             self.stopped = bool(self.averager and self.averager.should_stop())
             self._checkpoint(epoch + 1)
         bar.close()
@@ -115,19 +116,19 @@ class Trainer:
         self.meter.close()
         return self.records.path
 
-    def _train_or_sample(self, epoch: int) -> tuple[str, Optional[str], dict, dict, float]:
-        """One epoch's work: (kind, fallback, sampler stats, mean update stats, FLOPs)."""
-        kind, fallback, stats = "train", None, {}
+    def _train_or_sample(self, epoch: int) -> EpochOutcome:
+        """One epoch's work: trained, or sampled by GradSamp (then trained anyway if the draw is refused and
+        the fallback says so)."""
+        outcome = EpochOutcome()
         if self.gradsamp is not None and self.gradsamp.wants_sample(epoch):
-            outcome = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
-                                           predict=self.algorithm.predict, meter=self.meter)
-            kind, fallback, stats = outcome.kind, outcome.fallback, outcome.stats
-            if outcome.kind == "sampled" and self.averager is not None:
+            drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
+                                         predict=self.algorithm.predict, meter=self.meter)
+            outcome = EpochOutcome(drawn.kind, drawn.fallback, drawn.stats)
+            if outcome.kind is EpochKind.SAMPLED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
-            if outcome.kind == "sampled" or outcome.fallback == "keep":
-                return kind, fallback, stats, {}, 0.0
-        updates, flops = self._train_steps(epoch)
-        return kind, fallback, stats, updates, flops
+        if outcome.trained:
+            outcome.update_stats, outcome.flops = self._train_steps(epoch)
+        return outcome
 
     def _train_steps(self, epoch: int) -> tuple[dict, float]:
         sums: dict[str, float] = defaultdict(float)
@@ -156,10 +157,10 @@ class Trainer:
             means["skipped_examples"] = skipped
         return means, total_flops
 
-    def _observe_averager(self, metrics: dict[str, float], kind: str) -> Optional[dict[str, float]]:
+    def _observe_averager(self, metrics: dict[str, float], kind: EpochKind) -> Optional[dict[str, float]]:
         if self.averager is None:
             return None
-        self.averager.after_epoch(self.algorithm, mean_of(metrics, self.data.train_envs, "out", "loss"), kind)
+        self.averager.after_epoch(self.algorithm, env_mean(metrics, self.data.train_envs, "out", "loss"), kind)
         model = self.averager.averaged_module()
         return evaluate(model, self.eval_loaders, self.device)[0] if model is not None else None
 
@@ -175,24 +176,24 @@ class Trainer:
         self.records.append(summary)
 
     # ------------------------------------------------------------------ records and checkpoints
-    def _epoch_record(self, epoch: int, kind: str, fallback: Optional[str], stats: dict, updates: dict,
-                      metrics: dict, averaged: Optional[dict], train_energy: Any, eval_energy: Any,
-                      train_flops: float, eval_flops: float) -> dict:
+    def _epoch_record(self, epoch: int, outcome: EpochOutcome, metrics: dict, averaged: Optional[dict],
+                      train_energy: Any, eval_energy: Any, eval_flops: float) -> dict:
         return {
             "type": "epoch", "epoch": epoch, "step": (epoch + 1) * self.steps, "updates": self.updates,
-            "kind": kind, "fallback": fallback, "sampler": self.cfg.gradsamp.sampler,
-            "metrics": metrics, "averaged_metrics": averaged, "update_stats": updates,
-            "sampler_stats": stats or None, "averager": self.averager.stats() if self.averager else None,
+            "kind": str(outcome.kind), "fallback": outcome.fallback, "sampler": self.cfg.gradsamp.sampler,
+            "metrics": metrics, "averaged_metrics": averaged, "update_stats": outcome.update_stats,
+            "sampler_stats": outcome.sampler_stats or None,
+            "averager": self.averager.stats() if self.averager else None,
             "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict()},
-            "flops": {"train": train_flops, "eval": eval_flops, "convention": self.flops.convention},
+            "flops": {"train": outcome.flops, "eval": eval_flops, "convention": self.flops.convention},
             "seconds": train_energy.seconds + eval_energy.seconds,
         }
 
     def _header(self) -> dict:
         data = self.data
         return {
-            "type": "header", "format": 1, "run_id": self.hash, "seed": self.seed, "config": to_dict(self.cfg),
-            "hparams": self.algorithm.hparams,
+            "type": "header", "format": FORMAT, "run_id": self.hash, "seed": self.seed, "config": to_dict(self.cfg),
+            "resolved": self.exp.canonical(), "hparams": self.algorithm.hparams,
             "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
                      "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
                      "split_sizes": {name: len(split) for name, split in data.splits.items()}},
@@ -230,6 +231,7 @@ class Trainer:
         self.start_epoch, self.updates, self.stopped = payload["epoch"], payload["updates"], payload["stopped"]
 
 
-def train(cfg: ExperimentConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
+          progress: bool = True) -> Path:
     """Run (or resume) one experiment; returns its record file."""
-    return Trainer(cfg, out_dir, resume=resume, progress=progress).run()
+    return Trainer(experiment, out_dir, resume=resume, progress=progress).run()

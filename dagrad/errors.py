@@ -19,3 +19,7 @@ class DataError(DagradError):
 
 class CheckpointError(DagradError):
     """A checkpoint or record file that cannot be used to resume."""
+
+
+class RecordsError(DagradError):
+    """A record file that is missing, malformed or does not belong to a dagrad run."""

@@ -40,9 +40,3 @@ def _run(flops: Optional[object], key: tuple, fn: Callable[[], torch.Tensor]) ->
     if flops is None:
         return fn(), 0.0
     return flops.run(key, fn)  # type: ignore[attr-defined]
-
-
-def mean_of(metrics: dict[str, float], envs: list[int], split: str, what: str) -> float:
-    """Mean of e.g. the `out` accuracy over the given environments (DomainBed's selection quantity)."""
-    values = [metrics[f"env{i}_{split}_{what}"] for i in envs if f"env{i}_{split}_{what}" in metrics]
-    return sum(values) / len(values) if values else float("nan")

@@ -6,26 +6,15 @@ computed from these files."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 from dagrad.atomic import write_text_atomic
-from dagrad.errors import CheckpointError
+from dagrad.errors import RecordsError
+from dagrad.plain import plain
 
 RECORDS_NAME = "records.jsonl"
-FORMAT = 1
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null (JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+FORMAT = 2  # 2: the header holds `resolved`, the canonical configuration with every option filled in
 
 
 class RecordFile:
@@ -36,7 +25,7 @@ class RecordFile:
         self.lines: list[dict] = list(lines or [])
 
     def append(self, record: dict) -> None:
-        self.lines.append(_clean(record))
+        self.lines.append(plain(record))
         write_text_atomic(self.path, "".join(json.dumps(line, sort_keys=True) + "\n" for line in self.lines))
 
     @classmethod
@@ -45,7 +34,7 @@ class RecordFile:
         lines = read_records(path)
         kept = [r for r in lines if r["type"] == "header" or (r["type"] == "epoch" and r["epoch"] < next_epoch)]
         if not kept or kept[0]["type"] != "header":
-            raise CheckpointError(f"{path}: no header line; the record file does not belong to a dagrad run")
+            raise RecordsError(f"{path}: no header line; the record file does not belong to a dagrad run")
         return cls(path, kept)
 
 
@@ -53,7 +42,7 @@ def read_records(path: str | Path) -> list[dict]:
     """All lines of a record file, with a clear error naming the first bad line."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no record file at {path}")
+        raise RecordsError(f"no record file at {path}")
     lines = []
     for number, text in enumerate(path.read_text().splitlines(), 1):
         if not text.strip():
@@ -61,9 +50,9 @@ def read_records(path: str | Path) -> list[dict]:
         try:
             line = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
+            raise RecordsError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
         if not isinstance(line, dict) or "type" not in line:
-            raise CheckpointError(f"{path}:{number}: a record must be an object with a 'type'")
+            raise RecordsError(f"{path}:{number}: a record must be an object with a 'type'")
         lines.append(line)
     return lines
 

@@ -56,6 +56,9 @@ class Option:
         elif self.type in (int, float):
             noun = "an integer" if self.type is int else "a finite number"
             text = noun + _range_words(self.low, self.high, self.low_open, self.high_open)
+        elif self.type is list and self.item in (int, float):
+            noun = "integer" if self.item is int else "number"
+            text = f"a list of {noun}s" + _range_words(self.low, self.high, self.low_open, self.high_open)
         elif self.type is list:
             text = "a list" + (f" of {_type_words(self.item)}s" if self.item else "")
         elif self.type is dict:
@@ -70,12 +73,18 @@ class Option:
             if self.nullable:
                 return None
             raise ConfigError(f"{key}: must not be null; allowed: {self.allowed()}")
-        value = _coerce(value, self.type, key, self)
         if self.type is list and self.item is not None:
-            value = [_coerce(v, self.item, f"{key}[{i}]", self) for i, v in enumerate(value)]
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                value = [value]  # `test_envs=3` means [3]
+            items = _coerce(value, list, key, self)
+            return [self._scalar(v, self.item, f"{key}[{i}]") for i, v in enumerate(items)]
+        return self._scalar(value, self.type, key)
+
+    def _scalar(self, value: Any, typ: type, key: str) -> Any:
+        value = _coerce(value, typ, key, self)
         if self.choices and value not in self.choices:
             raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(map(str, self.choices))}")
-        if self.type in (int, float) and not _in_range(value, self):
+        if typ in (int, float) and not _in_range(value, self):
             raise ConfigError(f"{key}: {value!r} is out of range; allowed: {self.allowed()}")
         return value
 
@@ -204,7 +213,11 @@ class Registry(Generic[T]):
 
     def register(self, name: str, target: Any = None, *, description: str = "", options: Options | None = None,
                  replace: bool = False, **info: Any) -> Any:
-        """Register `target` as `name`; without `target`, a decorator for a class or function."""
+        """Register `target` as `name`; without `target`, a decorator for a class or function.
+
+        Registering a name again from the same module replaces the entry (a re-imported plugin); from
+        another module it is refused unless `replace` is true, so a plugin cannot shadow a built-in by
+        accident. `origin` (in `info`) overrides the module the entry is attributed to."""
         if target is None:
             def decorate(obj: Any) -> Any:
                 self.register(name, obj, description=description, options=options, replace=replace, **info)
@@ -213,7 +226,7 @@ class Registry(Generic[T]):
             return decorate
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
             raise ValueError(f"{self.kind} names are non-empty strings without spaces, got {name!r}")
-        origin = _origin(target)
+        origin = info.pop("origin", None) or _origin(target)
         old = self._entries.get(name)
         if old is not None and not replace and old.origin != origin:
             raise ConfigError(f"{self.kind} {name!r} is already registered by {old.origin}; "

@@ -22,15 +22,15 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
-from dagrad.algorithms.registry import HParam, register
-from dagrad.errors import ConfigError
+from dagrad.algorithms.registry import log_uniform, register
+from dagrad.registry import Option
 
 MIXUP_HPARAMS = {
-    # DomainBed: mixup_alpha default 0.2, random-search 10^U(-1, 1)
-    "mixup_alpha": HParam(0.2, lambda r: float(10 ** r.uniform(-1, 1))),
+    # DomainBed: mixup_alpha default 0.2, random-search 10^U(-1, 1); the range is checked for every value
+    "mixup_alpha": Option(0.2, float, "Beta(alpha, alpha) of the mixing weight", low=0.0, low_open=True,
+                          search=log_uniform(-1, 1)),
 }
 
 
@@ -51,11 +51,6 @@ def random_pairs(minibatches: list[Minibatch]) -> list[tuple[Minibatch, Minibatc
 class Mixup(FeaturizerClassifier):
     """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
     with the same weights; featurizer + linear classifier, one Adam."""
-
-    def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
-        super().__init__(featurizer, num_classes, num_domains, hparams)  # featurizer, linear head, one Adam
-        if self.hparams["mixup_alpha"] <= 0:
-            raise ConfigError(f"algorithm.hparams.mixup_alpha: must be > 0, got {self.hparams['mixup_alpha']}")
 
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
         alpha = float(self.hparams["mixup_alpha"])

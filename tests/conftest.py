@@ -14,7 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 
 TINY = [
-    "data.image_size=12", "network.width=8", "data.batch_size=8", "epochs=3", "steps_per_epoch=3",
+    "data.image_size=12", "network.options.width=8", "data.batch_size=8", "epochs=3", "steps_per_epoch=3",
     "data.eval_batch_size=512",
 ]
 
@@ -28,10 +28,10 @@ def _quiet_estimate_warning():
 
 @pytest.fixture
 def tiny_config():
-    """A factory: tiny_config("algorithm.name=coral", ...) -> a validated ExperimentConfig."""
-    from dagrad.config import load_config
+    """A factory: tiny_config("algorithm.name=coral", ...) -> an ExperimentConfig checked against the registries."""
+    from dagrad.experiment import load_experiment
 
     def make(*overrides: str):
-        return load_config(None, [*TINY, *overrides])
+        return load_experiment(None, [*TINY, *overrides]).cfg
 
     return make

@@ -8,8 +8,8 @@ import pytest
 from dagrad.engine import Trainer, train
 from dagrad.records import read_records, split_run
 
-GRADSAMP = ["gradsamp.sampler=tensor", "gradsamp.start=2", "gradsamp.every=2"]
-SWAD = ["averaging.name=swad", "averaging.n_converge=2", "averaging.n_tolerance=2"]
+GRADSAMP = ["gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2"]
+SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.options.n_tolerance=2"]
 
 
 def run(tiny_config, tmp_path, name, *overrides):
@@ -32,7 +32,7 @@ def test_algorithm_runs(tiny_config, tmp_path, algorithm, setting, gradsamp):
 @pytest.mark.parametrize("algorithm", ["erm", "coral", "dann", "dann_grl"])
 def test_swad_wraps_every_algorithm_with_gradsamp(tiny_config, tmp_path, algorithm):
     header, epochs, summary = run(tiny_config, tmp_path, "run", f"algorithm.name={algorithm}", "epochs=6",
-                                  *GRADSAMP, *SWAD, "averaging.early_stop=false")
+                                  *GRADSAMP, *SWAD, "averaging.options.early_stop=false")
     assert [r["kind"] for r in epochs].count("sampled") == 2
     assert all(r["averager"] is not None for r in epochs)
     assert summary["reported"] == "averaged" and summary["metrics"]["env5_in_acc"] >= 0.0
@@ -42,7 +42,7 @@ def test_swad_wraps_every_algorithm_with_gradsamp(tiny_config, tmp_path, algorit
 @pytest.mark.parametrize("algorithm", ["erm", "coral", "dann", "dann_grl"])
 def test_interrupted_run_resumes_identically(tiny_config, tmp_path, algorithm, monkeypatch):
     overrides = [f"algorithm.name={algorithm}", "epochs=6", "data.setting=da", *GRADSAMP, *SWAD,
-                 "averaging.early_stop=false"]
+                 "averaging.options.early_stop=false"]
     _, full, full_summary = run(tiny_config, tmp_path, "full", *overrides)
 
     original = Trainer._checkpoint

@@ -71,7 +71,7 @@ def test_truncated_checkpoint_is_a_clear_error(tiny_config, tmp_path):
 
 def test_sampled_epoch_does_no_forward_or_backward_pass(tiny_config, tmp_path, monkeypatch):
     """Count featurizer forwards during training windows: a sampled epoch must add none."""
-    trainer = Trainer(tiny_config("epochs=4", "gradsamp.sampler=tensor", "gradsamp.start=2", "gradsamp.every=5"),
+    trainer = Trainer(tiny_config("epochs=4", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=5"),
                       tmp_path / "run", progress=False)
     calls = {"update": 0, "forward": 0, "backward": 0}
     featurizer = trainer.algorithm.featurizer
@@ -107,8 +107,8 @@ def test_sampled_epoch_does_no_forward_or_backward_pass(tiny_config, tmp_path, m
 
 
 def test_skip_control_keeps_parameters_and_costs_nothing(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("epochs=4", "gradsamp.sampler=skip", "gradsamp.start=2",
-                                         "gradsamp.every=5"), tmp_path / "run", progress=False))
+    epochs = epochs_of(train(tiny_config("epochs=4", "gradsamp.sampler=skip", "gradsamp.schedule_options.start=2",
+                                         "gradsamp.schedule_options.every=5"), tmp_path / "run", progress=False))
     assert [r["kind"] for r in epochs] == ["train", "train", "sampled", "train"]
     assert epochs[2]["metrics"] == epochs[1]["metrics"]  # theta_t = theta_{t-1}: same evaluation
     assert epochs[2]["sampler_stats"]["mean_abs_step"] == 0
@@ -120,8 +120,8 @@ def test_da_setting_trains(tiny_config, tmp_path):
 
 
 def test_non_finite_draw_is_rejected_and_the_epoch_trains(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.start=2",
-                                         "gradsamp.scale=1e308"), tmp_path / "run", progress=False))
+    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
+                                         "gradsamp.sampler_options.scale=1e308"), tmp_path / "run", progress=False))
     rejected = epochs[2]
     assert rejected["kind"] == "rejected" and rejected["fallback"] == "train"
     assert rejected["updates"] == 9 and rejected["update_stats"]["loss"] > 0  # the real epoch ran
@@ -130,8 +130,8 @@ def test_non_finite_draw_is_rejected_and_the_epoch_trains(tiny_config, tmp_path)
 
 
 def test_guard_rejects_a_harmful_draw_and_keeps_theta(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.start=2",
-                                         "gradsamp.scale=1e4", "gradsamp.guard=true",
+    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
+                                         "gradsamp.sampler_options.scale=1e4", "gradsamp.guard=true",
                                          "gradsamp.guard_fallback=keep"), tmp_path / "run", progress=False))
     kept = epochs[2]
     assert kept["kind"] == "rejected" and kept["fallback"] == "keep" and kept["updates"] == 6
@@ -141,9 +141,9 @@ def test_guard_rejects_a_harmful_draw_and_keeps_theta(tiny_config, tmp_path):
 
 
 SCHEDULES = {
-    "periodic": ["gradsamp.schedule=periodic", "gradsamp.start=2", "gradsamp.every=2"],
-    "random": ["gradsamp.schedule=random", "gradsamp.probability=1.0", "gradsamp.max_consecutive=1"],
-    "epochs": ["gradsamp.schedule=epochs", "gradsamp.epochs=[2,4]"],
+    "periodic": ["gradsamp.schedule=periodic", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2"],
+    "random": ["gradsamp.schedule=random", "gradsamp.schedule_options.probability=1.0", "gradsamp.max_consecutive=1"],
+    "epochs": ["gradsamp.schedule=epochs", "gradsamp.schedule_options.epochs=[2,4]"],
 }
 
 

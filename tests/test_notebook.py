@@ -26,11 +26,11 @@ def test_notebook_reproduces_the_table(tmp_path, monkeypatch):
 
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump({
-        "base": [{"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"width": 8},
+        "base": [{"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},
                   "epochs": 4, "steps_per_epoch": 3}],
-        "grid": {"trial_seeds": 2, "gradsamp": {"none": None, "tensor": {"sampler": "tensor", "start": 2, "every": 2},
-                                                "skip": {"sampler": "skip", "start": 2, "every": 2}}}}))
-    outcome = run_sweep(sweep, tmp_path / "runs", launcher=LocalLauncher(1), stream=None)
+        "grid": {"trial_seeds": 2, "gradsamp": {"none": None, "tensor": {"sampler": "tensor", "schedule_options": {"start": 2, "every": 2}},
+                                                "skip": {"sampler": "skip", "schedule_options": {"start": 2, "every": 2}}}}}))
+    outcome = run_sweep(sweep, tmp_path / "runs", launcher=LocalLauncher(threads=1), stream=None)
     assert not outcome.failed
     monkeypatch.setenv("DAGRAD_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("DAGRAD_NOTEBOOK_OUT", str(tmp_path / "nb"))

@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 
 from dagrad.cli import main
-from dagrad.config import load_config
+from dagrad.experiment import load_experiment as load_config
 from dagrad.errors import ConfigError
 from dagrad.records import read_records, split_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_algorithm.py"
-TINY = ["data.image_size=12", "network.width=8", "data.batch_size=8", "steps_per_epoch=3"]
+TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "steps_per_epoch=3"]
 
 
 def test_example_algorithm_under_gradsamp_and_swad(tmp_path):
     code = main(["train", "--quiet", "--plugin", str(EXAMPLE), "algorithm.name=mixup", "epochs=5", *TINY,
-                 "gradsamp.sampler=tensor", "gradsamp.start=2", "gradsamp.every=2", "averaging.name=swad",
-                 "averaging.n_converge=2", "averaging.n_tolerance=2", "averaging.early_stop=false",
+                 "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2", "averaging.name=swad",
+                 "averaging.options.n_converge=2", "averaging.options.n_tolerance=2", "averaging.options.early_stop=false",
                  "--out", str(tmp_path / "run")])
     assert code == 0
     header, epochs, summary = split_run(read_records(tmp_path / "run" / "records.jsonl"))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dagrad.errors import CheckpointError
+from dagrad.errors import RecordsError
 from dagrad.records import RecordFile, find_runs, read_records, split_run
 
 
@@ -34,15 +34,15 @@ def test_resume_keeps_header_and_earlier_epochs(tmp_path):
 def test_damaged_files_name_the_line(tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text('{"type": "header"}\n{"type": "epoch", "epo\n')
-    with pytest.raises(CheckpointError, match=r"records.jsonl:2: not a JSON record"):
+    with pytest.raises(RecordsError, match=r"records.jsonl:2: not a JSON record"):
         read_records(path)
     path.write_text('[1, 2]\n')
-    with pytest.raises(CheckpointError, match="must be an object with a 'type'"):
+    with pytest.raises(RecordsError, match="must be an object with a 'type'"):
         read_records(path)
     path.write_text('{"type": "epoch", "epoch": 0}\n')
-    with pytest.raises(CheckpointError, match="no header line"):
+    with pytest.raises(RecordsError, match="no header line"):
         RecordFile.resume(path, 1)
-    with pytest.raises(CheckpointError, match="no record file"):
+    with pytest.raises(RecordsError, match="no record file"):
         read_records(tmp_path / "missing.jsonl")
 
 

@@ -11,8 +11,8 @@ import time
 
 from dagrad.records import read_records, split_run
 
-ARGS = ["data.image_size=12", "network.width=8", "data.batch_size=8", "steps_per_epoch=6", "epochs=12",
-        "gradsamp.sampler=tensor", "gradsamp.start=2", "gradsamp.every=3"]
+ARGS = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "steps_per_epoch=6", "epochs=12",
+        "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=3"]
 
 
 def dagrad(*args: str, **kwargs) -> subprocess.Popen:
@@ -72,7 +72,7 @@ def test_bad_key_on_the_command_line_is_one_line_and_exit_2(tmp_path):
 
 
 def test_resume_of_a_corrupt_checkpoint_exits_2_with_a_clear_line(tmp_path):
-    args = ["data.image_size=12", "network.width=8", "data.batch_size=8", "steps_per_epoch=2", "epochs=1"]
+    args = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "steps_per_epoch=2", "epochs=1"]
     finished(dagrad("train", "--quiet", "--out", str(tmp_path / "run"), *args))
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])

@@ -1,6 +1,9 @@
-"""Algorithms: one file each, registered by name with default hyperparameters (see registry.py)."""
+"""Algorithms: one file each, registered by name with their hyperparameters (see registry.py).
 
-from dagrad.algorithms.base import Algorithm
-from dagrad.algorithms.registry import build, check_name, names, resolve_hparams
+Importing this package registers the built-ins: ERM, CORAL, DANN (DomainBed's DG form) and DANN-GRL."""
 
-__all__ = ["Algorithm", "build", "check_name", "names", "resolve_hparams"]
+from dagrad.algorithms.base import Algorithm, FeaturizerClassifier
+from dagrad.algorithms.registry import ALGORITHMS, build, register, resolve_hparams
+from dagrad.algorithms import coral, dann, dann_grl, erm  # noqa: F401,E402 - register the built-ins
+
+__all__ = ["ALGORITHMS", "Algorithm", "FeaturizerClassifier", "build", "register", "resolve_hparams"]

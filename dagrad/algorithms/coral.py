@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
-from dagrad.algorithms.registry import HParam, register
+from dagrad.algorithms.registry import log_uniform, register
 from dagrad.errors import ConfigError
+from dagrad.registry import Option
 
 
 def _mean_and_covariance(f: Tensor) -> tuple[Tensor, Tensor]:
@@ -53,7 +54,7 @@ def coral_penalty(features: list[Tensor]) -> Tensor:
     return total / pairs
 
 
-CORAL_HPARAMS = {"mmd_gamma": HParam(1.0, lambda r: float(10 ** r.uniform(-1, 1)))}
+CORAL_HPARAMS = {"mmd_gamma": Option(1.0, float, "weight of the alignment penalty", low=0.0, search=log_uniform(-1, 1))}
 
 
 @register(

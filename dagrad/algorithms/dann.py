@@ -29,16 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from dagrad.algorithms.base import Algorithm, Minibatch
-from dagrad.algorithms.registry import HParam, common_hparams, register
-from dagrad.errors import ConfigError
+from dagrad.algorithms.registry import common_hparams, log_uniform, register
+from dagrad.registry import Option
 
 
 def domainbed_mlp(n_inputs: int, n_outputs: int, width: int, depth: int, dropout: float) -> nn.Sequential:
     """DomainBed's `networks.MLP`: Linear->Dropout->ReLU, (depth-2) x [Linear->Dropout->ReLU], Linear."""
-    if depth < 2:
-        raise ConfigError(f"algorithm.hparams.mlp_depth: must be >= 2 (input and output layers), got {depth}")
-    if width < 1:
-        raise ConfigError(f"algorithm.hparams.mlp_width: must be >= 1, got {width}")
+    if depth < 2 or width < 1:
+        raise ValueError(f"an MLP needs depth >= 2 and width >= 1, got depth {depth}, width {width}")
     layers: list[nn.Module] = [nn.Linear(n_inputs, width), nn.Dropout(dropout), nn.ReLU()]
     for _ in range(depth - 2):
         layers += [nn.Linear(width, width), nn.Dropout(dropout), nn.ReLU()]
@@ -46,21 +44,24 @@ def domainbed_mlp(n_inputs: int, n_outputs: int, width: int, depth: int, dropout
     return nn.Sequential(*layers)
 
 
-def dann_hparams(dataset: str) -> dict[str, HParam]:
+def dann_hparams(small_images: bool) -> dict[str, Option]:
     """DomainBed's DANN hyperparameters; learning rates and weight decays follow the dataset's defaults."""
-    common = common_hparams(dataset)
+    common = common_hparams(small_images)
     return {
-        "lambda": HParam(1.0, lambda r: float(10 ** r.uniform(-2, 2))),
+        "lambda": Option(1.0, float, "weight of the adversarial term", low=0.0, search=log_uniform(-2, 2)),
         "lr_d": common["lr"],
         "lr_g": common["lr"],
         "weight_decay_d": common["weight_decay"],
         "weight_decay_g": common["weight_decay"],
-        "d_steps_per_g_step": HParam(1, lambda r: int(2 ** r.uniform(0, 3))),
-        "grad_penalty": HParam(0.0, lambda r: float(10 ** r.uniform(-2, 1))),
-        "beta1": HParam(0.5, lambda r: float(r.choice([0.0, 0.5]))),
-        "mlp_width": HParam(256, lambda r: int(2 ** r.uniform(6, 10))),
-        "mlp_depth": HParam(3, lambda r: int(r.uniform(3, 5))),
-        "mlp_dropout": HParam(0.0, lambda r: float(r.choice([0.0, 0.1, 0.5]))),
+        "d_steps_per_g_step": Option(1, int, "discriminator steps per generator step", low=1,
+                                     search=lambda r: int(2 ** r.uniform(0, 3))),
+        "grad_penalty": Option(0.0, float, "discriminator gradient penalty", low=0.0, search=log_uniform(-2, 1)),
+        "beta1": Option(0.5, float, "Adam beta1 of both optimizers", low=0.0, high=1.0, high_open=True,
+                        search=lambda r: float(r.choice([0.0, 0.5]))),
+        "mlp_width": Option(256, int, "discriminator width", low=1, search=lambda r: int(2 ** r.uniform(6, 10))),
+        "mlp_depth": Option(3, int, "discriminator depth (layers)", low=2, search=lambda r: int(r.uniform(3, 5))),
+        "mlp_dropout": Option(0.0, float, "discriminator dropout", low=0.0, high=1.0, high_open=True,
+                              search=lambda r: float(r.choice([0.0, 0.1, 0.5]))),
     }
 
 
@@ -74,8 +75,6 @@ class DANN(Algorithm):
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(num_classes, num_domains, hparams)
         h = self.hparams
-        if int(h["d_steps_per_g_step"]) < 1:
-            raise ConfigError(f"algorithm.hparams.d_steps_per_g_step: must be >= 1, got {h['d_steps_per_g_step']}")
         width = featurizer.n_outputs
         self.register_buffer("update_count", torch.zeros((), dtype=torch.long))
         self.featurizer = featurizer

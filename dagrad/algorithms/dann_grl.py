@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dagrad.algorithms.base import Algorithm, Minibatch
-from dagrad.algorithms.registry import HParam, register
+from dagrad.algorithms.registry import log_uniform, register
+from dagrad.registry import Option
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -63,8 +64,8 @@ def dassl_discriminator_trunk(n_inputs: int, width: int) -> nn.Sequential:
 
 
 DANN_GRL_HPARAMS = {
-    "grl_lambda": HParam(1.0, lambda r: float(10 ** r.uniform(-1, 1))),
-    "disc_width": HParam(1024, lambda r: int(2 ** r.uniform(6, 10))),
+    "grl_lambda": Option(1.0, float, "maximum gradient-reversal coefficient", low=0.0, search=log_uniform(-1, 1)),
+    "disc_width": Option(1024, int, "discriminator width", low=1, search=lambda r: int(2 ** r.uniform(6, 10))),
 }
 
 

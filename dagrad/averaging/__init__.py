@@ -3,6 +3,7 @@
 The engine drives an averager through the `Averager` protocol and never needs to know which one it is:
 `after_step` after every optimizer step (and once after a sampled epoch), `after_epoch` at every
 evaluation, `should_stop` to end training early, `averaged_module`/`finalize` for the model to report.
+Averagers register in `AVERAGERS` with their options (`averaging.options`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from typing import Any, Optional, Protocol, runtime_checkable
 
 from torch import nn
 
-from dagrad.averaging.loss_valley import LossValley, check_valley_settings
-from dagrad.averaging.swad import EPOCH_KINDS, SWAD
-from dagrad.errors import ConfigError
+from dagrad.averaging.loss_valley import LossValley
+from dagrad.averaging.swad import SWAD
+from dagrad.registry import Option, Registry
+
+AVERAGERS: Registry = Registry("averager", "averaging.name", builtins="dagrad.averaging")
 
 
 @runtime_checkable
@@ -23,7 +26,7 @@ class Averager(Protocol):
 
     def after_epoch(self, module: nn.Module, val_loss: float, kind: str) -> None:
         """Close the current segment at an evaluation, given the online model's training-domain
-        validation loss and the epoch's kind ("train", "sampled" or "rejected")."""
+        validation loss and the epoch's kind (an EpochKind)."""
 
     def should_stop(self) -> bool:
         """True once the strategy has finished and training may stop early."""
@@ -42,14 +45,25 @@ class Averager(Protocol):
         """JSON-serialisable state for the record."""
 
 
+AVERAGERS.register("swad", SWAD, description="SWAD: dense weight averaging over the loss valley (Cha et al. 2021)",
+                   options={
+                       "n_converge": Option(3, int, "N_s: evaluations without improvement that start the valley",
+                                            low=1),
+                       "n_tolerance": Option(6, int, "N_e: evaluations a segment may wait to fall under the "
+                                             "threshold", low=1),
+                       "tolerance_ratio": Option(0.3, float, "r: threshold = (1 + r) x the start losses' mean",
+                                                 low=0.0),
+                       "early_stop": Option(True, bool, "stop training when the valley ends"),
+                   })
+
+
 def build_averager(cfg: Any, module: nn.Module) -> Optional[Averager]:
-    """The averager `cfg` (a dagrad.config.AveragingConfig) names for `module`, or None for "none"."""
+    """The averager `cfg` (an AveragingConfig: name and options) names for `module`, or None for "none"."""
     if cfg.name == "none":
         return None
-    if cfg.name == "swad":
-        check_valley_settings(cfg.n_converge, cfg.n_tolerance, cfg.tolerance_ratio)
-        return SWAD(module, cfg.n_converge, cfg.n_tolerance, cfg.tolerance_ratio, cfg.early_stop)
-    raise ConfigError(f"averaging.name: unknown averager {cfg.name!r}; choose one of: none, swad")
+    entry = AVERAGERS.get(cfg.name)
+    options = entry.resolve(getattr(cfg, "options", None), "averaging.options")
+    return entry.load()(module, **options)
 
 
-__all__ = ["Averager", "EPOCH_KINDS", "LossValley", "SWAD", "build_averager"]
+__all__ = ["AVERAGERS", "Averager", "LossValley", "SWAD", "build_averager"]

@@ -1,1 +1,21 @@
-"""Sub-commands of `dagrad` implemented in their own modules: each has `run(args) -> int`."""
+"""The `dagrad` commands, one module each with `add_parser(subparsers)` and `run(args) -> int`.
+
+Commands are registered in `COMMANDS` like every other extension point, so a plugin package can add
+one (entry-point group `dagrad.commands`); `dagrad --help` lists whatever is registered."""
+
+from __future__ import annotations
+
+from dagrad.registry import Registry
+
+COMMANDS: Registry = Registry("command", "dagrad COMMAND", builtins="dagrad.commands")
+
+for _name, _help in (
+    ("demo", "ERM on the embedded rotated_digits: full training vs GradSamp vs skip control"),
+    ("train", "train one experiment from YAML config(s)"),
+    ("sweep", "run a grid of experiments (skips finished jobs on relaunch)"),
+    ("report", "tables and plots from the records under a folder"),
+    ("data", "check, download or list datasets"),
+    ("energy", "energy meter tools"),
+    ("list", "what is registered: algorithms, datasets, networks, samplers, ... and their options"),
+):
+    COMMANDS.register(_name, f"dagrad.commands.{_name}", description=_help)

@@ -1,4 +1,5 @@
-"""`dagrad sweep -c SWEEP.yaml [--out DIR] [--workers N] [--dry-run]`: run a grid of experiments.
+"""`dagrad sweep -c SWEEP.yaml [--out DIR] [--workers N] [--launcher NAME] [--dry-run]`: run a grid of
+experiments.
 
 Every job is validated before any runs; a relaunch skips finished jobs and resumes the others.
 Exit code 0 when every job finished, 1 when any failed (their logs are listed), 2 for a bad sweep."""
@@ -6,12 +7,26 @@ Exit code 0 when every job finished, 1 when any failed (their logs are listed), 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dagrad.errors import ConfigError
-from dagrad.launch import ProcessLauncher, plan, run_sweep
+
+
+def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
+    p = sub.add_parser("sweep", description="Run a grid of experiments; a relaunch skips finished jobs and "
+                       "resumes the others.", **common)
+    p.add_argument("-c", "--config", required=True, help="sweep YAML (a path or a shipped name, e.g. sweeps/digits)")
+    p.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>)")
+    p.add_argument("--workers", type=int, default=1, help="jobs at once (default 1)")
+    p.add_argument("--launcher", default="processes", help="a registered launcher (default processes; "
+                   "`dagrad list launchers`)")
+    p.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagrad.launch import build_launcher, plan, run_sweep
+
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.dry_run:
@@ -20,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:
             print(f"  {job.id}  {job.state():7s}  {job.name}")
         return 0
-    outcome = run_sweep(args.config, args.out, launcher=ProcessLauncher(args.workers))
+    launcher = build_launcher(args.launcher, args.workers)
+    outcome = run_sweep(args.config, args.out, launcher=launcher)
     print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")
     return 1 if outcome.failed else 0

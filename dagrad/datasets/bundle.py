@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from dagrad.datasets.base import DomainSuite, Environment, Transform
-from dagrad.datasets.registry import builder
+from dagrad.datasets.specs import build_suite
 from dagrad.datasets.splits import random_split
 from dagrad.errors import ConfigError, DataError
 from dagrad.seeding import generator
@@ -156,7 +156,7 @@ class TrainingStream:
 
 def build(cfg: Any, trial_seed: int, eval_mode: str = "full") -> DataBundle:
     """Build the configured dataset and split it as DomainBed does (or by its official split files)."""
-    suite: DomainSuite = builder(cfg.name)(cfg)
+    suite: DomainSuite = build_suite(cfg)
     n_envs = len(suite.environments)
     bad = [i for i in cfg.test_envs if not 0 <= i < n_envs]
     if bad:

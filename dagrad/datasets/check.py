@@ -13,15 +13,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 from PIL import Image
 
-from dagrad.config import DataConfig
-from dagrad.datasets.catalog import info
-from dagrad.datasets.folders import domainbed_layout, suite_from_tree
-from dagrad.datasets.registry import builder
-from dagrad.errors import DataError
+from dagrad.datasets.folders import suite_from_tree
+from dagrad.datasets.specs import DATASETS
+from dagrad.errors import ConfigError, DataError
 
 RECORD_NAME = ".dagrad_download.json"
 
@@ -85,32 +84,36 @@ def verify_image(path: str) -> Optional[str]:
 
 def check(name: str, root: str | Path, options: Optional[dict] = None, verify_images: bool = True) -> CheckReport:
     """Inspect dataset `name` under data root `root` (see the module docstring)."""
-    entry = info(name)
+    registered = DATASETS.get(name)
+    entry = registered.load()
+    if entry.layout == "embedded":
+        raise ConfigError(f"{name} is embedded in dagrad (built from data in the package); there is nothing on disk "
+                          f"to check")
     root = Path(root).expanduser()
     report = CheckReport(name, str(root))
+    cfg = SimpleNamespace(name=name, root=str(root), image_size=None,
+                          options=registered.resolve(options, "data.options"))
+    directory = root / entry.directory
     if entry.layout == "domainbed":
-        directory = root / entry.directory
         present = [e for e in entry.environments if (directory / e).is_dir()]
         report.missing_environments = [e for e in entry.environments if e not in present]
         if not present:
-            report.problems.append(f"nothing found at {directory}; expected layout {domainbed_layout(entry)}")
+            report.problems.append(f"nothing found at {directory}; expected layout {entry.layout_text()}")
             return report
-        cfg = DataConfig(name=name, root=str(root), options=dict(options or {}))
         try:
             suite = suite_from_tree(name, directory, present, cfg, use_cache=False)
         except DataError as exc:
             report.problems.append(str(exc))
             return report
     else:
-        directory = root / entry.directory
         try:
-            suite = builder(name)(DataConfig(name=name, root=str(root), options=dict(options or {})))
+            suite = entry.build(cfg)
         except DataError as exc:
             report.problems.append(str(exc))
             return report
         report.missing_environments = [e for e in entry.environments if e not in suite.env_names]
     for env in suite.environments:
-        result = EnvironmentCheck(env.name, len(env), entry.expected.get(env.name))
+        result = EnvironmentCheck(env.name, len(env), entry.counts.get(env.name))
         for k in range(len(env)):
             path = env.describe(k)
             try:
@@ -127,8 +130,8 @@ def check(name: str, root: str | Path, options: Optional[dict] = None, verify_im
         report.environments.append(result)
     if entry.num_classes and suite.num_classes != entry.num_classes:
         report.problems.append(f"{suite.num_classes} classes found, {entry.num_classes} expected")
-    if entry.source:
-        report.notes.append(f"expected counts: {entry.source}")
+    if entry.counts_source:
+        report.notes.append(f"expected counts: {entry.counts_source}")
     for key, value in suite.notes.items():
         if key in ("missing_classes", "duplicates", "classes_without_images"):
             report.notes.append(f"{key}: {value}")

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from dagrad.datasets import transforms
 from dagrad.datasets.base import DomainSuite
-from dagrad.datasets.catalog import info
-from dagrad.datasets.folders import FileEnvironment, data_root, missing, options, suite_from_tree
+from dagrad.datasets.folders import FileEnvironment, data_root, missing, suite_from_tree
+from dagrad.datasets.specs import dataset_spec
 from dagrad.datasets.index import FileIndex, index_tree
 from dagrad.errors import DataError
 
@@ -92,22 +91,22 @@ def _suite(cfg: Any, envs: list[FileEnvironment], splits: list, labels_to_class:
     for mapping in labels_to_class:
         for label, cls in mapping.items():
             class_names[label] = class_names[label] or cls
-    size = transforms.image_size(cfg.image_size)
+    size, train_tf, eval_tf = dataset_spec(cfg.name).transforms(cfg.image_size)
     notes = {"official_split": "train list -> in, held-out list -> out"}
     unlisted = [i for i, c in enumerate(class_names) if not c]
     if unlisted:
         notes["classes_without_images"] = unlisted
-    return DomainSuite(cfg.name, envs, num_classes, (3, size, size), transforms.train_transform(size),
-                       transforms.eval_transform(size), class_names, official_splits=splits, notes=notes)
+    return DomainSuite(cfg.name, envs, num_classes, (3, size, size), train_tf, eval_tf, class_names,
+                       official_splits=splits, notes=notes)
 
 
 def _from_lists(cfg: Any, base: Path, split_dir: Path, names: tuple[str, str], label_base: int,
                 skip: frozenset = frozenset()) -> DomainSuite:
-    entry = info(cfg.name)
-    opts = options(cfg, {"check_files": True})
+    entry = dataset_spec(cfg.name)
+    opts = cfg.options
     layout = f"ROOT/{entry.directory}/... with split files {split_dir.name}/<domain>_{{{','.join(names)}}}..."
     if not split_dir.is_dir():
-        raise missing(entry, data_root(cfg), split_dir, layout)
+        raise missing(cfg.name, data_root(cfg), split_dir, layout)
     envs, splits, mappings = [], [], []
     for domain in entry.environments:
         lists = [read_split_file(split_dir / n.format(domain=domain), label_base, skip) for n in names]
@@ -131,14 +130,14 @@ def domain_net_dassl(cfg: Any) -> DomainSuite:
 
 def office_home_dg(cfg: Any) -> DomainSuite:
     """Office-Home-DG: the train and val folders of a domain form one environment; labels by class name."""
-    entry = info(cfg.name)
-    opts = options(cfg, {"cache": True})
+    entry = dataset_spec(cfg.name)
+    opts = cfg.options
     root = data_root(cfg)
     base = root / entry.directory
     layout = "ROOT/office_home_dg/{art,clipart,product,real_world}/{train,val}/<class>/<image>"
     absent = [f"{d}/{s}" for d in entry.environments for s in ("train", "val") if not (base / d / s).is_dir()]
     if absent:
-        raise missing(entry, root, base / absent[0], layout)
+        raise missing(cfg.name, root, base / absent[0], layout)
     parts = {d: suite_from_tree(cfg.name, base / d, ["train", "val"], cfg, bool(opts["cache"]))
              for d in entry.environments}
     class_names = sorted(set().union(*(p.class_names for p in parts.values())))

@@ -12,18 +12,9 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
 from dagrad.datasets.base import DomainSuite, TensorEnvironment
+from dagrad.datasets.specs import dataset_spec
 from dagrad.errors import ConfigError
 
-DEFAULT_SIZE = 28
-ANGLES = [0, 15, 30, 45, 60, 75]
-STROKES = [-1, 0, 1, 2, 3]  # <0 erodes, >0 dilates (pixels at the output size)
-
-
-def _options(cfg: Any, allowed: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(cfg.options) - set(allowed))
-    if unknown:
-        raise ConfigError(f"data.options.{unknown[0]}: not an option of {cfg.name}; allowed: {', '.join(allowed)}")
-    return {**allowed, **cfg.options}
 
 
 def _digits(size: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -40,9 +31,7 @@ def _digits(size: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
 
 def _suite(name: str, cfg: Any, env_names: list[str], transforms: list[Callable[[torch.Tensor], torch.Tensor]],
            seed: int) -> DomainSuite:
-    size = cfg.image_size or DEFAULT_SIZE
-    if size < 8:
-        raise ConfigError(f"data.image_size: digits need at least 8 pixels, got {size}")
+    size = cfg.image_size or dataset_spec(cfg.name).image_size
     images, labels = _digits(size, seed)
     chunks = np.array_split(np.arange(len(labels)), len(env_names))
     envs = [
@@ -53,8 +42,8 @@ def _suite(name: str, cfg: Any, env_names: list[str], transforms: list[Callable[
 
 
 def rotated_digits(cfg: Any) -> DomainSuite:
-    """Six environments rotated by 0, 15, ..., 75 degrees (option `angles`)."""
-    opts = _options(cfg, {"angles": ANGLES, "seed": 0})
+    """One environment per angle (option `angles`, default 0, 15, ..., 75 degrees)."""
+    opts = cfg.options
     angles = [float(a) for a in opts["angles"]]
     if len(angles) < 2:
         raise ConfigError("data.options.angles: give at least two angles (one environment per angle)")
@@ -72,8 +61,8 @@ def _stroke(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def stroke_digits(cfg: Any) -> DomainSuite:
-    """Environments that differ in stroke width (erosion/dilation, option `strokes`) instead of angle."""
-    opts = _options(cfg, {"strokes": STROKES, "seed": 0})
+    """Environments that differ in stroke width (option `strokes`: <0 erodes, >0 dilates, in pixels)."""
+    opts = cfg.options
     strokes = [int(k) for k in opts["strokes"]]
     names = [("erode" if k < 0 else "dilate") + str(abs(k)) if k else "plain" for k in strokes]
     return _suite(cfg.name, cfg, names, [lambda x, k=k: _stroke(x, k) for k in strokes], int(opts["seed"]))

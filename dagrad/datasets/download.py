@@ -25,80 +25,34 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from dagrad.atomic import write_text_atomic
 from dagrad.datasets.archives import extract
-from dagrad.datasets.catalog import OFFICE_HOME_COUNTS, PACS_COUNTS, info
 from dagrad.datasets.check import RECORD_NAME
 from dagrad.datasets.index import index_tree
+from dagrad.datasets.specs import Remote, Source, dataset_spec
 from dagrad.errors import DataError
 
-GDRIVE = "https://drive.google.com/uc?id="
-DOMAINNET = "http://csr.bu.edu/ftp/visda/2019/multi-source/"
 #: DomainBed's list of DomainNet duplicates (misc/domain_net_duplicates.txt in its repository)
 DOMAINNET_DUPLICATES = ("https://raw.githubusercontent.com/facebookresearch/DomainBed/main/"
                         "domainbed/misc/domain_net_duplicates.txt")
 RETRY_BACKOFF = 1.0  # seconds before the first retry; doubled each time
 
 
-@dataclass(frozen=True)
-class Remote:
-    filename: str  # the archive's name on disk (and under a mirror)
-    url: str
-    moves: dict  # extracted top-level name -> destination relative to the data root
-    sha256: Optional[str] = None  # only where the publisher gives one
-    gdrive: bool = False
-
-
-@dataclass(frozen=True)
-class Source:
-    dataset: str
-    target: str  # the dataset directory under the root (holds the download record)
-    remotes: tuple[Remote, ...]
-    env_root: str  # where the environment directories are, relative to the root
-    expected: dict = field(default_factory=dict)  # environment -> image count after extraction
-    origin: str = ""
-    remove_duplicates: bool = False  # DomainNet: delete DomainBed's listed duplicates, as DomainBed does
-
-
-SOURCES: dict[str, Source] = {
-    "pacs": Source("pacs", "PACS", (Remote("PACS.zip", GDRIVE + "1JFr8f805nMUelQWWmfnJR3y4_SYoN5Pd",
-                                           {"kfold": "PACS"}, gdrive=True),), "PACS", PACS_COUNTS,
-                   "DomainBed download.py"),
-    "office_home": Source("office_home", "office_home", (Remote(
-        "office_home.zip", GDRIVE + "1uY0pj7oFsjMxRwaD3Sxy0jgel0fsYXLC",
-        {"OfficeHomeDataset_10072016": "office_home"}, gdrive=True),), "office_home", OFFICE_HOME_COUNTS,
-        "DomainBed download.py"),
-    "vlcs": Source("vlcs", "VLCS", (Remote("VLCS.tar.gz", GDRIVE + "1skwblH1_okBwxWxmRsp9_qi15hyPpxg8",
-                                           {"VLCS": "VLCS"}, gdrive=True),), "VLCS", {}, "DomainBed download.py"),
-    "domain_net": Source("domain_net", "domain_net", tuple(
-        Remote(f"{d}.zip", DOMAINNET + ("groundtruth/" if d in ("clipart", "painting") else "") + f"{d}.zip",
-               {d: f"domain_net/{d}"})
-        for d in ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")), "domain_net", {},
-        "DomainBed download.py", remove_duplicates=True),
-    "pacs_dassl": Source("pacs_dassl", "pacs", (Remote("pacs.zip", GDRIVE + "1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE",
-                                                       {"pacs": "pacs"}, gdrive=True),), "pacs/images",
-                         {e: n for e, n in PACS_COUNTS.items() if e != "sketch"}, "Dassl dassl/data/datasets/dg/pacs.py"),
-    "office_home_dg": Source("office_home_dg", "office_home_dg", (Remote(
-        "office_home_dg.zip", GDRIVE + "1gkbf_KaxoBws-GWT3XIPZ7BnkqbAxIFa", {"office_home_dg": "office_home_dg"},
-        gdrive=True),), "office_home_dg", {}, "Dassl dassl/data/datasets/dg/office_home_dg.py"),
-}
-
-
 def download(name: str, root: str | Path, progress: bool = True, base_url: Optional[str] = None,
              keep_archives: bool = False) -> Path:
     """Fetch, verify, extract and lay out dataset `name` under `root`; returns its directory."""
-    entry = info(name)
-    if name not in SOURCES:
+    entry = dataset_spec(name)
+    source = entry.download
+    if source is None:
         raise DataError(f"{name}: dagrad has no public source to download it from ({entry.notes or 'none known'}); "
                         f"place it under {root} in the layout the README describes and run `dagrad data check`")
-    source = SOURCES[name]
     root = Path(root).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    target = root / source.target
+    target = root / entry.directory
     if (target / RECORD_NAME).is_file():
         return target
     if target.exists():
@@ -107,7 +61,7 @@ def download(name: str, root: str | Path, progress: bool = True, base_url: Optio
     base = base_url or os.environ.get("DAGRAD_MIRROR") or None
     staging = Path(tempfile.mkdtemp(prefix=f".dagrad-staging-{name}-", dir=root))
     try:
-        archives, counts = _install(source, root, staging, base, progress)
+        archives, counts = _install(name, entry.directory, source, root, staging, base, progress)
     except BaseException as exc:
         if not getattr(exc, "keep_staging", False):
             shutil.rmtree(staging, ignore_errors=True)
@@ -118,11 +72,12 @@ def download(name: str, root: str | Path, progress: bool = True, base_url: Optio
             Path(item["path"]).unlink(missing_ok=True)
     record = {"dataset": name, "origin": source.origin, "archives": archives, "counts": counts,
               "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    write_json_atomic(target / RECORD_NAME, record)
+    write_text_atomic(target / RECORD_NAME, json.dumps(record, indent=2) + "\n")
     return target
 
 
-def _install(source: Source, root: Path, staging: Path, base: Optional[str], progress: bool) -> tuple[list, dict]:
+def _install(name: str, target: str, source: Source, root: Path, staging: Path, base: Optional[str],
+             progress: bool) -> tuple[list, dict]:
     """Fetch and extract every archive into `staging`, verify, then move the result under `root`."""
     archives = []
     for remote in source.remotes:
@@ -144,8 +99,8 @@ def _install(source: Source, root: Path, staging: Path, base: Optional[str], pro
                          "bytes": path.stat().st_size, "path": str(path)})
     final = staging / "final"
     if source.remove_duplicates:
-        _remove_duplicates(final / source.target, base, progress)
-    counts = _verify_counts(source, final)
+        _remove_duplicates(final / target, base, progress)
+    counts = _verify_counts(name, source, final)
     for top in os.listdir(final):
         os.replace(final / top, root / top)
     return archives, counts
@@ -256,7 +211,7 @@ def _remove_duplicates(directory: Path, base: Optional[str], progress: bool) -> 
             (directory / rel).unlink(missing_ok=True)
 
 
-def _verify_counts(source: Source, final: Path) -> dict[str, int]:
+def _verify_counts(name: str, source: Source, final: Path) -> dict[str, int]:
     """Images per environment after extraction, checked against the published counts where known."""
     env_root = final / source.env_root
     if not env_root.is_dir():
@@ -266,20 +221,10 @@ def _verify_counts(source: Source, final: Path) -> dict[str, int]:
     wrong = {e: (counts.get(e, 0), n) for e, n in source.expected.items() if counts.get(e, 0) != n}
     if wrong:
         detail = ", ".join(f"{e}: {got} found, {want} expected" for e, (got, want) in wrong.items())
-        error = DataError(f"{source.dataset}: the extracted images do not match the published counts ({detail}); "
+        error = DataError(f"{name}: the extracted images do not match the published counts ({detail}); "
                           f"left in {final} for inspection")
         error.keep_staging = True  # type: ignore[attr-defined]
         raise error
     if not counts or not all(counts.values()):
-        raise DataError(f"{source.dataset}: an environment is empty after extraction ({counts})")
+        raise DataError(f"{name}: an environment is empty after extraction ({counts})")
     return counts
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -12,9 +12,8 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from dagrad.datasets import transforms
 from dagrad.datasets.base import DomainSuite, Environment
-from dagrad.datasets.catalog import DOMAINBED_DUPLICATES_TOTAL, DatasetInfo, info
+from dagrad.datasets.specs import DatasetSpec, dataset_spec
 from dagrad.datasets.index import FileIndex, index_tree
 from dagrad.errors import ConfigError, DataError
 
@@ -40,16 +39,6 @@ class FileEnvironment(Environment):
         return self.files.path(index)
 
 
-def options(cfg: Any, allowed: dict[str, Any]) -> dict[str, Any]:
-    """The dataset's options with defaults filled in; an unknown key is a ConfigError listing the allowed."""
-    given = cfg.options or {}
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ConfigError(f"data.options.{unknown[0]}: not an option of {cfg.name}; "
-                          f"allowed: {', '.join(sorted(allowed)) or '(none)'}")
-    return {**allowed, **given}
-
-
 def data_root(cfg: Any) -> Path:
     if not cfg.root:
         raise ConfigError(f"data.root: {cfg.name} is read from disk; set data.root to the data directory "
@@ -57,16 +46,11 @@ def data_root(cfg: Any) -> Path:
     return Path(cfg.root).expanduser()
 
 
-def missing(entry: DatasetInfo, root: Path, looked: Path, layout: str, what: str = "not found") -> DataError:
+def missing(name: str, root: Path, looked: Path, layout: str, what: str = "not found") -> DataError:
     """One error saying where dagrad looked, the layout it expects and how to get the data."""
-    how = (f"get it with `dagrad data download {entry.name} --root {root}`" if entry.download
+    how = (f"get it with `dagrad data download {name} --root {root}`" if dataset_spec(name).download
            else "dagrad cannot download it; see the README section 'Real datasets'")
-    return DataError(f"{entry.name}: {what} at {looked}; expected layout {layout}; {how}")
-
-
-def domainbed_layout(entry: DatasetInfo) -> str:
-    envs = ",".join(entry.environments) if entry.environments else "<environment>"
-    return f"ROOT/{entry.directory}/{{{envs}}}/<class>/<image>"
+    return DataError(f"{name}: {what} at {looked}; expected layout {layout}; {how}")
 
 
 def suite_from_tree(name: str, directory: Path, envs: Optional[list[str]], cfg: Any, use_cache: bool,
@@ -91,18 +75,18 @@ def suite_from_tree(name: str, directory: Path, envs: Optional[list[str]], cfg: 
         if absent:
             notes.setdefault("missing_classes", {})[env] = absent
         environments.append(FileEnvironment(env, files, labels))
-    size = transforms.image_size(cfg.image_size)
-    return DomainSuite(name, environments, len(class_names), (3, size, size), transforms.train_transform(size),
-                       transforms.eval_transform(size), class_names, notes=notes)
+    size, train_tf, eval_tf = dataset_spec(cfg.name).transforms(cfg.image_size)
+    return DomainSuite(name, environments, len(class_names), (3, size, size), train_tf, eval_tf, class_names,
+                       notes=notes)
 
 
-def _check_environments(entry: DatasetInfo, root: Path, directory: Path) -> list[str]:
+def _check_environments(name: str, spec: DatasetSpec, root: Path, directory: Path) -> list[str]:
     if not directory.is_dir():
-        raise missing(entry, root, directory, domainbed_layout(entry))
-    absent = [e for e in entry.environments if not (directory / e).is_dir()]
+        raise missing(name, root, directory, spec.layout_text())
+    absent = [e for e in spec.environments if not (directory / e).is_dir()]
     if absent:
-        raise missing(entry, root, directory, domainbed_layout(entry), f"environment(s) {', '.join(absent)} missing")
-    return list(entry.environments)
+        raise missing(name, root, directory, spec.layout_text(), f"environment(s) {', '.join(absent)} missing")
+    return list(spec.environments)
 
 
 def read_duplicates(path: Path) -> set[str]:
@@ -115,14 +99,10 @@ def read_duplicates(path: Path) -> set[str]:
 
 def domainbed(cfg: Any) -> DomainSuite:
     """PACS, Office-Home, DomainNet, VLCS or TerraIncognita in DomainBed's folder layout."""
-    entry = info(cfg.name)
-    allowed: dict[str, Any] = {"cache": True}
-    if cfg.name == "domain_net":
-        allowed |= {"remove_duplicates": False, "duplicates_file": None}
-    opts = options(cfg, allowed)
+    spec, opts = dataset_spec(cfg.name), cfg.options
     root = data_root(cfg)
-    directory = root / entry.directory
-    envs = _check_environments(entry, root, directory)
+    directory = root / spec.directory
+    envs = _check_environments(cfg.name, spec, root, directory)
     exclude = None
     if opts.get("remove_duplicates"):
         listed = opts["duplicates_file"] or directory / "domain_net_duplicates.txt"
@@ -130,25 +110,23 @@ def domainbed(cfg: Any) -> DomainSuite:
     elif opts.get("duplicates_file"):
         raise ConfigError("data.options.duplicates_file: only used with data.options.remove_duplicates=true")
     suite = suite_from_tree(cfg.name, directory, envs, cfg, bool(opts["cache"]), exclude)
-    if cfg.name == "domain_net":
-        suite.notes["duplicates"] = (f"DomainBed deletes {DOMAINBED_DUPLICATES_TOTAL:,} files listed in its "
-                                     "misc/domain_net_duplicates.txt; set remove_duplicates=true and "
-                                     "duplicates_file=<list> to leave them out without deleting")
+    if "remove_duplicates" in opts:
+        suite.notes["duplicates"] = ("DomainBed deletes the 9,431 files listed in its misc/domain_net_duplicates.txt; "
+                                     "set remove_duplicates=true and duplicates_file=<list> to leave them out "
+                                     "without deleting")
     return suite
 
 
 def folder(cfg: Any) -> DomainSuite:
     """Bring your own dataset: `data.root/<environment>/<class>/<image>`; option `environments` picks
     and orders a subset (default: every subdirectory, sorted)."""
-    opts = options(cfg, {"cache": True, "environments": None})
+    opts = cfg.options
     root = data_root(cfg)
     layout = "ROOT/<environment>/<class>/<image> with ROOT = data.root"
     if not root.is_dir():
         raise DataError(f"folder: no directory at {root}; expected layout {layout}")
     envs = opts["environments"]
     if envs is not None:
-        if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
-            raise ConfigError("data.options.environments: give a list of environment directory names")
         absent = [e for e in envs if not (root / e).is_dir()]
         if absent:
             raise DataError(f"folder: environment directory {root / absent[0]} not found; expected layout {layout}")

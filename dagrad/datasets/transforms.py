@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torchvision import transforms as T
-
-from dagrad.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_SIZE = 224
-
-
-def image_size(cfg_size: Optional[int]) -> int:
-    size = DEFAULT_SIZE if cfg_size is None else int(cfg_size)
-    if size < 8:
-        raise ConfigError(f"data.image_size: must be at least 8 pixels for image datasets, got {size}")
-    return size
+DEFAULT_SIZE = 224  # DomainBed's input size
 
 
 def train_transform(size: int = DEFAULT_SIZE) -> T.Compose:

@@ -23,10 +23,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from dagrad.datasets import transforms
 from dagrad.datasets.base import DomainSuite
-from dagrad.datasets.catalog import DOMAIN_NET_ENVS, info
-from dagrad.datasets.folders import FileEnvironment, data_root, missing, options
+from dagrad.datasets.builtin import DOMAIN_NET_ENVS
+from dagrad.datasets.folders import FileEnvironment, data_root, missing
+from dagrad.datasets.specs import dataset_spec
 from dagrad.datasets.index import FileIndex
 from dagrad.errors import DataError
 
@@ -53,11 +53,11 @@ def _rows(path: Path, required: tuple[str, ...], **reader: Any) -> Iterator[dict
 
 
 def _metadata(cfg: Any, filename: str) -> tuple[Path, Path]:
-    entry = info(cfg.name)
+    entry = dataset_spec(cfg.name)
     root = data_root(cfg)
     directory = root / entry.directory
     if not (directory / filename).is_file():
-        raise missing(entry, root, directory / filename,
+        raise missing(cfg.name, root, directory / filename,
                       f"ROOT/{entry.directory}/{filename} plus the images it names (the WILDS release)")
     return root, directory
 
@@ -68,14 +68,13 @@ def _suite(cfg: Any, names: list[str], groups: dict, class_names: list[str], spl
         pairs, labels = groups[name]["pairs"], groups[name]["labels"]
         envs.append(FileEnvironment(name, FileIndex.from_pairs(groups[name]["base"], pairs),
                                     np.asarray(labels, dtype=np.int64)))
-    size = transforms.image_size(cfg.image_size)
-    return DomainSuite(cfg.name, envs, len(class_names), (3, size, size), transforms.train_transform(size),
-                       transforms.eval_transform(size), class_names, official_splits=splits,
+    size, train_tf, eval_tf = dataset_spec(cfg.name).transforms(cfg.image_size)
+    return DomainSuite(cfg.name, envs, len(class_names), (3, size, size), train_tf, eval_tf, class_names,
+                       official_splits=splits,
                        notes={"wilds": "read from the WILDS metadata without the wilds package"})
 
 
 def wilds_domain_net(cfg: Any) -> DomainSuite:
-    options(cfg, {})
     _, directory = _metadata(cfg, "metadata.csv")
     path = directory / "metadata.csv"
     groups = {d: {"base": str(directory), "pairs": [], "labels": [], "split": []} for d in DOMAIN_NET_ENVS}
@@ -105,7 +104,6 @@ def _patient(value: str) -> str:
 
 
 def wilds_camelyon17(cfg: Any) -> DomainSuite:
-    options(cfg, {})
     _, directory = _metadata(cfg, "metadata.csv")
     path = directory / "metadata.csv"
     groups: dict[str, dict] = {}
@@ -124,7 +122,6 @@ def wilds_camelyon17(cfg: Any) -> DomainSuite:
 
 
 def wilds_fmow(cfg: Any) -> DomainSuite:
-    options(cfg, {})
     _, directory = _metadata(cfg, "rgb_metadata.csv")
     mapping_file = directory / "country_code_mapping.csv"
     if not mapping_file.is_file():

@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from dagrad.errors import ConfigError
 from dagrad.energy.reading import ComponentEnergy
 
 SOURCE = "estimated:cpu-time"
 
 
 class EstimateBackend:
-    """Reports component "cpu" = window CPU seconds x watts per thread."""
+    """Reports component "cpu" = window CPU seconds x watts per thread (options checked by the registry)."""
 
     name = "estimate"
 
@@ -26,11 +25,7 @@ class EstimateBackend:
         self, watts_per_thread: float = 4.0, cpu_tdp_w: float | None = None, threads: int | None = None
     ) -> None:
         if cpu_tdp_w is not None:
-            if not cpu_tdp_w > 0:
-                raise ConfigError(f"energy.cpu_tdp_w must be > 0 watts or null, got {cpu_tdp_w!r}")
-            n = threads if threads is not None else (os.cpu_count() or 1)
-            if n < 1:
-                raise ConfigError(f"thread count must be >= 1, got {n}")
+            n = max(1, threads if threads is not None else (os.cpu_count() or 1))
             self.watts_per_thread = cpu_tdp_w / n
             self.params: dict[str, Any] = {
                 "cpu_tdp_w": cpu_tdp_w,
@@ -39,8 +34,6 @@ class EstimateBackend:
                 "formula": "cpu_seconds * cpu_tdp_w / threads",
             }
         else:
-            if not watts_per_thread > 0:
-                raise ConfigError(f"energy.watts_per_thread must be > 0 watts, got {watts_per_thread!r}")
             self.watts_per_thread = float(watts_per_thread)
             self.params = {
                 "watts_per_thread": self.watts_per_thread,

@@ -7,9 +7,9 @@ not be read has `joules=None`, never a silent 0.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any
+
+from dagrad.plain import plain
 
 JOULES_PER_KWH = 3.6e6
 
@@ -23,7 +23,7 @@ class ComponentEnergy:
     params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"joules": self.joules, "source": self.source, "params": _jsonable(self.params)}
+        return {"joules": self.joules, "source": self.source, "params": plain(self.params)}
 
     @classmethod
     def from_dict(cls, d: dict) -> ComponentEnergy:
@@ -88,16 +88,3 @@ def co2_grams(joules: float | None, grid_intensity_g_per_kwh: float | None) -> f
     if joules is None or grid_intensity_g_per_kwh is None:
         return None
     return joules / JOULES_PER_KWH * grid_intensity_g_per_kwh
-
-
-def _jsonable(value: Any) -> Any:
-    """Copy `value` into plain JSON types (tuples -> lists, non-finite floats -> None, other -> str)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)

@@ -1,18 +1,23 @@
-"""Choose energy backends from the configuration and the hardware, and record why.
+"""Energy backends by name: each entry is a recipe that picks the meter's parts for a device, and
+records why the others were not used.
 
-auto: GPU layer = NVML when the device is CUDA or a GPU is visible (a CUDA run whose GPU cannot be
-read gets a gpu component with joules=None, never 0); CPU layer = RAPL when readable, else the
-CPU-time estimate, announced by one warning per meter. `nvml` and `rapl` behave like auto but
-insist that their backend works (ConfigError otherwise). `estimate`, `zeus`, `codecarbon` use only
-that backend.
+- auto: GPU layer = NVML when the device is CUDA or a GPU is visible (a CUDA run whose GPU cannot be
+  read gets a gpu component with joules=None, never 0); CPU layer = RAPL when readable, else the
+  CPU-time estimate, announced by one warning per meter.
+- nvml, rapl: like auto, but insist that their backend works (ConfigError otherwise).
+- estimate, zeus, codecarbon: only that backend.
+
+Options live with each backend (`energy.backends.<name>.<option>`), e.g.
+`energy.backends.estimate.watts_per_thread=6`; auto reads the options of the backends it combines.
+A plugin registers a recipe `fn(ctx: MeterContext) -> list[Backend]` in `BACKENDS`.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
 
-from dagrad.errors import ConfigError
 from dagrad.energy.backend import Backend, BackendUnavailable, UnavailableComponent
 from dagrad.energy.codecarbon_backend import CodeCarbonBackend
 from dagrad.energy.cputime import CpuClock
@@ -22,8 +27,11 @@ from dagrad.energy.meter import Meter
 from dagrad.energy.nvml import NvmlBackend
 from dagrad.energy.rapl import DEFAULT_ROOT, RaplBackend, _read_text
 from dagrad.energy.zeus_backend import ZeusBackend
+from dagrad.errors import ConfigError
+from dagrad.registry import Option, Registry
 
-BACKENDS = ("auto", "nvml", "rapl", "estimate", "zeus", "codecarbon")
+BACKENDS: Registry = Registry("energy backend", "energy.backend", plural="energy_backends",
+                              builtins="dagrad.energy.select")
 
 
 class EnergyEstimatedWarning(UserWarning):
@@ -40,17 +48,27 @@ def gpu_visible() -> bool:
         return False
 
 
-def _check(cfg: Any) -> None:
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"energy.backend must be one of {', '.join(BACKENDS)}; got {cfg.backend!r}")
-    if not cfg.watts_per_thread > 0:
-        raise ConfigError(f"energy.watts_per_thread must be > 0, got {cfg.watts_per_thread!r}")
-    if cfg.cpu_tdp_w is not None and not cfg.cpu_tdp_w > 0:
-        raise ConfigError(f"energy.cpu_tdp_w must be > 0 or null, got {cfg.cpu_tdp_w!r}")
-    if cfg.grid_intensity_g_per_kwh is not None and not cfg.grid_intensity_g_per_kwh >= 0:
-        raise ConfigError(f"energy.grid_intensity_g_per_kwh must be >= 0 or null, got {cfg.grid_intensity_g_per_kwh!r}")
-    if not cfg.nvml_poll_hz > 0:
-        raise ConfigError(f"energy.nvml_poll_hz must be > 0, got {cfg.nvml_poll_hz!r}")
+@dataclass
+class MeterContext:
+    """What a recipe needs: the device, every backend's resolved options, and (in tests) fakes."""
+
+    device: str
+    requested: str
+    options: Mapping[str, dict]
+    nvml: Any = None
+    gpu_is_visible: Optional[bool] = None
+    rapl_root: str = DEFAULT_ROOT
+    rapl_reader: Callable[[str], str] = _read_text
+    zeus_factory: Optional[Callable[..., Any]] = None
+    codecarbon_factory: Optional[Callable[..., Any]] = None
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def opts(self, backend: str) -> dict:
+        return dict(self.options.get(backend, {}))
 
 
 def _cuda_sync(device: str) -> Callable[[], None] | None:
@@ -71,87 +89,128 @@ def _cuda_sync(device: str) -> Callable[[], None] | None:
     return sync
 
 
-def build_meter(
-    cfg: Any,
-    device: str = "cpu",
-    *,
-    nvml: Any = None,
-    gpu_is_visible: bool | None = None,
-    rapl_root: str = DEFAULT_ROOT,
-    rapl_reader: Callable[[str], str] = _read_text,
-    zeus_factory: Callable[..., Any] | None = None,
-    codecarbon_factory: Callable[..., Any] | None = None,
-    cpu_clock: CpuClock | None = None,
-) -> Meter:
-    """A Meter for `cfg` (an EnergyConfig-like object) on `device`; keyword extras inject fakes in tests."""
-    _check(cfg)
-    device = str(device)
-    kind = cfg.backend
-    chosen: list[Backend] = []
-    rejected: dict[str, str] = {}
+def _estimate(ctx: MeterContext) -> EstimateBackend:
+    return EstimateBackend(**ctx.opts("estimate"))
 
-    def estimate() -> EstimateBackend:
-        return EstimateBackend(cfg.watts_per_thread, cfg.cpu_tdp_w)
 
-    cuda = device.startswith("cuda")
+def _gpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
+    visible = ctx.gpu_is_visible if ctx.gpu_is_visible is not None else (ctx.cuda or gpu_visible())
+    if not (ctx.cuda or visible):
+        why = f"device is {ctx.device!r} and no CUDA GPU is visible"
+        if insist:
+            raise ConfigError(f"energy.backend=nvml but {why}; use backend=auto or estimate")
+        ctx.rejected["nvml"] = why
+        return []
+    try:
+        return [NvmlBackend(ctx.nvml, device=ctx.device if ctx.cuda else "cuda", synchronize=_cuda_sync(ctx.device),
+                            **ctx.opts("nvml"))]
+    except BackendUnavailable as exc:
+        if insist:
+            raise ConfigError(f"energy.backend=nvml but NVML is unusable: {exc}; use backend=auto") from exc
+        ctx.rejected["nvml"] = str(exc)
+        return [UnavailableComponent("gpu", "unavailable:nvml", str(exc))] if ctx.cuda else []
 
-    if kind in ("auto", "nvml", "rapl"):
-        visible = gpu_is_visible if gpu_is_visible is not None else (cuda or gpu_visible())
-        if cuda or visible:
-            try:
-                chosen.append(NvmlBackend(nvml, device=device if cuda else "cuda", poll_hz=cfg.nvml_poll_hz,
-                                          synchronize=_cuda_sync(device)))
-            except BackendUnavailable as exc:
-                if kind == "nvml":
-                    raise ConfigError(f"energy.backend=nvml but NVML is unusable: {exc}; use backend=auto") from exc
-                rejected["nvml"] = str(exc)
-                if cuda:
-                    chosen.append(UnavailableComponent("gpu", "unavailable:nvml", str(exc)))
-        else:
-            why = f"device is {device!r} and no CUDA GPU is visible"
-            if kind == "nvml":
-                raise ConfigError(f"energy.backend=nvml but {why}; use backend=auto or estimate")
-            rejected["nvml"] = why
-        try:
-            chosen.append(RaplBackend(rapl_root, read_text=rapl_reader))
-        except BackendUnavailable as exc:
-            if kind == "rapl":
-                raise ConfigError(f"energy.backend=rapl but RAPL is unusable: {exc}; use backend=auto") from exc
-            rejected["rapl"] = str(exc)
-            chosen.append(estimate())
-            warnings.warn(
-                f"energy: no readable CPU energy counter ({exc}); CPU energy is ESTIMATED as "
-                f"CPU-seconds x {chosen[-1].watts_per_thread:g} W per thread (source estimated:cpu-time)",
-                EnergyEstimatedWarning,
-                stacklevel=2,
-            )
-    elif kind == "estimate":
-        chosen.append(estimate())
-        rejected.update(nvml="energy.backend=estimate", rapl="energy.backend=estimate")
-        if cuda:
-            chosen.insert(0, UnavailableComponent("gpu", "unavailable:estimate",
-                                                  "energy.backend=estimate does not measure GPUs"))
-    else:
-        try:
-            if kind == "zeus":
-                chosen.append(ZeusBackend(device, monitor_factory=zeus_factory))
-            else:
-                chosen.append(CodeCarbonBackend(
-                    device,
-                    country_iso_code=getattr(cfg, "country_iso_code", None) or "USA",
-                    measure_power_secs=float(getattr(cfg, "measure_power_secs", None) or 1.0),
-                    tracker_factory=codecarbon_factory,
-                ))
-        except BackendUnavailable as exc:
-            raise ConfigError(f"energy.backend={kind} is unusable: {exc}; use backend=auto") from exc
-        rejected.update(nvml=f"energy.backend={kind}", rapl=f"energy.backend={kind}")
 
+def _cpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
+    try:
+        return [RaplBackend(ctx.rapl_root, read_text=ctx.rapl_reader)]
+    except BackendUnavailable as exc:
+        if insist:
+            raise ConfigError(f"energy.backend=rapl but RAPL is unusable: {exc}; use backend=auto") from exc
+        ctx.rejected["rapl"] = str(exc)
+        estimate = _estimate(ctx)
+        warnings.warn(
+            f"energy: no readable CPU energy counter ({exc}); CPU energy is ESTIMATED as "
+            f"CPU-seconds x {estimate.watts_per_thread:g} W per thread (source estimated:cpu-time)",
+            EnergyEstimatedWarning, stacklevel=3)
+        return [estimate]
+
+
+def auto(ctx: MeterContext) -> list[Backend]:
+    """NVML for the GPU when there is one, RAPL for the CPU when readable, else the CPU-time estimate."""
+    return _gpu_layer(ctx, insist=False) + _cpu_layer(ctx, insist=False)
+
+
+def nvml(ctx: MeterContext) -> list[Backend]:
+    """As auto, but the GPU must be readable through NVML."""
+    return _gpu_layer(ctx, insist=True) + _cpu_layer(ctx, insist=False)
+
+
+def rapl(ctx: MeterContext) -> list[Backend]:
+    """As auto, but the CPU must be readable through RAPL."""
+    return _gpu_layer(ctx, insist=False) + _cpu_layer(ctx, insist=True)
+
+
+def estimate(ctx: MeterContext) -> list[Backend]:
+    """CPU-seconds x watts per thread only; a CUDA GPU is reported as unmeasured."""
+    ctx.rejected.update(nvml="energy.backend=estimate", rapl="energy.backend=estimate")
+    gpu = [UnavailableComponent("gpu", "unavailable:estimate", "energy.backend=estimate does not measure GPUs")]
+    return (gpu if ctx.cuda else []) + [_estimate(ctx)]
+
+
+def zeus(ctx: MeterContext) -> list[Backend]:
+    """Zeus (ML.ENERGY) windows; devices it cannot see are reported as unknown, not 0 J."""
+    ctx.rejected.update(nvml="energy.backend=zeus", rapl="energy.backend=zeus")
+    try:
+        return [ZeusBackend(ctx.device, monitor_factory=ctx.zeus_factory)]
+    except BackendUnavailable as exc:
+        raise ConfigError(f"energy.backend=zeus is unusable: {exc}; use backend=auto") from exc
+
+
+def codecarbon(ctx: MeterContext) -> list[Backend]:
+    """CodeCarbon's offline tracker; its constant RAM term is kept as a separate `ram` component."""
+    ctx.rejected.update(nvml="energy.backend=codecarbon", rapl="energy.backend=codecarbon")
+    try:
+        return [CodeCarbonBackend(ctx.device, tracker_factory=ctx.codecarbon_factory, **ctx.opts("codecarbon"))]
+    except BackendUnavailable as exc:
+        raise ConfigError(f"energy.backend=codecarbon is unusable: {exc}; use backend=auto") from exc
+
+
+BACKENDS.register("auto", auto)
+BACKENDS.register("nvml", nvml, options={
+    "poll_hz": Option(10.0, float, "power sampling rate on GPUs without an energy counter", low=0.0, low_open=True)})
+BACKENDS.register("rapl", rapl)
+BACKENDS.register("estimate", estimate, options={
+    "watts_per_thread": Option(4.0, float, "W per busy thread (CodeCarbon's default for an unknown CPU)", low=0.0,
+                               low_open=True),
+    "cpu_tdp_w": Option(None, float, "the CPU's TDP; then W per thread = TDP / threads", low=0.0, low_open=True,
+                        nullable=True)})
+BACKENDS.register("zeus", zeus)
+BACKENDS.register("codecarbon", codecarbon, options={
+    "country_iso_code": Option("USA", str, "grid region for CodeCarbon's offline tracker"),
+    "measure_power_secs": Option(1.0, float, "CodeCarbon's sampling period", low=0.0, low_open=True)})
+
+
+def backend_options(given: Optional[Mapping[str, Any]]) -> dict[str, dict]:
+    """`energy.backends` checked: every named backend exists and its options fit; defaults filled in."""
+    given = dict(given or {})
+    for name, options in given.items():
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"energy.backends.{name}: expected a mapping of that backend's options, got {options!r}")
+        BACKENDS.get(name)  # an unknown backend is named with the choices
+    return {e.name: e.resolve(given.get(e.name), f"energy.backends.{e.name}") for e in BACKENDS.entries()}
+
+
+def build_meter(cfg: Any, device: str = "cpu", *, nvml: Any = None, gpu_is_visible: bool | None = None,
+                rapl_root: str = DEFAULT_ROOT, rapl_reader: Callable[[str], str] = _read_text,
+                zeus_factory: Callable[..., Any] | None = None, codecarbon_factory: Callable[..., Any] | None = None,
+                cpu_clock: CpuClock | None = None) -> Meter:
+    """A Meter for `cfg` (an EnergyConfig: backend, backends, grid intensity) on `device`; keyword extras
+    inject fakes in tests."""
+    entry = BACKENDS.get(cfg.backend)
+    grid = getattr(cfg, "grid_intensity_g_per_kwh", None)
+    if grid is not None:
+        Option(None, float, low=0.0, nullable=True).check(grid, "energy.grid_intensity_g_per_kwh")
+    ctx = MeterContext(str(device), cfg.backend, backend_options(getattr(cfg, "backends", None)), nvml, gpu_is_visible,
+                       rapl_root, rapl_reader, zeus_factory, codecarbon_factory)
+    chosen = entry.load()(ctx)
+    if not chosen:
+        raise ConfigError(f"energy.backend={cfg.backend} measures nothing on {device}; use backend=auto")
     gpu_names = next((b.gpu_names() for b in chosen if isinstance(b, NvmlBackend)), None)
     selection = {
-        "requested": kind,
+        "requested": cfg.backend,
         "selected": [b.name for b in chosen],
-        "not_selected": rejected,
+        "not_selected": ctx.rejected,
         "estimated": any(isinstance(b, EstimateBackend) for b in chosen),
     }
-    return Meter(chosen, cpu_clock or CpuClock(), cfg.grid_intensity_g_per_kwh, selection,
-                 describe_hardware(device, gpu_names))
+    return Meter(chosen, cpu_clock or CpuClock(), grid, selection, describe_hardware(str(device), gpu_names))

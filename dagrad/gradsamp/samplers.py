@@ -11,13 +11,14 @@ generator only (never the global RNG), so a draw is a pure function of (Delta, g
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
 
 from dagrad.errors import ConfigError
 from dagrad.gradsamp import ggd
+from dagrad.registry import Option, Registry
 
 
 def _moments(delta: Tensor) -> tuple[float, float]:
@@ -154,24 +155,26 @@ class Skip(Sampler):
         return torch.zeros_like(delta)
 
 
-SAMPLERS: dict[str, tuple[Callable[..., Sampler], tuple[str, ...]]] = {
-    "tensor": (TensorGaussian, ()),
-    "element": (ElementGaussian, ("c",)),
-    "ggd": (GeneralizedGaussian, ("beta",)),
-    "extrapolate": (Extrapolate, ()),
-    "skip": (Skip, ()),
-}
-"""Sampler name -> (constructor, accepted keyword parameters)."""
+SAMPLERS: Registry[type] = Registry("sampler", "gradsamp.sampler", builtins="dagrad.gradsamp.samplers")
+
+SCALE = Option(1.0, float, "alpha: every drawn step is multiplied by it", low=0.0)
+SAMPLERS.register("tensor", TensorGaussian, options={"scale": SCALE})
+SAMPLERS.register("element", ElementGaussian, options={
+    "scale": SCALE, "c": Option(0.5, float, "relative spread: step_i ~ N(delta_i, (c |delta_i|)^2)", low=0.0)})
+SAMPLERS.register("ggd", GeneralizedGaussian, options={
+    "scale": SCALE, "beta": Option(None, float, "GGD shape (2 Gaussian, 1 Laplace); null fits it per tensor",
+                                   low=0.0, low_open=True, nullable=True)})
+SAMPLERS.register("extrapolate", Extrapolate, options={"scale": SCALE})
+SAMPLERS.register("skip", Skip, description="step = 0: the equal-energy control that simply drops the epoch")
 
 
-def build_sampler(name: str, **params: Any) -> Sampler:
-    """The sampler called ``name`` with its parameters; ConfigError naming what is allowed otherwise."""
-    if name not in SAMPLERS:
-        allowed = ", ".join(sorted(SAMPLERS))
-        raise ConfigError(f"unknown GradSamp sampler {name!r}; allowed: {allowed}")
-    factory, accepted = SAMPLERS[name]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        allowed = ", ".join(accepted) if accepted else "none"
-        raise ConfigError(f"sampler {name!r} does not take {', '.join(unknown)}; its parameters: {allowed}")
-    return factory(**params)
+def sampler_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The sampler's options with defaults filled in, each checked (`scale` included where it applies)."""
+    return SAMPLERS.get(name).resolve(options, "gradsamp.sampler_options")
+
+
+def build_sampler(name: str, **options: Any) -> Sampler:
+    """The sampler called `name` with its options (`scale` is applied by GradSamp, not the sampler)."""
+    resolved = sampler_options(name, options)
+    resolved.pop("scale", None)
+    return SAMPLERS.load(name)(**resolved)

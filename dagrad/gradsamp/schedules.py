@@ -11,10 +11,9 @@ shared by every schedule:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
-from dagrad.errors import ConfigError
+from dagrad.registry import Option, Registry
 from dagrad.seeding import seed_hash
 
 MIN_REAL_EPOCHS = 2
@@ -25,10 +24,9 @@ class Schedule:
 
     name = "base"
 
-    def __init__(self, max_consecutive: int | None = None) -> None:
-        if max_consecutive is not None and (not _is_int(max_consecutive) or max_consecutive < 1):
-            raise ConfigError(f"max_consecutive must be an integer >= 1 or null, got {max_consecutive!r}")
+    def __init__(self, max_consecutive: int | None = None, seed: int = 0) -> None:
         self.max_consecutive = max_consecutive
+        self.seed = int(seed)
 
     def wants(self, epoch: int) -> bool:
         """Whether this schedule picks ``epoch`` (0-based), before the shared rules."""
@@ -51,12 +49,8 @@ class Periodic(Schedule):
 
     name = "periodic"
 
-    def __init__(self, every: int = 3, start: int = 2, max_consecutive: int | None = None) -> None:
-        super().__init__(max_consecutive)
-        if not _is_int(every) or every < 1:
-            raise ConfigError(f"periodic schedule: every must be an integer >= 1, got {every!r}")
-        if not _is_int(start) or start < 0:
-            raise ConfigError(f"periodic schedule: start must be an integer >= 0, got {start!r}")
+    def __init__(self, every: int = 3, start: int = 2, max_consecutive: int | None = None, seed: int = 0) -> None:
+        super().__init__(max_consecutive, seed)
         self.every, self.start = int(every), int(start)
 
     def wants(self, epoch: int) -> bool:
@@ -71,13 +65,9 @@ class RandomEpochs(Schedule):
 
     name = "random"
 
-    def __init__(self, probability: float = 0.3, seed: int = 0, max_consecutive: int | None = None) -> None:
-        super().__init__(max_consecutive)
-        if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0.0 <= probability <= 1.0:
-            raise ConfigError(f"random schedule: probability must be a number in [0, 1], got {probability!r}")
-        if not _is_int(seed):
-            raise ConfigError(f"random schedule: seed must be an integer, got {seed!r}")
-        self.probability, self.seed = float(probability), int(seed)
+    def __init__(self, probability: float = 0.3, max_consecutive: int | None = None, seed: int = 0) -> None:
+        super().__init__(max_consecutive, seed)
+        self.probability = float(probability)
 
     def wants(self, epoch: int) -> bool:
         u = seed_hash("dagrad.gradsamp.schedule.random", self.seed, int(epoch)) / 2**31
@@ -92,12 +82,8 @@ class EpochList(Schedule):
 
     name = "epochs"
 
-    def __init__(self, epochs: Iterable[int] = (), max_consecutive: int | None = None) -> None:
-        super().__init__(max_consecutive)
-        epochs = list(epochs)
-        bad = [e for e in epochs if not _is_int(e) or e < 0]
-        if bad:
-            raise ConfigError(f"epochs schedule: epochs must be integers >= 0, got {bad!r}")
+    def __init__(self, epochs: Iterable[int] = (), max_consecutive: int | None = None, seed: int = 0) -> None:
+        super().__init__(max_consecutive, seed)
         self.epochs = frozenset(int(e) for e in epochs)
 
     def wants(self, epoch: int) -> bool:
@@ -107,24 +93,22 @@ class EpochList(Schedule):
         return {**super().describe(), "epochs": sorted(self.epochs)}
 
 
-SCHEDULES = {"periodic": Periodic, "random": RandomEpochs, "epochs": EpochList}
-_PARAMS = {
-    "periodic": ("every", "start", "max_consecutive"),
-    "random": ("probability", "seed", "max_consecutive"),
-    "epochs": ("epochs", "max_consecutive"),
-}
+SCHEDULES: Registry[type] = Registry("schedule", "gradsamp.schedule", builtins="dagrad.gradsamp.schedules")
+SCHEDULES.register("periodic", Periodic, options={
+    "every": Option(3, int, "sample every k-th epoch", low=1), "start": Option(2, int, "first epoch", low=0)})
+SCHEDULES.register("random", RandomEpochs, options={
+    "probability": Option(0.3, float, "each epoch independently with probability p", low=0.0, high=1.0)})
+SCHEDULES.register("epochs", EpochList, options={
+    "epochs": Option([], list, "the epochs to sample (0-based)", item=int, low=0)})
 
 
-def build_schedule(name: str, **params: Any) -> Schedule:
-    """The schedule called ``name``; ConfigError naming what is allowed otherwise."""
-    if name not in SCHEDULES:
-        raise ConfigError(f"unknown GradSamp schedule {name!r}; allowed: {', '.join(sorted(SCHEDULES))}")
-    unknown = sorted(set(params) - set(_PARAMS[name]))
-    if unknown:
-        raise ConfigError(
-            f"schedule {name!r} does not take {', '.join(unknown)}; its parameters: {', '.join(_PARAMS[name])}"
-        )
-    return SCHEDULES[name](**params)
+def build_schedule(name: str, max_consecutive: int | None = None, seed: int = 0, **options: Any) -> Schedule:
+    """The schedule called `name` with its options (checked against its schema); `seed` drives randomness."""
+    entry = SCHEDULES.get(name)
+    resolved = entry.resolve(options, "gradsamp.schedule_options")
+    if max_consecutive is not None:
+        max_consecutive = Option(None, int, low=1, nullable=True).check(max_consecutive, "gradsamp.max_consecutive")
+    return entry.load()(**resolved, max_consecutive=max_consecutive, seed=int(seed))
 
 
 def planned_epochs(schedule: Schedule, total_epochs: int) -> list[int]:
@@ -138,7 +122,3 @@ def planned_epochs(schedule: Schedule, total_epochs: int) -> list[int]:
             real += 1
             consecutive = 0
     return sampled
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) or (isinstance(x, float) and x.is_integer() and math.isfinite(x))

@@ -15,12 +15,11 @@ from typing import Optional, TextIO
 from dagrad.atomic import write_text_atomic
 from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
 from dagrad.launch.jobs import Job, expand, prepare
-from dagrad.launch.runner import (JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, build_launcher,
-                                  usable_cores)
+from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, build_launcher
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
-           "SweepOutcome", "build_launcher", "describe", "expand", "plan", "read_sweep", "resolve", "run_sweep",
-           "usable_cores"]
+           "SweepOutcome", "LAUNCHERS", "build_launcher", "describe", "expand", "plan", "read_sweep", "resolve",
+           "run_sweep"]
 
 
 @dataclass

@@ -3,8 +3,8 @@
 A sweep YAML has a `base:` (config file paths relative to the sweep file and/or inline mappings, merged
 in order) and a `grid:` whose axes multiply: datasets x algorithms x test environments x GradSamp
 settings x hparams seeds x trial seeds x any extra `axes:` (dotted key -> list of values). Every grid
-point becomes one ExperimentConfig; its identity is dagrad.config.config_hash, which depends only on
-the resolved configuration, never on where the point sits in the grid.
+point becomes one checked Experiment; its identity (run_id) depends only on the resolved configuration,
+never on where the point sits in the grid. Base files may be paths or the names of shipped configs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagrad.config import ExperimentConfig, config_hash, deep_merge, from_dict, read_yaml, validate
+from dagrad.config import deep_merge, from_dict, read_yaml
+from dagrad.experiment import Experiment, resolve as resolve_experiment
 from dagrad.errors import ConfigError
 
 GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",
@@ -76,7 +77,7 @@ def _datasets(value: Any, folder: Path) -> dict[str, dict]:
     out = {}
     for name, item in value.items():
         if isinstance(item, str):
-            item = read_yaml(folder / item)
+            item = read_yaml(item, relative_to=folder)
         if item is not None and not isinstance(item, dict):
             raise ConfigError(f"grid.datasets.{name}: expected a config file or a mapping, got {item!r}")
         out[str(name)] = dict(item or {})
@@ -126,7 +127,7 @@ def read_sweep(path: str | Path) -> Sweep:
     items = raw.get("base") or []
     for i, item in enumerate(items if isinstance(items, list) else [items]):
         if isinstance(item, str):
-            base = deep_merge(base, read_yaml(path.parent / item))
+            base = deep_merge(base, read_yaml(item, relative_to=path.parent))
         elif isinstance(item, dict):
             base = deep_merge(base, item)
         else:
@@ -165,8 +166,8 @@ def _set(data: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
-def resolve(sweep: Sweep, point: GridPoint) -> ExperimentConfig:
-    """The validated configuration of one grid point (base, then the point's axes on top)."""
+def resolve(sweep: Sweep, point: GridPoint) -> Experiment:
+    """The checked experiment of one grid point (base, then the point's axes on top)."""
     own = sweep.datasets.get(point.dataset, {})
     data = deep_merge(sweep.base, own)
     data = deep_merge(data, {"data": {"name": (own.get("data") or {}).get("name", point.dataset)}})
@@ -178,11 +179,9 @@ def resolve(sweep: Sweep, point: GridPoint) -> ExperimentConfig:
         _set(data, key, value)
     where = f"{sweep.path.name}, job {describe(point)}"
     try:
-        cfg = from_dict(data)
-        validate(cfg)
+        return resolve_experiment(from_dict(data))
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return cfg
 
 
 def describe(point: GridPoint) -> str:
@@ -193,6 +192,6 @@ def describe(point: GridPoint) -> str:
             f"trial_seed={point.trial_seed}{extra}")
 
 
-def identity(cfg: ExperimentConfig) -> str:
-    """The job's folder name: the configuration's hash (grid order plays no part)."""
-    return config_hash(cfg)
+def identity(exp: Experiment) -> str:
+    """The job's folder name: the experiment's identity (grid order plays no part)."""
+    return exp.run_id

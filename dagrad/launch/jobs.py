@@ -14,7 +14,8 @@ from pathlib import Path
 
 from dagrad.atomic import write_text_atomic
 from dagrad.checkpoint import CHECKPOINT_NAME
-from dagrad.config import ExperimentConfig, from_dict, to_dict, validate
+from dagrad.config import to_dict
+from dagrad.experiment import Experiment, experiment_from_dict
 from dagrad.launch.grid import GridPoint, Sweep, describe, identity, resolve
 from dagrad.records import RECORDS_NAME
 
@@ -28,7 +29,7 @@ class Job:
     """A configuration to run, where it runs, and the grid point it came from."""
 
     id: str
-    cfg: ExperimentConfig
+    experiment: Experiment
     point: GridPoint
     folder: Path
 
@@ -55,21 +56,20 @@ def expand(sweep: Sweep, out: Path) -> list[Job]:
     Grid points that resolve to the same configuration are one job (listed once, first point kept)."""
     jobs: dict[str, Job] = {}
     for point in sweep.points:
-        cfg = resolve(sweep, point)
-        key = identity(cfg)
-        jobs.setdefault(key, Job(key, cfg, point, Path(out) / key))
+        exp = resolve(sweep, point)
+        key = identity(exp)
+        jobs.setdefault(key, Job(key, exp, point, Path(out) / key))
     return list(jobs.values())
 
 
 def prepare(job: Job) -> None:
     """Write the job's config.json (atomically; the same content on every launch)."""
-    write_text_atomic(job.folder / CONFIG_NAME, json.dumps(to_dict(job.cfg), indent=1, sort_keys=True) + "\n")
+    text = json.dumps(to_dict(job.experiment.cfg), indent=1, sort_keys=True) + "\n"
+    write_text_atomic(job.folder / CONFIG_NAME, text)
 
 
-def read_job_config(folder: Path) -> ExperimentConfig:
-    cfg = from_dict(json.loads((Path(folder) / CONFIG_NAME).read_text()))
-    validate(cfg)
-    return cfg
+def read_job_experiment(folder: Path) -> Experiment:
+    return experiment_from_dict(json.loads((Path(folder) / CONFIG_NAME).read_text()))
 
 
 def mark_done(folder: Path, run_id: str, seconds: float) -> None:

@@ -1,7 +1,7 @@
 """Launchers run sweep jobs: `local` (one after another in this process) and `processes` (N worker
-subprocesses at once). Both follow the `Launcher` protocol, so a cluster launcher (submitit, ray) can
-be added without touching the sweep logic. A failed job is reported with its log and never stops the
-others."""
+subprocesses at once). Both follow the `Launcher` protocol and are registered in `LAUNCHERS`, where a
+cluster launcher (or a plugin's) registers the same way. A failed job is reported with its log and never
+stops the others."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Sequence, TextIO
+from typing import Optional, Protocol, Sequence, TextIO
 
 from dagrad.launch.jobs import Job
+from dagrad.energy.hardware import usable_cpus
 from dagrad.launch.worker import BUSY_EXIT, run_job
+from dagrad.registry import Registry
 
 
 @dataclass
@@ -72,13 +74,6 @@ class Launcher(Protocol):
     def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]: ...
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _status(code: int) -> str:
     return "done" if code == 0 else "busy" if code == BUSY_EXIT else "failed"
 
@@ -88,8 +83,8 @@ class LocalLauncher:
 
     name = "local"
 
-    def __init__(self, threads: Optional[int] = None):
-        self.threads = threads or usable_cores()
+    def __init__(self, workers: int = 1, threads: Optional[int] = None):
+        self.threads = threads or max(1, usable_cpus() // max(1, workers))
 
     def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]:
         results = []
@@ -123,7 +118,7 @@ class ProcessLauncher:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers, self.poll, self.python = workers, poll_seconds, python
-        self.threads = threads or max(1, usable_cores() // workers)
+        self.threads = threads or max(1, usable_cpus() // workers)
 
     def _start(self, job: Job) -> tuple[subprocess.Popen, float]:
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
@@ -159,10 +154,12 @@ class ProcessLauncher:
         return results
 
 
-LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher, "processes": ProcessLauncher}
+LAUNCHERS: Registry = Registry("launcher", "--launcher", builtins="dagrad.launch.runner")
+LAUNCHERS.register("local", LocalLauncher, description="jobs one after another in this process (easy to debug)")
+LAUNCHERS.register("processes", ProcessLauncher, description="up to --workers jobs at once, each in its own process")
 
 
-def build_launcher(name: str, workers: int = 1) -> Launcher:
-    if name not in LAUNCHERS:
-        raise ValueError(f"launcher {name!r} is unknown; choose one of: {', '.join(LAUNCHERS)}")
-    return ProcessLauncher(workers) if name == "processes" else LocalLauncher(max(1, usable_cores() // workers))
+def build_launcher(name: str, workers: int = 1, options: Optional[dict] = None) -> Launcher:
+    """The launcher `name` for `workers` parallel jobs, with its own options (the sweep's `launcher:` block)."""
+    entry = LAUNCHERS.get(name)
+    return entry.load()(workers=workers, **entry.resolve(options, "launcher"))

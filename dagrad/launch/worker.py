@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dagrad.checkpoint import CHECKPOINT_NAME
 from dagrad.errors import CheckpointError, DagradError
-from dagrad.launch.jobs import DONE_NAME, lock_path, mark_done, move_aside, read_job_config
+from dagrad.launch.jobs import DONE_NAME, lock_path, mark_done, move_aside, read_job_experiment
 from dagrad.records import RECORDS_NAME
 
 BUSY_EXIT = 75  # another process holds this job's lock
@@ -26,7 +26,6 @@ def run_job(folder: Path, threads: int | None = None) -> int:
     """Train (or resume) the job in `folder`; 0 when done, BUSY_EXIT if locked elsewhere, 1 on failure."""
     import torch
 
-    from dagrad.config import config_hash
     from dagrad.engine import train
 
     folder = Path(folder)
@@ -41,7 +40,7 @@ def run_job(folder: Path, threads: int | None = None) -> int:
     try:
         if (folder / DONE_NAME).is_file():
             return 0
-        cfg = read_job_config(folder)
+        exp = read_job_experiment(folder)
         started = time.time()
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {folder.name}, pid {os.getpid()}, "
               f"{torch.get_num_threads()} threads", flush=True)
@@ -49,13 +48,13 @@ def run_job(folder: Path, threads: int | None = None) -> int:
         if not resume and (folder / RECORDS_NAME).exists():
             _restart(folder, "records without a checkpoint (stopped before the first epoch ended)")
         try:
-            train(cfg, folder, resume=resume, progress=False)
+            train(exp, folder, resume=resume, progress=False)
         except CheckpointError as exc:
             if not resume:
                 raise
             _restart(folder, f"checkpoint unusable: {exc}")
-            train(cfg, folder, resume=False, progress=False)
-        mark_done(folder, config_hash(cfg), time.time() - started)
+            train(exp, folder, resume=False, progress=False)
+        mark_done(folder, exp.run_id, time.time() - started)
         print(f"--- finished in {time.time() - started:.1f} s", flush=True)
         return 0
     except DagradError as exc:

@@ -1,5 +1,5 @@
 """Featurizers: a small GroupNorm CNN for the embedded digits, torchvision ResNets, any timm model."""
 
-from dagrad.networks.featurizers import build_featurizer, check_network_name
+from dagrad.networks.registry import NETWORKS, build_featurizer, network_entry, network_names
 
-__all__ = ["build_featurizer", "check_network_name"]
+__all__ = ["NETWORKS", "build_featurizer", "network_entry", "network_names"]

@@ -2,42 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from dagrad.errors import ConfigError
+from dagrad.networks.registry import NETWORKS
 from dagrad.networks.weights import load_pretrained
-
-RESNETS = ("resnet18", "resnet50")
-
-
-def check_network_name(name: str) -> None:
-    if name == "digits_cnn" or name in RESNETS:
-        return
-    if name.startswith("timm:") and len(name) > 5:
-        import timm
-
-        model = name[5:]
-        if not timm.is_model(model):
-            raise ConfigError(f"network.name: timm has no model {model!r} (see timm.list_models())")
-        return
-    raise ConfigError(
-        f"network.name: unknown network {name!r}; choose one of: digits_cnn, resnet18, resnet50, timm:<model>"
-    )
+from dagrad.registry import Option
 
 
-def build_featurizer(cfg: Any, input_shape: tuple[int, ...]) -> nn.Module:
-    """The featurizer the network config names, with `n_outputs` set."""
-    check_network_name(cfg.name)
-    if cfg.name == "digits_cnn":
-        if cfg.pretrained:
-            raise ConfigError("network.pretrained: digits_cnn has no pretrained weights; set it to null")
-        return DigitsCNN(input_shape[0], cfg.width)
-    if cfg.name in RESNETS:
-        return ResNetFeaturizer(cfg.name, input_shape[0], cfg.pretrained, cfg.freeze_bn, cfg.dropout)
-    return TimmFeaturizer(cfg.name[5:], cfg.pretrained, cfg.freeze_bn, cfg.dropout)
+
+def digits_cnn(input_shape: tuple[int, ...], width: int) -> nn.Module:
+    return DigitsCNN(input_shape[0], width)
+
+
+def resnet(arch: str) -> Callable[..., nn.Module]:
+    def build(input_shape: tuple[int, ...], pretrained: Optional[str], freeze_bn: bool, dropout: float) -> nn.Module:
+        return ResNetFeaturizer(arch, input_shape[0], pretrained, freeze_bn, dropout)
+
+    return build
+
+
+def timm_model(input_shape: tuple[int, ...], model: str, pretrained: Optional[str], freeze_bn: bool,
+               dropout: float) -> nn.Module:
+    return TimmFeaturizer(model, pretrained, freeze_bn, dropout)
+
+
+def check_timm_model(model: str) -> None:
+    import timm
+
+    if not timm.is_model(model):
+        raise ConfigError(f"network.name: timm has no model {model!r} (see timm.list_models())")
+
+
+def backbone_options() -> dict[str, Option]:
+    """What every pretrained backbone takes (DomainBed's 2020 protocol: ImageNet, frozen BN, dropout 0)."""
+    return {
+        "pretrained": Option(None, str, "null, 'imagenet' (torchvision/timm cache) or a weights file", nullable=True),
+        "freeze_bn": Option(True, bool, "BatchNorm statistics frozen, affine trainable (DomainBed 2020, SWAD)"),
+        "dropout": Option(0.0, float, "dropout on the features", low=0.0, high=1.0, high_open=True),
+    }
+
+
+NETWORKS.register("digits_cnn", digits_cnn, description="DomainBed's MNIST CNN (GroupNorm) at a chosen width",
+                  options={"width": Option(32, int, "channels of the first layer (then 2x)", low=1)})
+NETWORKS.register("resnet18", resnet("resnet18"), description="torchvision ResNet-18 without its fc layer",
+                  options=backbone_options())
+NETWORKS.register("resnet50", resnet("resnet50"), description="torchvision ResNet-50 without its fc layer",
+                  options=backbone_options())
+NETWORKS.register("timm", timm_model, description="any timm model, named timm:<model>, classifier removed",
+                  options=backbone_options(), family=True, check_member=check_timm_model)
 
 
 class DigitsCNN(nn.Module):

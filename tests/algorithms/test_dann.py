@@ -21,7 +21,7 @@ def featurizer(n_in: int = 2, n_out: int = 2) -> nn.Module:
 
 def make(seed: int = 0, n_in: int = 2, n_out: int = 2, **overrides) -> DANN:
     torch.manual_seed(seed)
-    hparams = registry.resolve_hparams("dann", overrides, 0, "rotated_digits")
+    hparams = registry.resolve_hparams("dann", overrides, 0, small_images=True)
     return DANN(featurizer(n_in, n_out), num_classes=2, num_domains=2, hparams=hparams)
 
 
@@ -122,9 +122,11 @@ def test_discriminator_learns_separable_domains():
 def test_gradient_penalty_is_reported_and_bad_settings_raise():
     stats = make(grad_penalty=1.0).update(TINY)
     assert stats["grad_penalty"] > 0
-    with pytest.raises(ConfigError, match="d_steps_per_g_step"):
+    with pytest.raises(ConfigError, match="d_steps_per_g_step: 0 is out of range; allowed: an integer >= 1"):
         make(d_steps_per_g_step=0)
-    with pytest.raises(ConfigError, match="mlp_depth"):
+    with pytest.raises(ConfigError, match="mlp_depth: 1 is out of range; allowed: an integer >= 2"):
+        make(mlp_depth=1)
+    with pytest.raises(ValueError, match="depth >= 2"):
         domainbed_mlp(4, 2, width=8, depth=1, dropout=0.0)
 
 
@@ -136,13 +138,13 @@ def test_mlp_shape_follows_domainbed():
 
 
 def test_hyperparameters_follow_the_dataset():
-    small = registry.resolve_hparams("dann", {}, 0, "rotated_digits")
-    big = registry.resolve_hparams("dann", {}, 0, "pacs")
+    small = registry.resolve_hparams("dann", {}, 0, small_images=True)
+    big = registry.resolve_hparams("dann", {}, 0, small_images=False)
     assert small["lr_d"] == small["lr_g"] == 1e-3 and big["lr_d"] == big["lr_g"] == 5e-5
     keys = ("lambda", "beta1", "mlp_width", "mlp_depth", "d_steps_per_g_step", "grad_penalty", "mlp_dropout")
     assert tuple(big[k] for k in keys) == (1.0, 0.5, 256, 3, 1, 0.0, 0.0)
-    draws = [registry.resolve_hparams("dann", {}, s, "pacs") for s in range(1, 30)]
+    draws = [registry.resolve_hparams("dann", {}, s, small_images=False) for s in range(1, 30)]
     assert {d["mlp_depth"] for d in draws} <= {3, 4} and all(1 <= d["d_steps_per_g_step"] <= 7 for d in draws)
     assert {d["beta1"] for d in draws} <= {0.0, 0.5} and all(isinstance(d["mlp_width"], int) for d in draws)
-    small_draws = [registry.resolve_hparams("dann", {}, s, "rotated_digits") for s in range(1, 5)]
+    small_draws = [registry.resolve_hparams("dann", {}, s, small_images=True) for s in range(1, 5)]
     assert all(d["weight_decay_d"] == d["weight_decay_g"] == 0.0 for d in small_draws)

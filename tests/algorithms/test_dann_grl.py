@@ -37,7 +37,7 @@ def make(seed: int = 0, **overrides) -> DANNGRL:
     torch.manual_seed(seed)
     f = nn.Sequential(nn.Flatten(), nn.Linear(4, 8))
     f.n_outputs = 8
-    hparams = registry.resolve_hparams("dann_grl", {"disc_width": 16, **overrides}, 0, "rotated_digits")
+    hparams = registry.resolve_hparams("dann_grl", {"disc_width": 16, **overrides}, 0, small_images=True)
     return DANNGRL(f, num_classes=3, num_domains=2, hparams=hparams)
 
 
@@ -90,7 +90,7 @@ def test_discriminator_separates_source_from_target_without_reversal():
 def test_prediction_shape_and_hyperparameters():
     model = make()
     assert model.predict(torch.randn(5, 4)).shape == (5, 3)
-    defaults = registry.resolve_hparams("dann_grl", {}, 0, "pacs")
+    defaults = registry.resolve_hparams("dann_grl", {}, 0, small_images=False)
     assert defaults["grl_lambda"] == 1.0 and defaults["disc_width"] == 1024 and defaults["lr"] == 5e-5
     assert set(model.optimizers()) == {"adam"}
     n_opt = sum(p.numel() for g in model.optimizer.param_groups for p in g["params"])

@@ -24,23 +24,25 @@ def example():
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
-    registry._REGISTRY.pop("mixup", None)  # leave the registry as other tests expect it
+    registry.ALGORITHMS.unregister("mixup")  # leave the registry as other tests expect it
 
 
 def test_importing_registers_the_name(example):
-    assert "mixup" in registry.names()
-    assert registry.get("mixup").cls is example.Mixup
-    hp = registry.resolve_hparams("mixup", {"mixup_alpha": 0.4}, 0, "rotated_digits")
+    assert "mixup" in registry.ALGORITHMS.names()
+    assert registry.ALGORITHMS.load("mixup") is example.Mixup
+    with pytest.raises(ConfigError, match="mixup_alpha: 0.0 is out of range; allowed: a finite number > 0"):
+        registry.resolve_hparams("mixup", {"mixup_alpha": 0}, 0, small_images=True)
+    hp = registry.resolve_hparams("mixup", {"mixup_alpha": 0.4}, 0, small_images=True)
     assert hp == {"lr": 1e-3, "weight_decay": 0.0, "mixup_alpha": 0.4}
     with pytest.raises(ConfigError, match="mixup_alpha"):
-        registry.resolve_hparams("mixup", {"alpha": 0.4}, 0, "rotated_digits")
+        registry.resolve_hparams("mixup", {"alpha": 0.4}, 0, small_images=True)
 
 
 def test_it_trains_on_synthetic_data(example):
     torch.manual_seed(0)
     f = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU())
     f.n_outputs = 8
-    model = example.Mixup(f, 2, 3, registry.resolve_hparams("mixup", {"lr": 1e-2}, 0, "rotated_digits"))
+    model = example.Mixup(f, 2, 3, registry.resolve_hparams("mixup", {"lr": 1e-2}, 0, small_images=True))
     g = torch.Generator().manual_seed(1)
     envs = []
     for k in range(3):

@@ -141,15 +141,15 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
 
 
 def test_build_averager():
-    cfg = SimpleNamespace(name="swad", n_converge=3, n_tolerance=6, tolerance_ratio=0.2, early_stop=False)
+    cfg = SimpleNamespace(name="swad", options={"tolerance_ratio": 0.2, "early_stop": False})
     swad = build_averager(cfg, Tiny())
     assert isinstance(swad, SWAD) and swad.valley.tolerance_ratio == 0.2 and not swad.early_stop
+    assert swad.valley.n_converge == 3 and swad.valley.n_tolerance == 6  # SWAD's defaults, from the registry
     assert build_averager(SimpleNamespace(name="none"), Tiny()) is None
-    with pytest.raises(ConfigError, match="averaging.name"):
+    with pytest.raises(ConfigError, match="averaging.name: unknown averager 'ema'; choose one of: swad"):
         build_averager(SimpleNamespace(name="ema"), Tiny())
-    with pytest.raises(ConfigError, match="averaging.n_tolerance"):
-        build_averager(SimpleNamespace(name="swad", n_converge=3, n_tolerance=0, tolerance_ratio=0.3,
-                                       early_stop=True), Tiny())
+    with pytest.raises(ConfigError, match="averaging.options.n_tolerance: 0 is out of range"):
+        build_averager(SimpleNamespace(name="swad", options={"n_tolerance": 0}), Tiny())
 
 
 def test_works_over_a_real_algorithm_with_two_optimizers():

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from dagrad.config import load_config
-from dagrad.datasets.catalog import CATALOG
+from dagrad.config import PACKAGED_CONFIGS, shipped_configs
+from dagrad.datasets import DATASETS
+from dagrad.experiment import load_experiment
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "datasets").glob("*.yaml"))
-REAL = [p for p in CONFIGS if p.stem in CATALOG]
-
-
-def test_there_is_a_config_for_every_catalogued_dataset():
-    assert sorted(p.stem for p in REAL) == sorted(CATALOG)
+REAL = [n.split("/", 1)[1] for n in shipped_configs() if n.startswith("datasets/")
+        and DATASETS.get(n.split("/", 1)[1]).load().layout != "embedded"]
 
 
-@pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
-def test_config_loads_with_resnet50_imagenet_frozen_bn(path):
-    cfg = load_config([str(path)])
-    assert cfg.data.name == path.stem and cfg.data.image_size == 224
-    assert (cfg.network.name, cfg.network.pretrained, cfg.network.freeze_bn, cfg.network.dropout) == \
-        ("resnet50", "imagenet", True, 0.0)
+def test_there_is_a_config_for_every_real_dataset():
+    real = [n for n in DATASETS.names() if DATASETS.get(n).load().layout != "embedded"]
+    assert sorted(REAL) == sorted(real)
+    assert all((PACKAGED_CONFIGS / "datasets" / f"{n}.yaml").is_file() for n in real)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_config_loads_with_resnet50_imagenet_frozen_bn(name):
+    exp = load_experiment([f"datasets/{name}"])
+    assert exp.cfg.data.name == name and exp.cfg.data.image_size == 224
+    assert exp.cfg.network.name == "resnet50"
+    assert exp.network_options == {"pretrained": "imagenet", "freeze_bn": True, "dropout": 0.0}

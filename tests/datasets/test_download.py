@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -17,6 +18,7 @@ from helpers import imagetree
 
 from dagrad.datasets import download as dl
 from dagrad.datasets.archives import extract
+from dagrad.datasets.builtin import PACS_COUNTS
 from dagrad.datasets.check import check
 from dagrad.errors import DataError
 
@@ -90,10 +92,15 @@ def _pacs_zip(tmp_path: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _use_source(monkeypatch, source: dl.Source) -> None:
+    """PACS's spec with another download source, for this test only."""
+    real = dl.dataset_spec
+    monkeypatch.setattr(dl, "dataset_spec", lambda name: dataclasses.replace(real(name), download=source))
+
+
 def _small_pacs_source(monkeypatch, sha256=None) -> None:
     remote = dl.Remote("PACS.zip", "https://example.invalid/PACS.zip", {"kfold": "PACS"}, sha256=sha256, gdrive=True)
-    source = dl.Source("pacs", "PACS", (remote,), "PACS", {e: 2 for e in PACS_ENVS}, "test")
-    monkeypatch.setitem(dl.SOURCES, "pacs", source)
+    _use_source(monkeypatch, dl.Source((remote,), "PACS", "test", {e: 2 for e in PACS_ENVS}))
 
 
 def test_download_good_archive_lays_out_and_records(tmp_path, monkeypatch):
@@ -126,7 +133,7 @@ def test_bad_checksum_is_refused_and_removed(tmp_path, monkeypatch):
 def test_count_mismatch_is_refused(tmp_path, monkeypatch):
     data = _pacs_zip(tmp_path)
     remote = dl.Remote("PACS.zip", "https://example.invalid/PACS.zip", {"kfold": "PACS"})
-    monkeypatch.setitem(dl.SOURCES, "pacs", dl.Source("pacs", "PACS", (remote,), "PACS", dl.PACS_COUNTS))
+    _use_source(monkeypatch, dl.Source((remote,), "PACS", "test", PACS_COUNTS))
     with Server({"PACS.zip": data}) as server:
         with pytest.raises(DataError, match="art_painting: 2 found, 2048 expected"):
             dl.download("pacs", tmp_path / "data", progress=False, base_url=server.url)

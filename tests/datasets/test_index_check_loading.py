@@ -121,14 +121,17 @@ def test_skip_corrupt_counts_the_skipped_images(tmp_path):
 
 def test_erm_trains_a_few_steps_on_a_tiny_pacs_tree(tmp_path):
     from dagrad.algorithms import build as build_algorithm
+    from dagrad.networks import build_featurizer
 
     _pacs(tmp_path, per_class=4)
     cfg = ExperimentConfig(data=DataConfig(name="pacs", root=str(tmp_path), test_envs=[3], image_size=32,
                                            batch_size=4),
-                           network=NetworkConfig(name="resnet18", pretrained=None))
+                           network=NetworkConfig(name="resnet18"))
     bundle = build(cfg.data, trial_seed=0)
     torch.manual_seed(0)
-    algorithm = build_algorithm(cfg, bundle.input_shape, bundle.num_classes, len(bundle.train_envs))
+    featurizer = build_featurizer("resnet18", {"pretrained": None, "freeze_bn": True, "dropout": 0.0}, bundle.input_shape)
+    algorithm = build_algorithm("erm", {"lr": 5e-5, "weight_decay": 0.0}, featurizer, bundle.num_classes,
+                                len(bundle.train_envs))
     losses = []
     for step, (minibatches, _, skipped) in zip(range(3), bundle.training_loaders(steps=3, seed=0).epoch(0)):
         assert len(minibatches) == 3 and minibatches[0][0].shape == (4, 3, 32, 32) and skipped == 0

@@ -12,7 +12,7 @@ from helpers import imagetree
 
 from dagrad.config import DataConfig
 from dagrad.datasets import build
-from dagrad.datasets.registry import builder
+from dagrad.datasets import build_suite
 from dagrad.errors import ConfigError, DataError
 
 
@@ -27,7 +27,7 @@ def test_domainbed_pacs_environments_classes_labels_and_splits(tmp_path):
     envs = {e: {"dog": 5, "horse": 5} for e in PACS_ENVS}
     envs["photo"] = {"dog": 5, "horse": 5, "person": 5}  # a class only one environment has
     imagetree.write_tree(tmp_path / "PACS", envs)
-    suite = builder("pacs")(_cfg("pacs", tmp_path))
+    suite = build_suite(_cfg("pacs", tmp_path))
     assert suite.env_names == PACS_ENVS
     assert suite.class_names == ["dog", "horse", "person"] and suite.num_classes == 3
     assert suite.notes["missing_classes"] == {e: ["person"] for e in PACS_ENVS if e != "photo"}
@@ -48,7 +48,7 @@ def test_domainbed_pacs_environments_classes_labels_and_splits(tmp_path):
 def test_office_home_real_world_with_space(tmp_path):
     envs = {e: {"Alarm_Clock": 2, "Bike": 3} for e in ["Art", "Clipart", "Product", "Real World"]}
     imagetree.write_tree(tmp_path / "office_home", envs, ext=".jpg")
-    suite = builder("office_home")(_cfg("office_home", tmp_path, test_envs=[3]))
+    suite = build_suite(_cfg("office_home", tmp_path, test_envs=[3]))
     assert suite.env_names == ["Art", "Clipart", "Product", "Real World"]
     assert "Real World/Bike/img2.jpg" in suite.environments[3].describe(4)
     assert suite.environments[3].load(4).mode == "RGB"
@@ -56,21 +56,21 @@ def test_office_home_real_world_with_space(tmp_path):
 
 def test_missing_dataset_says_where_layout_and_command(tmp_path):
     with pytest.raises(DataError) as err:
-        builder("pacs")(_cfg("pacs", tmp_path))
+        build_suite(_cfg("pacs", tmp_path))
     msg = str(err.value)
     assert str(tmp_path / "PACS") in msg and "art_painting" in msg
     assert f"dagrad data download pacs --root {tmp_path}" in msg
     imagetree.write_tree(tmp_path / "PACS", {e: {"dog": 1} for e in PACS_ENVS[:3]})
     with pytest.raises(DataError, match="sketch missing"):
-        builder("pacs")(_cfg("pacs", tmp_path))
+        build_suite(_cfg("pacs", tmp_path))
 
 
 def test_unknown_option_and_unset_root(tmp_path):
     imagetree.write_tree(tmp_path / "PACS", {e: {"dog": 1} for e in PACS_ENVS})
     with pytest.raises(ConfigError, match="allowed: cache"):
-        builder("pacs")(_cfg("pacs", tmp_path, options={"colour": 1}))
+        build_suite(_cfg("pacs", tmp_path, options={"colour": 1}))
     with pytest.raises(ConfigError, match="data.root"):
-        builder("pacs")(DataConfig(name="pacs"))
+        build_suite(DataConfig(name="pacs"))
 
 
 def test_domain_net_duplicates_left_out_when_asked(tmp_path):
@@ -78,24 +78,24 @@ def test_domain_net_duplicates_left_out_when_asked(tmp_path):
     imagetree.write_tree(tmp_path / "domain_net", envs, ext=".jpg")
     listed = tmp_path / "dups.txt"
     listed.write_text("clipart/apple/img1.jpg\nreal/apple/img0.jpg\n")
-    plain = builder("domain_net")(_cfg("domain_net", tmp_path))
+    plain = build_suite(_cfg("domain_net", tmp_path))
     assert [len(e) for e in plain.environments] == [3] * 6
     cfg = _cfg("domain_net", tmp_path, options={"remove_duplicates": True, "duplicates_file": str(listed)})
-    dedup = builder("domain_net")(cfg)
+    dedup = build_suite(cfg)
     assert [len(e) for e in dedup.environments] == [2, 3, 3, 3, 2, 3]
     assert not any(dedup.environments[0].describe(k).endswith("img1.jpg") for k in range(2))
 
 
 def test_bring_your_own_folder(tmp_path):
     imagetree.write_tree(tmp_path, {"north": {"a": 2, "b": 2}, "south": {"b": 3, "c": 1}})
-    suite = builder("folder")(_cfg("folder", tmp_path))
+    suite = build_suite(_cfg("folder", tmp_path))
     assert suite.env_names == ["north", "south"] and suite.class_names == ["a", "b", "c"]
     assert suite.environments[1].labels.tolist() == [1, 1, 1, 2]
-    picked = builder("folder")(_cfg("folder", tmp_path, options={"environments": ["south", "north"]}))
+    picked = build_suite(_cfg("folder", tmp_path, options={"environments": ["south", "north"]}))
     assert picked.env_names == ["south", "north"]
     imagetree.write_tree(tmp_path / "single", {"only": {"a": 1}})
     with pytest.raises(DataError, match="at least two"):
-        builder("folder")(_cfg("folder", tmp_path / "single"))
+        build_suite(_cfg("folder", tmp_path / "single"))
 
 
 def _dassl_pacs(root: Path) -> None:
@@ -132,7 +132,7 @@ def test_dassl_missing_listed_file_is_reported(tmp_path):
     _dassl_pacs(tmp_path)
     (tmp_path / "pacs/images/photo/dog/p0.png").unlink()
     with pytest.raises(DataError, match="1 file\\(s\\) listed .* photo/dog/p0.png"):
-        builder("pacs_dassl")(_cfg("pacs_dassl", tmp_path))
+        build_suite(_cfg("pacs_dassl", tmp_path))
 
 
 def test_office_home_dg_train_val_folders(tmp_path):
@@ -193,7 +193,7 @@ def test_wilds_camelyon17_paths_and_hospitals(tmp_path):
         for i, p, n, x, y, t, c in rows:
             f.write(f"{i},{p},{n},{x},{y},{t},{i},{c},0\n")
     imagetree.write_image(base / "patches/patient_004_node_4/patch_patient_004_node_4_x_3328_y_21792.png")
-    suite = builder("wilds_camelyon17")(_cfg("wilds_camelyon17", tmp_path))
+    suite = build_suite(_cfg("wilds_camelyon17", tmp_path))
     assert suite.env_names == ["hospital_0", "hospital_3"] and suite.num_classes == 2
     assert suite.environments[0].labels.tolist() == [1, 0]
     assert suite.environments[0].load(0).mode == "RGB"
@@ -207,7 +207,7 @@ def test_wilds_fmow_regions_and_row_numbers(tmp_path):
     (base / "rgb_metadata.csv").write_text(
         "split,category,country_code,timestamp\n"
         "train,airport,FRA,2010-01-01\nseq,zoo,BRA,2016-01-01\ntrain,zoo,BRA,2012-01-01\nval,dam,XXX,2014-01-01\n")
-    suite = builder("wilds_fmow")(_cfg("wilds_fmow", tmp_path))
+    suite = build_suite(_cfg("wilds_fmow", tmp_path))
     assert suite.env_names == ["region_0", "region_1", "region_2"]
     assert suite.notes["regions"] == {"region_0": "Europe", "region_1": "Americas", "region_2": "Other"}
     assert suite.environments[1].describe(0).endswith("images/rgb_img_2.png")

@@ -16,8 +16,7 @@ from dagrad.records import read_records, split_run
 CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
 
 
-REPO = Path(__file__).resolve().parents[2]
-SMALL = ["network.name=resnet18", "network.pretrained=null", "data.image_size=32", "data.batch_size=4"]
+SMALL = ["network.name=resnet18", "network.options.pretrained=null", "data.image_size=32", "data.batch_size=4"]
 
 
 def pacs_tree(root: Path) -> Path:
@@ -28,8 +27,8 @@ def pacs_tree(root: Path) -> Path:
 
 def test_train_resnet18_on_a_tiny_pacs_tree(tmp_path, capsys):
     data = pacs_tree(tmp_path / "data")
-    code = main(["train", "--quiet", "-c", str(REPO / "configs/datasets/pacs.yaml"),
-                 "-c", str(REPO / "configs/algorithms/erm.yaml"), f"data.root={data}", *SMALL,
+    code = main(["train", "--quiet", "-c", "datasets/pacs",
+                 "-c", "algorithms/erm", f"data.root={data}", *SMALL,
                  "data.num_workers=2", "epochs=2", "steps_per_epoch=2", "--out", str(tmp_path / "run")])
     assert code == 0
     header, epochs, summary = split_run(read_records(tmp_path / "run" / "records.jsonl"))
@@ -43,8 +42,8 @@ def test_train_resnet18_on_a_tiny_pacs_tree(tmp_path, capsys):
 @pytest.mark.parametrize("algorithm", ["coral", "dann", "dann_grl"])
 def test_every_shipped_algorithm_config_trains_on_pacs(tmp_path, algorithm):
     data = pacs_tree(tmp_path / "data")
-    code = main(["train", "--quiet", "-c", str(REPO / "configs/datasets/pacs.yaml"),
-                 "-c", str(REPO / f"configs/algorithms/{algorithm}.yaml"), f"data.root={data}", *SMALL,
+    code = main(["train", "--quiet", "-c", "datasets/pacs",
+                 "-c", f"algorithms/{algorithm}", f"data.root={data}", *SMALL,
                  "data.num_workers=0", "data.setting=da", "epochs=1", "steps_per_epoch=2",
                  "--out", str(tmp_path / "run")])
     assert code == 0

@@ -12,15 +12,21 @@ from typing import Callable
 
 import pytest
 
+from dagrad.config import EnergyConfig
 
-@dataclass
-class Cfg:
-    backend: str = "auto"
-    watts_per_thread: float = 4.0
-    cpu_tdp_w: float | None = None
-    grid_intensity_g_per_kwh: float | None = None
-    nvml_poll_hz: float = 10.0
-    count_flops: bool = True
+
+#: short keyword -> (backend, option) for the per-backend options of `energy.backends`
+_BACKEND_OPTIONS = {"watts_per_thread": ("estimate", "watts_per_thread"), "cpu_tdp_w": ("estimate", "cpu_tdp_w"),
+                    "nvml_poll_hz": ("nvml", "poll_hz")}
+
+
+def Cfg(**given) -> EnergyConfig:  # noqa: N802 - reads like the config class it builds
+    """An EnergyConfig; per-backend options may be given flat (watts_per_thread=4 -> backends.estimate)."""
+    backends: dict = {}
+    for key, (backend, option) in _BACKEND_OPTIONS.items():
+        if key in given:
+            backends.setdefault(backend, {})[option] = given.pop(key)
+    return EnergyConfig(backends=backends, **given)
 
 
 class FakeNVMLError(Exception):

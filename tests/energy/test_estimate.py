@@ -80,6 +80,7 @@ def test_tdp_formula_and_its_params():
 
 
 @pytest.mark.parametrize("kw", [{"watts_per_thread": 0.0}, {"watts_per_thread": -1.0}, {"cpu_tdp_w": 0.0}])
-def test_bad_wattage_is_a_config_error(kw):
-    with pytest.raises(ConfigError):
-        EstimateBackend(**kw)
+def test_bad_wattage_is_a_config_error(fk, tmp_path, kw):
+    with pytest.raises(ConfigError, match=f"energy.backends.estimate.{next(iter(kw))}: .* is out of range; allowed: "
+                                          f"a finite number > 0"):
+        build_meter(fk.Cfg(backend="estimate", **kw), "cpu", rapl_root=fk.no_rapl(tmp_path))

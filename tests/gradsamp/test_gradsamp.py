@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dagrad.config import GradSampConfig, from_dict
 from dagrad.errors import ConfigError
 from dagrad.gradsamp import GradSamp
 
@@ -35,11 +36,16 @@ def data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
 
 
-def cfg(**overrides) -> SimpleNamespace:
-    base = dict(sampler="tensor", scale=1.0, element_c=0.5, ggd_beta=None, schedule="periodic", every=3, start=2,
-                probability=0.3, epochs=[], max_consecutive=None, buffers="keep", optimizer_state="keep",
-                guard=False, guard_tolerance=0.05, guard_fallback="train")
-    return SimpleNamespace(**{**base, **overrides})
+SAMPLER_KEYS = {"scale": "scale", "element_c": "c", "ggd_beta": "beta"}
+SCHEDULE_KEYS = ("every", "start", "probability", "epochs")
+
+
+def cfg(**given) -> GradSampConfig:
+    """A checked GradSampConfig (tensor sampler by default); sampler and schedule options may be given flat."""
+    data = {"sampler": "tensor", **given}
+    data["sampler_options"] = {option: data.pop(key) for key, option in SAMPLER_KEYS.items() if key in data}
+    data["schedule_options"] = {key: data.pop(key) for key in SCHEDULE_KEYS if key in data}
+    return from_dict(data, GradSampConfig, "gradsamp.")
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, steps: int = 5) -> None:
@@ -259,14 +265,14 @@ def test_no_sampling_before_two_real_epochs():
     "overrides,match",
     [
         ({"sampler": "none"}, "GradSamp off"),
-        ({"sampler": "gauss"}, "allowed: none, element"),
-        ({"buffers": "average"}, "buffers must be one of keep, extrapolate"),
+        ({"sampler": "gauss"}, "gradsamp.sampler: unknown sampler 'gauss'; choose one of: element, extrapolate"),
+        ({"buffers": "average"}, "gradsamp.buffers: 'average' is not allowed; choose one of: keep, extrapolate"),
         ({"optimizer_state": "zero"}, "optimizer_state"),
         ({"guard_fallback": "skip"}, "guard_fallback"),
-        ({"scale": float("nan")}, "scale must be a finite number"),
-        ({"scale": -1.0}, "scale must be"),
-        ({"schedule": "cosine"}, "allowed: periodic, random, epochs"),
-        ({"sampler": "ggd", "ggd_beta": -2.0}, "beta must be"),
+        ({"scale": float("nan")}, "gradsamp.sampler_options.scale: expected a finite number"),
+        ({"scale": -1.0}, "gradsamp.sampler_options.scale: -1.0 is out of range; allowed: a finite number >= 0"),
+        ({"schedule": "cosine"}, "gradsamp.schedule: unknown schedule 'cosine'; choose one of: epochs, periodic, random"),
+        ({"sampler": "ggd", "ggd_beta": -2.0}, "gradsamp.sampler_options.beta: -2.0 is out of range"),
     ],
 )
 def test_bad_configuration_is_one_clear_error(overrides, match):
@@ -276,5 +282,6 @@ def test_bad_configuration_is_one_clear_error(overrides, match):
 
 def test_accepts_the_engine_config_dataclass():
     config = pytest.importorskip("dagrad.config")
-    gs = GradSamp(config.GradSampConfig(sampler="element", schedule="random", probability=0.5), run_seed=4)
+    gs = GradSamp(config.GradSampConfig(sampler="element", schedule="random", schedule_options={"probability": 0.5}),
+                  run_seed=4)
     assert gs.sampler.name == "element" and gs.schedule.name == "random"

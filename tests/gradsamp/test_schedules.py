@@ -56,13 +56,13 @@ def test_epochs_list_is_honoured():
 @pytest.mark.parametrize(
     "name,params,match",
     [
-        ("weekly", {}, "allowed: epochs, periodic, random"),
-        ("periodic", {"every": 0}, "every must be"),
-        ("periodic", {"start": -1}, "start must be"),
-        ("random", {"probability": 1.5}, "probability must be"),
-        ("epochs", {"epochs": [-1]}, "epochs must be"),
+        ("weekly", {}, "unknown schedule 'weekly'; choose one of: epochs, periodic, random"),
+        ("periodic", {"every": 0}, "schedule_options.every: 0 is out of range; allowed: an integer >= 1"),
+        ("periodic", {"start": -1}, "schedule_options.start: -1 is out of range; allowed: an integer >= 0"),
+        ("random", {"probability": 1.5}, "schedule_options.probability: 1.5 is out of range"),
+        ("epochs", {"epochs": [-1]}, r"schedule_options.epochs\[0\]: -1 is out of range"),
         ("periodic", {"max_consecutive": 0}, "max_consecutive"),
-        ("periodic", {"probability": 0.1}, "does not take probability"),
+        ("periodic", {"probability": 0.1}, "probability: not an option of periodic; allowed: every, start"),
     ],
 )
 def test_bad_schedules_are_rejected(name, params, match):

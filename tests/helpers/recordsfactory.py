@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from dagrad.config import ExperimentConfig, to_dict
+from dagrad.experiment import resolve
+from dagrad.records import FORMAT
 
 
 def reading(name: str, joules: float, source: str = "estimated:cpu-time", component: str = "cpu") -> dict:
@@ -23,13 +25,16 @@ def write_run(folder: Path, *, test_envs: list[int], epochs: list[dict], n_envs:
     cfg.data.test_envs, cfg.trial_seed, cfg.algorithm.hparams_seed = test_envs, trial_seed, hparams_seed
     cfg.algorithm.name, cfg.gradsamp.sampler = algorithm, sampler
     if sampler != "none":
-        cfg.gradsamp.start, cfg.gradsamp.every = 1, 2
-    header = {"type": "header", "format": 1, "run_id": run_id or folder.name, "seed": 1, "config": to_dict(cfg),
+        cfg.gradsamp.schedule_options = {"start": 1, "every": 2}
+    header = {"type": "header", "format": FORMAT, "run_id": run_id or folder.name, "seed": 1, "config": to_dict(cfg),
+              "resolved": resolve(cfg).canonical(),
               "data": {"environments": [f"e{i}" for i in range(n_envs)], "test_envs": test_envs,
                        "train_envs": [i for i in range(n_envs) if i not in test_envs]}}
-    lines = [header]
+    lines, updates = [header], 0
     for i, e in enumerate(epochs):
+        updates += steps if e.get("kind", "train") == "train" else 0
         lines.append({"type": "epoch", "epoch": i, "step": (i + 1) * steps, "kind": e.get("kind", "train"),
+                      "updates": updates,
                       "metrics": e["metrics"], "seconds": 2.0,
                       "energy": {"train": reading("train", e["train_J"], e.get("source", "estimated:cpu-time")),
                                  "eval": reading("eval", e["eval_J"], e.get("eval_source", "estimated:cpu-time"))}})

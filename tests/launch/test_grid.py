@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagrad.config import config_hash, load_config
+from dagrad.experiment import load_experiment
 from dagrad.errors import ConfigError
 from dagrad.launch import plan, run_sweep
 
-BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"width": 8},
+BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},
         "epochs": 2, "steps_per_epoch": 2}
 
 
@@ -23,18 +23,18 @@ def write_sweep(path: Path, grid: dict, base: list | None = None) -> Path:
 def test_grid_expands_to_resolved_configs_named_by_their_hash(tmp_path):
     sweep = write_sweep(tmp_path / "s.yaml", {
         "algorithms": ["erm", "coral"], "test_envs": [5, [0]], "trial_seeds": 2,
-        "gradsamp": {"none": {"sampler": "none"}, "tensor": {"sampler": "tensor", "start": 1, "every": 2}},
+        "gradsamp": {"none": {"sampler": "none"}, "tensor": {"sampler": "tensor", "schedule_options": {"start": 1, "every": 2}}},
         "axes": {"algorithm.hparams.lr": [0.001, 0.01]}})
     _, jobs, out = plan(sweep, tmp_path / "out")
     assert len(jobs) == 2 * 2 * 2 * 2 * 2
     job = next(j for j in jobs if j.point.algorithm == "coral" and j.point.setting == "tensor"
                and j.point.test_envs == (0,) and j.point.trial_seed == 1 and dict(j.point.extra)["algorithm.hparams.lr"] == 0.01)
-    direct = load_config(None, ["data.image_size=12", "data.batch_size=8", "data.eval_batch_size=512",
-                                "network.width=8", "epochs=2", "steps_per_epoch=2", "algorithm.name=coral",
-                                "data.test_envs=[0]", "trial_seed=1", "gradsamp.sampler=tensor", "gradsamp.start=1",
-                                "gradsamp.every=2", "algorithm.hparams={lr: 0.01}"])
-    assert job.id == config_hash(direct) and job.folder == tmp_path / "out" / job.id
-    assert job.cfg.seed is None  # training seed hashed from the run's identity by the engine
+    direct = load_experiment(None, [
+        "data.image_size=12", "data.batch_size=8", "data.eval_batch_size=512", "network.options.width=8", "epochs=2",
+        "steps_per_epoch=2", "algorithm.name=coral", "data.test_envs=[0]", "trial_seed=1", "gradsamp.sampler=tensor",
+        "gradsamp.schedule_options={start: 1, every: 2}", "algorithm.hparams={lr: 0.01}"])
+    assert job.id == direct.run_id and job.folder == tmp_path / "out" / job.id
+    assert job.experiment.cfg.seed is None  # training seed hashed from the run's identity by the engine
     assert not (tmp_path / "out").exists()  # planning writes nothing
 
 
@@ -55,7 +55,7 @@ def test_base_files_are_relative_to_the_sweep_and_loo_pairs_are_added(tmp_path):
                         base=["base.yaml", {"epochs": 3}])
     _, jobs, _ = plan(sweep, tmp_path / "o")
     assert sorted(j.point.test_envs for j in jobs) == [(0,), (0, 1), (0, 2), (1,), (1, 2)]
-    assert all(j.cfg.epochs == 3 and j.cfg.network.width == 8 for j in jobs)
+    assert all(j.experiment.cfg.epochs == 3 and j.experiment.network_options["width"] == 8 for j in jobs)
 
 
 @pytest.mark.parametrize("grid, message", [

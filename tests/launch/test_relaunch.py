@@ -18,7 +18,7 @@ from dagrad.launch.jobs import CONFIG_NAME, prepare
 from dagrad.launch import plan
 from dagrad.records import read_records
 
-BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"width": 8},
+BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},
         "steps_per_epoch": 3}
 
 
@@ -47,7 +47,7 @@ def test_killed_sweep_relaunch_reruns_nothing_finished_and_loses_nothing(tmp_pat
             for p in out.glob("*/done")}
     assert 1 <= len(done) < 3, (tmp_path / "sweep.log").read_text()
 
-    outcome = run_sweep(sweep, out, launcher=LocalLauncher(1), stream=None)
+    outcome = run_sweep(sweep, out, launcher=LocalLauncher(threads=1), stream=None)
     assert {j.id for j in outcome.skipped} == set(done)
     assert not outcome.failed and len(outcome.results) == 3 - len(done)
     for name, (mtime, records) in done.items():
@@ -63,7 +63,7 @@ def test_unusable_checkpoint_is_moved_aside_and_the_job_restarts(tmp_path):
     prepare(job)
     (job.folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
     (job.folder / "records.jsonl").write_text('{"type": "header"}\n')
-    outcome = run_sweep(sweep, out, launcher=LocalLauncher(1), stream=None)
+    outcome = run_sweep(sweep, out, launcher=LocalLauncher(threads=1), stream=None)
     assert not outcome.failed and _complete(job.folder, 2)
     moved = list(out.glob(f"{job.id}.broken-*"))
     assert len(moved) == 1 and (moved[0] / "checkpoint.pt").read_bytes() == b"not a checkpoint"

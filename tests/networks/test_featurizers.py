@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from torch import nn
 
 from dagrad.errors import ConfigError
-from dagrad.networks import build_featurizer, check_network_name
+from dagrad.networks import NETWORKS, network_entry
+from dagrad.networks import build_featurizer as build
 
 
-def net(name, pretrained=None, freeze_bn=True, dropout=0.0, width=8):
-    return SimpleNamespace(name=name, pretrained=pretrained, freeze_bn=freeze_bn, dropout=dropout, width=width)
+def build_featurizer(spec, input_shape):
+    """The featurizer with its options checked and defaults filled, as an experiment resolves them."""
+    name, given = spec
+    entry, _ = network_entry(name)
+    return build(name, entry.resolve(given, "network.options"), input_shape)
+
+
+def net(name, **options):
+    return name, options
 
 
 def test_digits_cnn_shapes_and_no_running_statistics():
     f = build_featurizer(net("digits_cnn", width=16), (1, 12, 12))
+    assert build_featurizer(net("digits_cnn"), (1, 12, 12)).n_outputs == 2 * NETWORKS.get("digits_cnn").option_table()[
+        "width"].default
     assert f(torch.zeros(4, 1, 12, 12)).shape == (4, 32) and f.n_outputs == 32
     assert not list(f.buffers())  # GroupNorm: nothing for GradSamp's buffer policy to act on
 
@@ -39,7 +47,9 @@ def test_any_timm_model_by_name():
     f = build_featurizer(net("timm:resnet10t"), (3, 32, 32))
     assert f(torch.zeros(2, 3, 32, 32)).shape == (2, f.n_outputs)
     with pytest.raises(ConfigError, match="timm has no model 'no_such_net'"):
-        check_network_name("timm:no_such_net")
+        network_entry("timm:no_such_net")
+    with pytest.raises(ConfigError, match="choose one of: digits_cnn, resnet18, resnet50, timm:<model>"):
+        network_entry("vgg")
 
 
 def test_pretrained_from_a_local_file(tmp_path):
@@ -69,5 +79,5 @@ def test_pretrained_problems_are_clear(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
     with pytest.raises(ConfigError, match="ImageNet weights for resnet18 are unavailable here"):
         build_featurizer(net("resnet18", pretrained="imagenet"), (3, 32, 32))
-    with pytest.raises(ConfigError, match="digits_cnn has no pretrained weights"):
+    with pytest.raises(ConfigError, match="network.options.pretrained: not an option of digits_cnn; allowed: width"):
         build_featurizer(net("digits_cnn", pretrained="imagenet"), (1, 12, 12))

@@ -1,0 +1,276 @@
+"""Tables from records: per dataset, rows = algorithm x GradSamp setting, columns = each test
+environment and their average, cells = accuracy mean ± SE over trial seeds (SE = std(ddof=1)/sqrt(n),
+as DomainBed; the average is taken per trial seed over the test environments, then mean ± SE).
+
+Beside them: the chosen runs' energy by phase with its source labels, the saving against the same
+algorithm's full training, the accuracy change against full training (paired by trial seed), and for
+every GradSamp setting the comparison with its equal-energy control: the `skip` run whose GradSamp settings
+are the same in everything but the sampler (same schedule, history, buffers, optimizer state and guard).
+Figures that mix measured and estimated energy, or have unreadable components, are flagged (‡).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from dagrad.analysis.runs import UNREADABLE, Run, load_runs
+from dagrad.analysis.runs import mean_se as runs_mean_se
+from dagrad.analysis.selection import DESCRIPTIONS, select
+
+BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
+MIXED = "‡"
+
+
+def mean_se(values) -> tuple[float, float, int]:
+    """analysis.runs.mean_se over the finite values, and how many there were."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return (*runs_mean_se(finite), len(finite))
+
+
+def _sources(series: pd.Series) -> set[str]:
+    return {s.strip() for text in series for s in str(text).split(",") if s.strip()}
+
+
+def mixed(sources: set[str]) -> bool:
+    """True when a figure would add measured and estimated joules, or misses a component."""
+    kinds = {s.split(":", 1)[0] for s in sources}
+    return UNREADABLE in sources or {"measured", "estimated"} <= kinds
+
+
+def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, configuration, trial seed): mean over test envs of accuracy (only when every
+    test env of the dataset is present) and of the chosen runs' energy."""
+    rows = []
+    for dataset, ds in selected.groupby("dataset"):
+        envs = set(ds["test_env"])
+        for (key, trial), g in ds.groupby(["config_key", "trial_seed"]):
+            rows.append({"dataset": dataset, "config_key": key, "trial_seed": trial,
+                         "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
+                         "train_J": g["run_train_J"].mean(), "eval_J": g["run_eval_J"].mean(),
+                         "total_J": (g["run_train_J"] + g["run_eval_J"]).mean(), "updates": g["run_updates"].mean(),
+                         "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean()})
+    return pd.DataFrame(rows)
+
+
+def _paired(trials: pd.DataFrame, a: str, b: str) -> tuple[float, float, int]:
+    """Mean ± SE over trial seeds of acc(a) - acc(b), paired by trial seed."""
+    x = trials[trials.config_key == a].set_index("trial_seed")["acc"]
+    y = trials[trials.config_key == b].set_index("trial_seed")["acc"]
+    return mean_se((x - y).dropna())
+
+
+def verdict(diff: float, se: float, n: int) -> str:
+    if n < 2 or not np.isfinite(se):
+        return "undecided (fewer than 2 paired trial seeds)"
+    if diff > BEATS_SE * se:
+        return "GradSamp beats the control"
+    if diff < -BEATS_SE * se:
+        return "the control beats GradSamp"
+    return "no clear difference"
+
+
+def summarize(selected: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, configuration): accuracy per test env and average, energy, comparisons."""
+    trials = per_trial(selected)
+    rows = []
+    for (dataset, key), g in selected.groupby(["dataset", "config_key"], sort=False):
+        first = g.iloc[0]
+        t = trials[(trials.dataset == dataset) & (trials.config_key == key)]
+        row = {"dataset": dataset, "algorithm": first.algorithm, "setting": first.setting, "config_key": key,
+               "family": first.family, "control": first.control, "sampler": first.sampler}
+        for env, e in g.groupby("env_name", sort=False):
+            row[f"acc:{env}"], row[f"se:{env}"], row[f"n:{env}"] = mean_se(100 * e["test_acc"])
+        row["acc:Avg"], row["se:Avg"], row["n:Avg"] = mean_se(t["acc"])
+        for phase in ("train", "eval", "total", "selected"):
+            row[f"{phase}_J"], row[f"{phase}_J_se"], _ = mean_se(t[f"{phase}_J"])
+        row["updates"] = float(t["updates"].mean())
+        sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
+        row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ("full_key", "control_key"):
+        out[col] = None
+    for i, row in out.iterrows():
+        same = out[(out.dataset == row.dataset) & (out.family == row.family)]
+        full = same[same.sampler == "none"]
+        if len(full) and row.sampler != "none":
+            base = full.iloc[0]
+            out.loc[i, "full_key"] = base.config_key
+            out.loc[i, "saving_train_pct"] = 100 * (1 - row.train_J / base.train_J) if base.train_J else np.nan
+            out.loc[i, "saving_total_pct"] = 100 * (1 - row.total_J / base.total_J) if base.total_J else np.nan
+            out.loc[i, "saving_updates_pct"] = 100 * (1 - row.updates / base.updates) if base.updates else np.nan
+            out.loc[i, "saving_flag"] = row.mixed or base.mixed or row.sources != base.sources
+            d = _paired(trials[trials.dataset == row.dataset], row.config_key, base.config_key)
+            out.loc[i, "delta_full"], out.loc[i, "delta_full_se"], out.loc[i, "delta_full_n"] = d
+        control = same[(same.sampler == "skip") & (same.control == row.control)]
+        if row.sampler not in ("none", "skip") and not len(control):
+            out.loc[i, "verdict"] = "no exact control (no skip run with the same GradSamp settings)"
+        if len(control) and row.sampler not in ("none", "skip"):
+            ctrl = control.iloc[0]
+            d = _paired(trials[trials.dataset == row.dataset], row.config_key, ctrl.config_key)
+            out.loc[i, "control_key"] = ctrl.config_key
+            out.loc[i, "delta_control"], out.loc[i, "delta_control_se"], out.loc[i, "delta_control_n"] = d
+            out.loc[i, "verdict"] = verdict(*d)
+    order = {"none": 0, "skip": 2}
+    out["_order"] = [(r.family, order.get(r.sampler, 1), r.setting) for r in out.itertuples()]
+    return out.sort_values(["dataset", "algorithm", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def tidy(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per table figure: dataset, algorithm, setting, quantity, column, mean, se, n, sources."""
+    rows = []
+    for d in summary.to_dict("records"):
+        base = {k: d[k] for k in ("dataset", "algorithm", "setting", "sampler", "config_key")}
+        for col in [c[4:] for c in summary.columns if c.startswith("acc:")]:
+            if np.isfinite(d[f"acc:{col}"]):
+                rows.append({**base, "quantity": "accuracy_pct", "column": col, "mean": d[f"acc:{col}"],
+                             "se": d[f"se:{col}"], "n": d[f"n:{col}"], "sources": ""})
+        for phase in ("train", "eval", "total", "selected"):
+            rows.append({**base, "quantity": f"{phase}_energy_J", "column": "", "mean": d[f"{phase}_J"],
+                         "se": d[f"{phase}_J_se"], "n": d["n:Avg"], "sources": d["sources"],
+                         "flag": MIXED if d["mixed"] else ""})
+        for name, se, n in (("delta_full", "delta_full_se", "delta_full_n"),
+                            ("delta_control", "delta_control_se", "delta_control_n")):
+            if np.isfinite(d.get(name, np.nan)):
+                rows.append({**base, "quantity": f"{name}_pp", "column": "Avg", "mean": d[name], "se": d[se],
+                             "n": d[n], "sources": "", "flag": d.get("verdict", "") if "control" in name else ""})
+        for name in ("saving_train_pct", "saving_total_pct", "saving_updates_pct"):
+            if np.isfinite(d.get(name, np.nan)):
+                rows.append({**base, "quantity": name, "column": "", "mean": d[name], "se": np.nan, "n": d["n:Avg"],
+                             "sources": d["sources"], "flag": MIXED if d.get("saving_flag") else ""})
+    return pd.DataFrame(rows)
+
+
+def energy_unit(values) -> tuple[str, float]:
+    top = max([abs(v) for v in values if v is not None and np.isfinite(v)] or [0.0])
+    return ("MJ", 1e6) if top >= 1e6 else ("kJ", 1e3) if top >= 1e4 else ("J", 1.0)
+
+
+def _pm(mean: float, se: float, digits: int = 1) -> str:
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}" if np.isfinite(se) else f"{mean:.{digits}f}"
+
+
+def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """(header, rows of cell strings, notes) of one dataset's table; shared by markdown and LaTeX."""
+    s = summary[summary.dataset == dataset]
+    envs = [c[4:] for c in s.columns if c.startswith("acc:") and c != "acc:Avg" and s[c].notna().any()]
+    unit, scale = energy_unit(s["total_J"])
+    header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})", f"eval ({unit})",
+              f"total ({unit})", f"to selected ({unit})", "saving (train / total)", "energy source"]
+    rows = []
+    for d in s.to_dict("records"):
+        flag = f" {MIXED}" if d["mixed"] else ""
+        saving = "–"
+        if np.isfinite(d.get("saving_total_pct", np.nan)):
+            saving = f"{d['saving_train_pct']:.0f} % / {d['saving_total_pct']:.0f} %" + \
+                (f" {MIXED}" if d.get("saving_flag") else "")
+        delta = _pm(d.get("delta_full", np.nan), d.get("delta_full_se", np.nan))
+        saved = d.get("saving_updates_pct", np.nan)
+        updates = f"{d['updates']:.0f}" + (f" ({saved:.0f} %)" if np.isfinite(saved) else "")
+        rows.append([d["algorithm"], d["setting"], *[_pm(d.get(f"acc:{e}", np.nan), d.get(f"se:{e}", np.nan))
+                                               for e in envs],
+                     _pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp", updates,
+                     *[_pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) + flag
+                       for p in ("train", "eval", "total", "selected")], saving, d["sources"]])
+    notes = []
+    for d in s[s["control_key"].isna() & ~s["sampler"].isin(["none", "skip"])].to_dict("records"):
+        notes.append(f"{d['algorithm']}, {d['setting']}: {d['verdict']}.")
+    for d in s[s["control_key"].notna()].to_dict("records"):
+        notes.append(f"{d['algorithm']}, {d['setting']} vs its equal-energy control (skip, same epochs): "
+                     f"{_pm(d['delta_control'], d['delta_control_se'])} pp over {int(d['delta_control_n'])} "
+                     f"trial seed(s): {d['verdict']}.")
+    return header, rows, notes
+
+
+def _footer(summary: pd.DataFrame, selection: str) -> list[str]:
+    n = sorted({int(v) for v in summary["n:Avg"] if np.isfinite(v) and v})
+    lines = [f"Selection: {DESCRIPTIONS[selection]}. Accuracy (%) on the test environment's `in` split; "
+             f"mean ± SE over {'/'.join(map(str, n)) or 0} trial seeds (SE = std(ddof=1)/√n); Avg = mean over test "
+             "environments per trial seed, then mean ± SE. Δ vs full: paired by trial seed against the same "
+             "algorithm's full training.",
+             "Energy: the chosen runs' whole training (train phase incl. sampled epochs, eval phase = every "
+             "split evaluated each epoch), mean over test environments per trial seed, then mean ± SE; picking an "
+             "earlier epoch refunds nothing. To selected: train + eval energy spent up to and including the "
+             "selected epoch (what stopping there would have cost). Saving = 1 − energy / full training's energy.",
+             f"GradSamp 'beats' its control only when the paired difference exceeds {BEATS_SE:g} SE "
+             "(not a formal test with few seeds)."]
+    sources = _sources(summary["sources"])
+    if any(s.startswith("estimated") for s in sources):
+        lines.append("Estimated energy (estimated:*) is CPU-seconds × watts per thread or a similar model, "
+                     "not a measurement.")
+    if summary["mixed"].any() or summary.get("saving_flag", pd.Series(dtype=bool)).fillna(False).any():
+        lines.append(f"{MIXED} mixes measured and estimated figures, has unreadable components, or compares "
+                     "rows with different sources: not a like-for-like number.")
+    return lines
+
+
+def render_markdown(summary: pd.DataFrame, selection: str) -> str:
+    out = []
+    for dataset in summary["dataset"].unique():
+        header, rows, notes = table_cells(summary, dataset)
+        out += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(r) + " |" for r in rows] + [""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out + [f"_{line}_" for line in _footer(summary, selection)]) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("‡", r"$^\ddagger$"), ("√", r"$\sqrt{}$"), ("−", "-"),
+                 ("×", r"$\times$"), ("–", "--")):
+        text = text.replace(a, b)
+    return text
+
+
+def render_latex(summary: pd.DataFrame, selection: str) -> str:
+    """booktabs tables (one per dataset); needs \\usepackage{booktabs}."""
+    out = []
+    for dataset in summary["dataset"].unique():
+        header, rows, notes = table_cells(summary, dataset)
+        out += [r"\begin{table}[t]", r"\centering\small", rf"\caption{{{_tex(dataset)}}}",
+                r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
+                " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+        out += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
+        out += [r"\bottomrule", r"\end{tabular}"]
+        out += [r"\par\footnotesize " + _tex(n) for n in notes + _footer(summary, selection)]
+        out += [r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def build(runs: str | Path | list[Run], selection: str = "training_domain") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(selected models, per-configuration summary) for the given runs, or every run below a folder."""
+    runs = load_runs(runs) if isinstance(runs, (str, Path)) else runs
+    selected = select(runs, selection)
+    return selected, summarize(selected) if len(selected) else pd.DataFrame()
+
+
+def write_report(runs_dir: str | Path, fmt: str = "md", selection: str = "training_domain",
+                 out: Optional[str | Path] = None, plots: bool = True) -> tuple[str, list[Path]]:
+    """Write the table (table.md / table.tex / selected.csv + summary.csv) and plots; returns (text, files)."""
+    from dagrad.errors import DataError
+
+    out = Path(out) if out is not None else Path(runs_dir) / "report"
+    runs = load_runs(runs_dir)
+    selected, summary = build(runs, selection)
+    if summary.empty:
+        raise DataError(f"{runs_dir}: no finished single-test-environment runs to report with {selection} selection")
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    if fmt == "csv":
+        selected.drop(columns=["path"]).to_csv(out / "selected.csv", index=False)
+        text = tidy(summary).to_csv(out / "summary.csv", index=False) or (out / "summary.csv").read_text()
+        files += [out / "selected.csv", out / "summary.csv"]
+    else:
+        text = render_markdown(summary, selection) if fmt == "md" else render_latex(summary, selection)
+        files.append(out / ("table.md" if fmt == "md" else "table.tex"))
+        files[-1].write_text(text)
+    if plots:
+        from dagrad.analysis.plots import plot_all
+
+        files += plot_all(runs, selected, summary, out)
+    return text, files

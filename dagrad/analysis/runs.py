@@ -1,0 +1,176 @@
+"""Runs read from their record files: the one place where records become objects for tables and plots.
+
+A `Run` is a record file's header, epochs and summary. It offers the candidate models a selection
+method may pick (`points`: epochs, or SWAD's final average) and the figures a summary line needs
+(`summary_figures`), all computed from the records, nothing typed in by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from dagrad.metrics import env_mean
+from dagrad.records import find_runs, read_records, split_run
+
+UNREADABLE = "unreadable"  # a source label added when some component of a reading had no joules
+
+
+def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float]:
+    """Mean and standard error over the finite values: std(ddof) / sqrt(n). ddof 1 (the sample std) is
+    dagrad's default; DomainBed's collect_results uses ddof 0. One value: SE is nan."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return float("nan"), float("nan")
+    mean = sum(finite) / len(finite)
+    if len(finite) < 2:
+        return mean, float("nan")
+    var = sum((v - mean) ** 2 for v in finite) / (len(finite) - ddof)
+    return mean, math.sqrt(var / len(finite))
+
+
+def energy_joules(reading: Optional[dict]) -> tuple[Optional[float], list[str]]:
+    """Total joules of a stored Reading and the sources it was summed over (None if none was readable)."""
+    if not reading:
+        return None, []
+    parts = [c for c in reading.get("components", {}).values() if c.get("joules") is not None]
+    if not parts:
+        return None, []
+    return sum(c["joules"] for c in parts), sorted({c["source"] for c in parts})
+
+
+def reading_energy(reading: Optional[dict]) -> tuple[float, set]:
+    """(joules, sources) of a stored Reading, the sources marked `unreadable` when a component was unread."""
+    joules, sources = energy_joules(reading)
+    labels = set(sources)
+    if reading and any(c.get("joules") is None for c in reading.get("components", {}).values()):
+        labels.add(UNREADABLE)
+    return joules or 0.0, labels
+
+
+def phase_energy(record: dict, phase: str) -> tuple[float, set]:
+    return reading_energy((record.get("energy") or {}).get(phase))
+
+
+@dataclass
+class Point:
+    """A model a selection method may pick: an epoch's online model, or a run's final averaged model."""
+
+    step: int
+    epoch: Optional[int]  # None: the summary line's averaged model (SWAD)
+    metrics: dict
+    cum_train_J: float  # energy spent up to and including this point
+    cum_eval_J: float
+    train_sources: frozenset
+    eval_sources: frozenset
+
+
+@dataclass
+class Run:
+    path: Path
+    header: dict
+    epochs: list[dict]
+    summary: Optional[dict]
+
+    @property
+    def config(self) -> dict:
+        return self.header.get("config", {})
+
+    @property
+    def resolved(self) -> dict:
+        """The canonical configuration (options filled in); records before format 2 only have `config`."""
+        return self.header.get("resolved") or self.config
+
+    @property
+    def run_id(self) -> str:
+        return str(self.header.get("run_id") or self.path.parent.name)
+
+    @property
+    def dataset(self) -> str:
+        return self.config.get("data", {}).get("name", "?")
+
+    @property
+    def test_envs(self) -> tuple[int, ...]:
+        return tuple(self.header.get("data", {}).get("test_envs", []))
+
+    @property
+    def train_envs(self) -> list[int]:
+        return list(self.header.get("data", {}).get("train_envs", []))
+
+    @property
+    def environments(self) -> list[str]:
+        return list(self.header.get("data", {}).get("environments", []))
+
+    @property
+    def trial_seed(self) -> int:
+        return int(self.config.get("trial_seed", 0))
+
+    @property
+    def hparams_seed(self) -> int:
+        return int(self.config.get("algorithm", {}).get("hparams_seed", 0))
+
+    @property
+    def complete(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def averaged(self) -> bool:
+        return bool(self.summary and self.summary.get("reported") == "averaged" and self.summary.get("metrics"))
+
+    def points(self) -> list[Point]:
+        """Candidate models in order; a SWAD run offers only its final averaged model (as SWAD reports)."""
+        points, train, evals, t_src, e_src = [], 0.0, 0.0, set(), set()
+        for record in self.epochs:
+            joules, src = phase_energy(record, "train")
+            train, t_src = train + joules, t_src | src
+            joules, src = phase_energy(record, "eval")
+            evals, e_src = evals + joules, e_src | src
+            points.append(Point(record["step"], record["epoch"], record["metrics"], train, evals,
+                                frozenset(t_src), frozenset(e_src)))
+        if self.averaged:
+            joules, src = reading_energy(self.summary.get("final_eval_energy"))
+            step = self.epochs[-1]["step"] if self.epochs else 0
+            return [Point(step, None, self.summary["metrics"], train, evals + joules, frozenset(t_src),
+                          frozenset(e_src | src))]
+        return points
+
+    def final_metrics(self) -> dict:
+        """The reported model's metrics: SWAD's final average, else the last epoch's online model."""
+        return (self.summary or {}).get("metrics") or (self.epochs[-1]["metrics"] if self.epochs else {})
+
+    def summary_figures(self) -> dict[str, Any]:
+        """What a run's summary line shows: the final model's OOD accuracy (mean over the test envs' `in`
+        splits) and training-domain validation accuracy, energy by phase with sources, updates, time."""
+        final = self.final_metrics()
+        last = self.points()[-1] if self.epochs else None
+        return {
+            "ood_acc": env_mean(final, self.test_envs, "in"), "val_acc": env_mean(final, self.train_envs, "out"),
+            "train_J": last.cum_train_J if last else 0.0, "eval_J": last.cum_eval_J if last else 0.0,
+            "train_sources": sorted(last.train_sources) if last else [],
+            "eval_sources": sorted(last.eval_sources) if last else [],
+            "updates": self.epochs[-1]["updates"] if self.epochs else 0,
+            "seconds": sum(r.get("seconds", 0.0) for r in self.epochs),
+            "reported": (self.summary or {}).get("reported", "online"),
+        }
+
+
+def load_run(path: str | Path) -> Run:
+    """One run from its folder or its record file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "records.jsonl"
+    header, epochs, summary = split_run(read_records(path))
+    return Run(path, header, epochs, summary)
+
+
+def load_runs(root: str | Path | Iterable[str | Path]) -> list[Run]:
+    """Every run below a folder (or the given record files), in path order."""
+    paths = find_runs(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]
+    runs = []
+    for path in paths:
+        run = load_run(path)
+        if run.header:
+            runs.append(run)
+    return runs

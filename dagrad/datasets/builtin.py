@@ -1,0 +1,113 @@
+"""The datasets dagrad ships: the embedded digits, DomainBed's folder layouts, Dassl's split files and
+the WILDS metadata readers, each one `DatasetSpec` with its options (see specs.py)."""
+
+from __future__ import annotations
+
+from dagrad.datasets.specs import DatasetSpec, Remote, Source, register_dataset
+from dagrad.registry import Option
+
+PACS_COUNTS = {"art_painting": 2048, "cartoon": 2344, "photo": 1670, "sketch": 3929}
+PACS_SOURCE = "Li et al., 'Deeper, Broader and Artier Domain Generalization', ICCV 2017 (as quoted by Dassl's pacs.py)"
+OFFICE_HOME_COUNTS = {"Art": 2427, "Clipart": 4365, "Product": 4439, "Real World": 4357}
+OFFICE_HOME_SOURCE = "Venkateswara et al., 'Deep Hashing Network for Unsupervised Domain Adaptation', CVPR 2017"
+DOMAIN_NET_ENVS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
+DOMAIN_NET_TOTAL = 586_575
+DOMAIN_NET_SOURCE = "Peng et al., 'Moment Matching for Multi-Source Domain Adaptation', ICCV 2019 (586,575 images)"
+#: files DomainBed deletes (its misc/domain_net_duplicates.txt lists 9,431)
+DOMAINBED_DUPLICATES = {"clipart": 704, "infograph": 1596, "painting": 3493, "real": 2380, "sketch": 1258}
+DOMAINBED_DUPLICATES_TOTAL = 9431
+VLCS_ENVS = ("Caltech101", "LabelMe", "SUN09", "VOC2007")
+TERRA_ENVS = ("location_100", "location_38", "location_43", "location_46")
+OFFICE_HOME_DG_ENVS = ("art", "clipart", "product", "real_world")
+
+GDRIVE = "https://drive.google.com/uc?id="
+DOMAINNET_URL = "http://csr.bu.edu/ftp/visda/2019/multi-source/"
+DOMAINBED_RECIPE = "DomainBed download.py"
+
+CACHE = {"cache": Option(True, bool, "cache the file index (fingerprinted) beside the data")}
+CHECK_FILES = {"check_files": Option(True, bool, "check at build time that every listed image exists")}
+
+
+def _digits(name: str, builder: str, description: str, listed: str, default: list, item: type) -> None:
+    register_dataset(name, DatasetSpec(
+        builder, description, "embedded", num_classes=10, small_images=True, image_size=28,
+        notes="built from scikit-learn's 1,797 8x8 digits, no download"),
+        {listed: Option(default, list, f"one environment per value (default {default})", item=item),
+         "seed": Option(0, int, "shuffle of the digits before they are dealt into environments", low=0)})
+
+
+_digits("rotated_digits", "dagrad.datasets.digits:rotated_digits",
+        "six environments of scikit-learn's digits rotated by 0, 15, ..., 75 degrees", "angles",
+        [0, 15, 30, 45, 60, 75], float)
+_digits("stroke_digits", "dagrad.datasets.digits:stroke_digits",
+        "environments of scikit-learn's digits with eroded or dilated strokes", "strokes", [-1, 0, 1, 2, 3], int)
+
+_FOLDERS = "dagrad.datasets.folders:domainbed"
+register_dataset("pacs", DatasetSpec(
+    _FOLDERS, "PACS in DomainBed's layout (art_painting, cartoon, photo, sketch; 7 classes)", "domainbed", "PACS",
+    tuple(PACS_COUNTS), 7, PACS_COUNTS, 9991, PACS_SOURCE,
+    Source((Remote("PACS.zip", GDRIVE + "1JFr8f805nMUelQWWmfnJR3y4_SYoN5Pd", {"kfold": "PACS"}, gdrive=True),),
+           "PACS", DOMAINBED_RECIPE, PACS_COUNTS)), CACHE)
+register_dataset("office_home", DatasetSpec(
+    _FOLDERS, "Office-Home in DomainBed's layout (Art, Clipart, Product, Real World; 65 classes)", "domainbed",
+    "office_home", tuple(OFFICE_HOME_COUNTS), 65, OFFICE_HOME_COUNTS, 15588, OFFICE_HOME_SOURCE,
+    Source((Remote("office_home.zip", GDRIVE + "1uY0pj7oFsjMxRwaD3Sxy0jgel0fsYXLC",
+                   {"OfficeHomeDataset_10072016": "office_home"}, gdrive=True),),
+           "office_home", DOMAINBED_RECIPE, OFFICE_HOME_COUNTS),
+    notes="the environment 'Real World' contains a space"), CACHE)
+register_dataset("domain_net", DatasetSpec(
+    _FOLDERS, "DomainNet in DomainBed's layout (6 domains, 345 classes)", "domainbed", "domain_net",
+    DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}, None,
+    DOMAIN_NET_SOURCE + "; DomainBed's copy deletes 9,431 duplicates, so its total is smaller",
+    Source(tuple(Remote(f"{d}.zip", DOMAINNET_URL + ("groundtruth/" if d in ("clipart", "painting") else "")
+                        + f"{d}.zip", {d: f"domain_net/{d}"}) for d in DOMAIN_NET_ENVS),
+           "domain_net", DOMAINBED_RECIPE, remove_duplicates=True)),
+    {**CACHE,
+     "remove_duplicates": Option(False, bool, "leave out DomainBed's 9,431 listed duplicates without deleting"),
+     "duplicates_file": Option(None, str, "the duplicates list (default <dataset dir>/domain_net_duplicates.txt)",
+                               nullable=True)})
+register_dataset("vlcs", DatasetSpec(
+    _FOLDERS, "VLCS in DomainBed's layout (Caltech101, LabelMe, SUN09, VOC2007; 5 classes)", "domainbed", "VLCS",
+    VLCS_ENVS, 5, {e: None for e in VLCS_ENVS},
+    download=Source((Remote("VLCS.tar.gz", GDRIVE + "1skwblH1_okBwxWxmRsp9_qi15hyPpxg8", {"VLCS": "VLCS"},
+                            gdrive=True),), "VLCS", DOMAINBED_RECIPE)), CACHE)
+register_dataset("terra_incognita", DatasetSpec(
+    _FOLDERS, "TerraIncognita in DomainBed's layout (4 camera locations; 10 classes)", "domainbed",
+    "terra_incognita", TERRA_ENVS, 10, {e: None for e in TERRA_ENVS},
+    notes="built by DomainBed's script from the Caltech Camera Traps release; not downloadable by dagrad"), CACHE)
+register_dataset("folder", DatasetSpec(
+    "dagrad.datasets.folders:folder", "bring your own: ROOT/<environment>/<class>/<image> with ROOT = data.root",
+    "folder"), {**CACHE, "environments": Option(None, list, "pick and order environment directories (default: all, "
+                                                "sorted)", nullable=True, item=str)})
+
+_DASSL = "dagrad.datasets.dassl:"
+register_dataset("pacs_dassl", DatasetSpec(
+    _DASSL + "pacs_dassl", "PACS with Dassl's split files (train/crossval kfold)", "dassl_pacs", "pacs",
+    tuple(PACS_COUNTS), 7, {**PACS_COUNTS, "sketch": None}, None,
+    PACS_SOURCE + "; sketch unknown: Dassl's lists omit one unreadable image",
+    Source((Remote("pacs.zip", GDRIVE + "1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE", {"pacs": "pacs"}, gdrive=True),),
+           "pacs/images", "Dassl dassl/data/datasets/dg/pacs.py",
+           {e: n for e, n in PACS_COUNTS.items() if e != "sketch"})), CHECK_FILES)
+register_dataset("office_home_dg", DatasetSpec(
+    _DASSL + "office_home_dg", "Office-Home-DG with Dassl's train/val folders", "dassl_office_home",
+    "office_home_dg", OFFICE_HOME_DG_ENVS, 65, dict(zip(OFFICE_HOME_DG_ENVS, OFFICE_HOME_COUNTS.values())),
+    15588, OFFICE_HOME_SOURCE,
+    Source((Remote("office_home_dg.zip", GDRIVE + "1gkbf_KaxoBws-GWT3XIPZ7BnkqbAxIFa",
+                   {"office_home_dg": "office_home_dg"}, gdrive=True),),
+           "office_home_dg", "Dassl dassl/data/datasets/dg/office_home_dg.py")), CACHE)
+register_dataset("domain_net_dassl", DatasetSpec(
+    _DASSL + "domain_net_dassl", "DomainNet with Dassl's official train/test split files", "dassl_domain_net",
+    "domainnet", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}, DOMAIN_NET_TOTAL, DOMAIN_NET_SOURCE,
+    notes="Dassl: the t-shirt class (327) is missing from painting_train.txt"), CHECK_FILES)
+
+_WILDS = "dagrad.datasets.wilds_adapter:"
+register_dataset("wilds_domain_net", DatasetSpec(
+    _WILDS + "wilds_domain_net", "DomainNet from WILDS' metadata.csv, all six domains as environments",
+    "wilds_domain_net", "domainnet_v1.0", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}))
+register_dataset("wilds_camelyon17", DatasetSpec(
+    _WILDS + "wilds_camelyon17", "Camelyon17 from WILDS' metadata.csv, hospitals 0-4 as environments",
+    "wilds_camelyon17", "camelyon17_v1.0", tuple(f"hospital_{i}" for i in range(5)), 2,
+    {f"hospital_{i}": None for i in range(5)}))
+register_dataset("wilds_fmow", DatasetSpec(
+    _WILDS + "wilds_fmow", "FMoW from WILDS' rgb_metadata.csv, regions as environments", "wilds_fmow", "fmow_v1.1",
+    (), 62, notes="environments region_0..5 in order of first appearance, as DomainBed"))

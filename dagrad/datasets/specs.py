@@ -1,0 +1,99 @@
+"""Every fact dagrad knows about a dataset, in one `DatasetSpec` per dataset, registered by name.
+
+A spec holds the builder (`fn(data_cfg) -> DomainSuite`, given the data config with the dataset's own
+options resolved), where the data lives and in which layout, the environments in DomainBed's (sorted)
+order, the class count, the published image counts with their source (None = nobody published one, so
+`check` says "unknown" rather than guessing), the download sources, whether the images are small (the
+algorithms then use DomainBed's MNIST learning rates), and the default image size and transforms.
+`dagrad data list|check|download`, the bundle and the hyperparameter tables all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from dagrad.registry import Option, Registry
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One archive of a download source."""
+
+    filename: str  # the archive's name on disk (and under a mirror)
+    url: str
+    moves: Mapping[str, str]  # extracted top-level name -> destination relative to the data root
+    sha256: Optional[str] = None  # only where the publisher gives one
+    gdrive: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset can be downloaded from and how its archives become dagrad's layout."""
+
+    remotes: tuple[Remote, ...]
+    env_root: str  # where the environment directories are after extraction, relative to the data root
+    origin: str = ""  # whose download recipe this follows
+    expected: Mapping[str, int] = field(default_factory=dict)  # environment -> images after extraction
+    remove_duplicates: bool = False  # DomainNet: delete DomainBed's listed duplicates, as DomainBed does
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    builder: Any  # fn(data_cfg) -> DomainSuite, or a lazy "module:function" string
+    description: str
+    layout: str = "embedded"  # embedded | domainbed | dassl_* | wilds_* | folder | a plugin's own word
+    directory: str = ""  # under the data root ("" = the root itself)
+    environments: tuple[str, ...] = ()  # in DomainBed's (sorted) order; empty = whatever is found
+    num_classes: Optional[int] = None
+    counts: Mapping[str, Optional[int]] = field(default_factory=dict)  # environment -> published count
+    counts_total: Optional[int] = None
+    counts_source: str = ""
+    download: Optional[Source] = None
+    small_images: bool = False
+    image_size: int = 224
+    notes: str = ""
+
+    def build(self, cfg: Any) -> Any:
+        """The DomainSuite for a data config whose `options` are resolved."""
+        builder = self.builder
+        if isinstance(builder, str):
+            import importlib
+
+            module, _, function = builder.partition(":")
+            builder = getattr(importlib.import_module(module), function)
+        return builder(cfg)
+
+    def transforms(self, size: Optional[int]) -> tuple[int, Callable, Callable]:
+        """(size, train transform, eval transform): DomainBed's augmentation and plain resize."""
+        from dagrad.datasets import transforms
+
+        size = self.image_size if size is None else int(size)
+        return size, transforms.train_transform(size), transforms.eval_transform(size)
+
+    def layout_text(self) -> str:
+        envs = ",".join(self.environments) if self.environments else "<environment>"
+        return f"ROOT/{self.directory + '/' if self.directory else ''}{{{envs}}}/<class>/<image>"
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name", builtins="dagrad.datasets.builtin")
+
+
+def register_dataset(name: str, spec: DatasetSpec, options: Optional[Mapping[str, Option]] = None) -> DatasetSpec:
+    """Make `spec` available as `data.name: <name>`, with its `data.options` schema."""
+    builder = spec.builder
+    origin = builder.partition(":")[0] if isinstance(builder, str) else getattr(builder, "__module__", None)
+    return DATASETS.register(name, spec, description=spec.description, options=dict(options or {}), origin=origin)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    return DATASETS.load(name)
+
+
+def build_suite(cfg: Any) -> Any:
+    """The DomainSuite of a data config (a DataConfig): the dataset's options checked and filled in, then
+    its builder called."""
+    import dataclasses
+
+    entry = DATASETS.get(cfg.name)
+    return entry.load().build(dataclasses.replace(cfg, options=entry.resolve(cfg.options, "data.options")))

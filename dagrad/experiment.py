@@ -1,0 +1,139 @@
+"""A configuration checked against the registries: the one floor where component names and options meet.
+
+`resolve(cfg)` checks every component the config names (dataset, network, algorithm, sampler, schedule,
+averager, energy backend) and its options against the entry that owns them, draws the hyperparameters,
+and returns an `Experiment`: the config as given (what a record header stores, so a run resumes from
+its folder alone) and the resolved values a run uses. Nothing is built, loaded or written here.
+
+The experiment's identity (`run_id`) hashes the *canonical* configuration: options with their defaults
+filled in, and the settings of a switched-off GradSamp or averager left out, so two spellings of the
+same experiment share one identity, and keys that only say where a run executes are left out.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from dagrad.algorithms import ALGORITHMS, resolve_hparams
+from dagrad.averaging import AVERAGERS
+from dagrad.config import RUN_ENVIRONMENT_KEYS, ExperimentConfig, from_dict, load_config, stable_hash, to_dict, \
+    without_keys
+from dagrad.datasets import DATASETS, DatasetSpec
+from dagrad.energy.select import BACKENDS, backend_options
+from dagrad.errors import ConfigError
+from dagrad.gradsamp.samplers import SAMPLERS, sampler_options
+from dagrad.gradsamp.schedules import SCHEDULES
+from dagrad.networks import network_entry
+from dagrad.plugins import import_plugins
+from dagrad.seeding import seed_hash
+
+#: the choice that switches GradSamp / averaging off (not a registered component)
+OFF = "none"
+
+
+@dataclass
+class Experiment:
+    """A checked configuration and the values resolved from the registries."""
+
+    cfg: ExperimentConfig
+    dataset: DatasetSpec
+    data_options: dict
+    network_options: dict
+    hparams: dict
+    sampler_options: dict = field(default_factory=dict)
+    schedule_options: dict = field(default_factory=dict)
+    averaging_options: dict = field(default_factory=dict)
+    energy_backends: dict = field(default_factory=dict)
+
+    def canonical(self) -> dict:
+        """The configuration as plain data with every option filled in (what identities and reports use)."""
+        data = to_dict(self.cfg)
+        data["data"]["options"] = copy.deepcopy(self.data_options)
+        data["network"]["options"] = copy.deepcopy(self.network_options)
+        data["energy"]["backends"] = {name: opts for name, opts in self.energy_backends.items()
+                                      if name in _backends_used(self.cfg.energy.backend)}
+        if self.cfg.gradsamp.sampler == OFF:
+            data["gradsamp"] = {"sampler": OFF}
+        else:
+            data["gradsamp"]["sampler_options"] = copy.deepcopy(self.sampler_options)
+            data["gradsamp"]["schedule_options"] = copy.deepcopy(self.schedule_options)
+        if self.cfg.averaging.name == OFF:
+            data["averaging"] = {"name": OFF}
+        else:
+            data["averaging"]["options"] = copy.deepcopy(self.averaging_options)
+        return data
+
+    @property
+    def run_id(self) -> str:
+        """The experiment's identity: equal for equal experiments wherever and however they run."""
+        return stable_hash(without_keys(self.canonical(), RUN_ENVIRONMENT_KEYS))
+
+    @property
+    def seed(self) -> int:
+        """The training seed: given, or hashed from the run's identity as DomainBed's sweeps do."""
+        c = self.cfg
+        if c.seed is not None:
+            return c.seed
+        return seed_hash(c.data.name, c.algorithm.name, c.data.test_envs, c.algorithm.hparams_seed, c.trial_seed)
+
+
+def _backends_used(name: str) -> set[str]:
+    """The backends whose options a meter recipe reads (auto and its kin combine three)."""
+    return {"nvml", "estimate"} if name in ("auto", "nvml", "rapl") else {name}
+
+
+def resolve(cfg: ExperimentConfig) -> Experiment:
+    """Check `cfg` against every registry it names; a ConfigError names the first problem."""
+    import_plugins(cfg.plugins)
+    data_entry = DATASETS.get(cfg.data.name)
+    spec: DatasetSpec = data_entry.load()
+    data_options = data_entry.resolve(cfg.data.options, "data.options")
+    if not cfg.data.test_envs:
+        raise ConfigError("data.test_envs: give at least one test environment (the domain to generalize to)")
+    if len(set(cfg.data.test_envs)) != len(cfg.data.test_envs):
+        raise ConfigError(f"data.test_envs: {cfg.data.test_envs} names an environment twice")
+    if spec.environments:
+        bad = [i for i in cfg.data.test_envs if i >= len(spec.environments)]
+        if bad:
+            listing = ", ".join(f"{i}={name}" for i, name in enumerate(spec.environments))
+            raise ConfigError(f"data.test_envs: {bad[0]} is not an environment of {cfg.data.name}; "
+                              f"environments: {listing}")
+        if len(cfg.data.test_envs) >= len(spec.environments):
+            raise ConfigError("data.test_envs: every environment is held out; leave at least one to train on")
+    entry, _ = network_entry(cfg.network.name)
+    network_options = entry.resolve(cfg.network.options, "network.options")
+    ALGORITHMS.get(cfg.algorithm.name)
+    hparams = resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, cfg.algorithm.hparams_seed,
+                              spec.small_images)
+    gs = cfg.gradsamp
+    sampler_opts, schedule_opts = {}, {}
+    if gs.sampler != OFF:
+        SAMPLERS.get(gs.sampler)
+        sampler_opts = sampler_options(gs.sampler, gs.sampler_options)
+        schedule_opts = SCHEDULES.get(gs.schedule).resolve(gs.schedule_options, "gradsamp.schedule_options")
+    averaging_opts = {}
+    if cfg.averaging.name != OFF:
+        averaging_opts = AVERAGERS.get(cfg.averaging.name).resolve(cfg.averaging.options, "averaging.options")
+    BACKENDS.get(cfg.energy.backend)
+    energy = backend_options(cfg.energy.backends)
+    return Experiment(cfg, spec, data_options, network_options, hparams, sampler_opts, schedule_opts,
+                      averaging_opts, energy)
+
+
+def load_experiment(paths: Any = None, overrides: Optional[list[str]] = None) -> Experiment:
+    """Config files merged in order, overrides applied, then checked against the registries."""
+    return resolve(load_config(paths, overrides))
+
+
+def experiment_from_dict(data: dict) -> Experiment:
+    """An experiment from plain config data (a record header's or a job's config.json)."""
+    return resolve(from_dict(data))
+
+
+def default_run_folder(exp: Experiment, root: str | Path = "runs") -> Path:
+    """runs/<name or algorithm-dataset>-<run id>."""
+    c = exp.cfg
+    return Path(root) / f"{c.name or c.algorithm.name + '-' + c.data.name}-{exp.run_id}"
