@@ -212,7 +212,8 @@ class SWAD:
         self._additions = d.get("additions", len(self.valley.accepted))
         self._start = Segment(**d["start"]) if d.get("start") else None
         self._last_buffers = d.get("last_buffers")
-        self._fallback = {True: "last_segment", False: None}.get(d["fallback"], d["fallback"])
+        fallback = d["fallback"]  # a bool in checkpoints from before the khanrc rule
+        self._fallback = "last_segment" if fallback is True else (fallback or None)
         self._bn_steps = d.get("bn_steps", 0)
 
     # --- internals -------------------------------------------------------------------------------
