@@ -12,7 +12,7 @@ import platform
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -168,12 +168,22 @@ class Trainer:
         """The summary line: which model is reported (SWAD's final average, else the last epoch's)."""
         summary: dict[str, Any] = {"type": "summary", "updates": self.updates, "stopped_early": self.stopped,
                                    "reported": "online", "metrics": None}
-        final = self.averager.finalize() if self.averager is not None else None
+        final = None
+        if self.averager is not None:  # settling the average (SWAD: BatchNorm re-estimation too) is metered
+            with self.meter.window("averaging") as energy:
+                final = self.averager.finalize(batches=self._training_inputs())
+            summary["averaging_energy"] = energy.to_dict()
         if final is not None:
             with self.meter.window("final_eval") as energy:
                 summary["metrics"] = evaluate(final, self.eval_loaders, self.device)[0]
             summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
         self.records.append(summary)
+
+    def _training_inputs(self) -> Iterator[list[torch.Tensor]]:
+        """Training inputs after the last epoch (the stream continues, as khanrc/swad's iterator does),
+        one list of per-environment batches per step, read only as far as a consumer asks."""
+        for labelled, _, _ in self.stream.epoch(self.cfg.epochs):
+            yield [x for x, _ in labelled]
 
     # ------------------------------------------------------------------ records and checkpoints
     def _epoch_record(self, epoch: int, outcome: EpochOutcome, metrics: dict, averaged: Optional[dict],

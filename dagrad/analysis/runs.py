@@ -129,11 +129,12 @@ class Run:
             evals, e_src = evals + joules, e_src | src
             points.append(Point(record["step"], record["epoch"], record["metrics"], train, evals,
                                 frozenset(t_src), frozenset(e_src)))
-        if self.averaged:
+        if self.averaged:  # settling the average (BatchNorm re-estimation) is training; its evaluation is eval
+            settle, settle_src = reading_energy(self.summary.get("averaging_energy"))
             joules, src = reading_energy(self.summary.get("final_eval_energy"))
             step = self.epochs[-1]["step"] if self.epochs else 0
-            return [Point(step, None, self.summary["metrics"], train, evals + joules, frozenset(t_src),
-                          frozenset(e_src | src))]
+            return [Point(step, None, self.summary["metrics"], train + settle, evals + joules,
+                          frozenset(t_src | settle_src), frozenset(e_src | src))]
         return points
 
     def final_metrics(self) -> dict:

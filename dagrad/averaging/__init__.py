@@ -8,13 +8,13 @@ Averagers register in `AVERAGERS` with their options (`averaging.options`).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Iterable, Optional, Protocol, runtime_checkable
 
 from torch import nn
 
 from dagrad.averaging.loss_valley import LossValley
-from dagrad.averaging.swad import SWAD
-from dagrad.registry import Option, Registry
+from dagrad.averaging.swad import SWAD, SWAD_OPTIONS
+from dagrad.registry import Registry
 
 AVERAGERS: Registry = Registry("averager", "averaging.name", builtins="dagrad.averaging")
 
@@ -34,8 +34,9 @@ class Averager(Protocol):
     def averaged_module(self) -> Optional[nn.Module]:
         """A copy of the module with the current averaged weights, or None while there is none."""
 
-    def finalize(self) -> Optional[nn.Module]:
-        """At the end of training: settle what is queued and return the final averaged model."""
+    def finalize(self, batches: Optional[Iterable] = None, steps: Optional[int] = None) -> Optional[nn.Module]:
+        """At the end of training: settle what is queued and return the final averaged model; `batches`
+        (training inputs) serve to re-estimate BatchNorm statistics where the averager needs them."""
 
     def state_dict(self) -> dict: ...
 
@@ -46,15 +47,7 @@ class Averager(Protocol):
 
 
 AVERAGERS.register("swad", SWAD, description="SWAD: dense weight averaging over the loss valley (Cha et al. 2021)",
-                   options={
-                       "n_converge": Option(3, int, "N_s: evaluations without improvement that start the valley",
-                                            low=1),
-                       "n_tolerance": Option(6, int, "N_e: evaluations a segment may wait to fall under the "
-                                             "threshold", low=1),
-                       "tolerance_ratio": Option(0.3, float, "r: threshold = (1 + r) x the start losses' mean",
-                                                 low=0.0),
-                       "early_stop": Option(True, bool, "stop training when the valley ends"),
-                   })
+                   options=SWAD_OPTIONS)
 
 
 def build_averager(cfg: Any, module: nn.Module) -> Optional[Averager]:

@@ -1,4 +1,5 @@
-"""The loss-valley rule on scripted loss sequences: start, threshold, inclusion, end, flush, resume."""
+"""The paper's lagged loss-valley rule (rule="paper") on scripted loss sequences: start, threshold,
+inclusion, end, flush, resume. khanrc/swad's rule, the default, is in test_loss_valley_khanrc.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dagrad.errors import ConfigError
 
 
 def run(losses, **kw):
-    v = LossValley(**kw)
+    v = LossValley(**{"rule": "paper", **kw})
     joined_at = {}
     for k, loss in enumerate(losses):
         for j in v.observe(loss):
@@ -59,7 +60,7 @@ def test_inclusion_end_and_decision_times():
     assert v.accepted == [0, 1, 2]
     assert joined_at == {0: 2, 1: 2, 2: 2}  # each is sure at once: its own loss is below the threshold
     # segment 3's window [3..8] is complete at evaluation 8: the valley dies there, t_e = 3
-    assert v.end == 3 and v.state == "dead"
+    assert v.end == 3 and v.state == "dead" and v.stopped_at == 8
     dead_at = next(k for k in range(len(losses)) if run(losses[:k + 1])[0].state == "dead")
     assert dead_at == 8
 
@@ -110,17 +111,19 @@ def test_state_dict_round_trip_continues_identically():
     losses = [3.0, 2.0, 2.1, 2.2, 2.0, 2.5, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
     full, _ = run(losses)
     half, _ = run(losses[:5])
-    resumed = LossValley()
+    resumed = LossValley(rule="paper")
     resumed.load_state_dict(half.state_dict())
     for loss in losses[5:]:
         resumed.observe(loss)
     assert resumed.state_dict() == full.state_dict()
     with pytest.raises(ConfigError, match="same settings"):
-        LossValley(n_tolerance=4).load_state_dict(half.state_dict())
+        LossValley(n_tolerance=4, rule="paper").load_state_dict(half.state_dict())
+    with pytest.raises(ConfigError, match="same settings"):
+        LossValley(rule="khanrc").load_state_dict(half.state_dict())
 
 
 @pytest.mark.parametrize("kw", [{"n_converge": 0}, {"n_tolerance": 1.5}, {"tolerance_ratio": -0.1},
-                                {"tolerance_ratio": math.inf}])
+                                {"tolerance_ratio": math.inf}, {"rule": "lagged"}])
 def test_bad_settings_are_config_errors(kw):
     with pytest.raises(ConfigError, match="averaging."):
         LossValley(**kw)
