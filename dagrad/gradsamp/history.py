@@ -1,40 +1,34 @@
 """The last two epoch-end states that a GradSamp draw is estimated from, plus the counters schedules need.
 
-A state is a detached CPU clone of every trainable parameter and every floating-point buffer, keyed by
-name. ``push`` is called once per epoch with the epoch-end module: after a *sampled* epoch the sampled
-theta_t is pushed too, so it becomes theta_{t-1} of the next decision and two consecutive sampled epochs
-extrapolate from (sampled, previous) states. An epoch whose draw was rejected and theta_{t-1} kept is
-not pushed: its end state equals the newest one already held, and pushing it would make Delta zero.
+A state is a copy of every trainable parameter and every floating-point buffer, by name. It is kept in
+flat stores, one per (device, dtype) group of tensors laid end to end (see ``Layout``), so that forming
+Delta, drawing and writing take a handful of kernels whatever the number of tensors. Stores stay on the
+tensors' own device by default; ``store="cpu"`` keeps them in host memory (pinned when CUDA is present,
+filled asynchronously) for models that do not fit on the device twice.
+
+``push`` is called once per epoch with the epoch-end module. It reuses the older store (theta_{t-2} is
+overwritten and becomes theta_{t-1}), so the snapshot every epoch pays for allocates nothing. After a
+*sampled* epoch the sampled theta_t is pushed too, so it becomes theta_{t-1} of the next decision. An
+epoch whose draw was rejected and theta_{t-1} kept is not pushed: pushing it would make Delta zero.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from dagrad.errors import CheckpointError
 
 KINDS = ("train", "sampled", "kept")
 """What an epoch did: trained for real, was sampled, or kept theta_{t-1} (rejected draw, nothing trained)."""
-
-
-@dataclass
-class Snapshot:
-    """One epoch-end state: trainable parameters and floating-point buffers, CPU clones, by name."""
-
-    params: dict[str, Tensor] = field(default_factory=dict)
-    buffers: dict[str, Tensor] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, module: nn.Module) -> "Snapshot":
-        params = {n: p.detach().to("cpu", copy=True) for n, p in module.named_parameters() if p.requires_grad}
-        buffers = {n: b.detach().to("cpu", copy=True) for n, b in module.named_buffers() if b.is_floating_point()}
-        return cls(params, buffers)
-
-    def to_dict(self) -> dict[str, dict[str, Tensor]]:
-        return {"params": dict(self.params), "buffers": dict(self.buffers)}
+STORES = ("device", "cpu")
+"""Where the history lives: on each tensor's own device, or in (pinned) host memory."""
+PARTS = ("params", "buffers")
 
 
 def trainable(module: nn.Module) -> dict[str, nn.Parameter]:
@@ -47,14 +41,152 @@ def floating_buffers(module: nn.Module) -> dict[str, Tensor]:
     return dict(sorted((n, b) for n, b in module.named_buffers() if b is not None and b.is_floating_point()))
 
 
+class Layout:
+    """Where each of several same-dtype tensors lies in one flat 1-d tensor, in sorted-name order.
+
+    One layout serves every flat tensor of the same model part (history stores, Delta, the step, the
+    proposal), so it caches the per-tensor element counts on each device: the tiny tensor that broadcasts
+    per-tensor values to their elements without a host sync. Build layouts with ``layout_for``.
+    """
+
+    def __init__(self, names: tuple[str, ...], shapes: tuple[torch.Size, ...], dtype: torch.dtype) -> None:
+        self.names, self.shapes, self.dtype = names, shapes, dtype
+        self.numels = tuple(math.prod(s) for s in shapes)
+        self.total = sum(self.numels)
+        self._counts: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.names, self.shapes, self.dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def split(self, flat: Tensor) -> list[Tensor]:
+        """The 1-d views of ``flat`` that belong to each tensor."""
+        return list(flat.split(self.numels))
+
+    def views(self, flat: Tensor) -> list[Tensor]:
+        """The views of ``flat`` shaped like each tensor."""
+        return [v.view(s) for v, s in zip(flat.split(self.numels), self.shapes)]
+
+    def flatten(self, tensors: list[Tensor]) -> Tensor:
+        """A new flat tensor holding ``tensors`` (ordered as ``names``) end to end."""
+        return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+    def counts(self, device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:
+        """Element count of each tensor, as a device vector (built once per device and dtype)."""
+        key = (torch.device(device), dtype)
+        if key not in self._counts:
+            pin = key[0].type == "cuda"  # pinned + non_blocking: the upload does not stall the host
+            host = torch.tensor(self.numels, dtype=torch.int64, pin_memory=pin)
+            self._counts[key] = host.to(key[0], non_blocking=True).to(dtype)
+        return self._counts[key]
+
+    def expand(self, values: Tensor) -> Tensor:
+        """Per-tensor ``values`` (first dimension: one entry per tensor) repeated for each of its elements."""
+        if len(self.numels) == 1:
+            return values.expand(self.total, *values.shape[1:])
+        return torch.repeat_interleave(values, self.counts(values.device), dim=0, output_size=self.total)
+
+    def norms(self, flat: Tensor, ord: float) -> Tensor:
+        """Per-tensor ord-norm of ``flat`` as a float64 vector, accumulated in float64 by fused kernels."""
+        if not self.numels:
+            return torch.zeros(0, dtype=torch.float64, device=flat.device)
+        return torch.stack(torch._foreach_norm(self.split(flat), ord, dtype=torch.float64))
+
+
+@functools.lru_cache(maxsize=64)
+def layout_for(names: tuple[str, ...], shapes: tuple[torch.Size, ...], dtype: torch.dtype) -> Layout:
+    """The one shared Layout of these tensors (cached, so its device counts are built once)."""
+    return Layout(names, shapes, dtype)
+
+
+def groups(tensors: dict[str, Tensor], homes: dict[str, torch.device] | None = None
+           ) -> list[tuple[Layout, torch.device, list[Tensor]]]:
+    """(layout, device, tensors) per (device, dtype), names sorted in each, groups in a fixed order.
+
+    ``homes`` overrides the device a tensor is grouped under (where it lives in the model).
+    """
+    by_key: dict[tuple[str, str], tuple[torch.device, torch.dtype, list[str]]] = {}
+    for name in sorted(tensors):
+        t = tensors[name]
+        home = homes[name] if homes is not None else t.device
+        by_key.setdefault((str(home), str(t.dtype)), (home, t.dtype, []))[2].append(name)
+    out = []
+    for key in sorted(by_key):
+        home, dtype, names = by_key[key]
+        ts = [tensors[n] for n in names]
+        out.append((layout_for(tuple(names), tuple(t.shape for t in ts), dtype), home, ts))
+    return out
+
+
+@dataclass
+class Part:
+    """One flat store: its layout, the flat tensor, and the device its tensors live on in the model."""
+
+    layout: Layout
+    flat: Tensor
+    home: torch.device
+
+
+@dataclass
+class Snapshot:
+    """One epoch-end state. ``params``/``buffers``: by name, views into the flat stores in ``parts``."""
+
+    params: dict[str, Tensor] = field(default_factory=dict)
+    buffers: dict[str, Tensor] = field(default_factory=dict)
+    parts: dict[str, list[Part]] = field(default_factory=lambda: {k: [] for k in PARTS})
+
+    @classmethod
+    def of(cls, module: nn.Module, store: str = "device", reuse: "Snapshot | None" = None) -> "Snapshot":
+        """The module's state now; the flat stores of ``reuse`` are overwritten where they fit."""
+        return cls.capture({"params": trainable(module), "buffers": floating_buffers(module)}, store, reuse)
+
+    @classmethod
+    def capture(cls, tensors: dict[str, dict[str, Tensor]], store: str, reuse: "Snapshot | None" = None,
+                homes: dict[str, torch.device] | None = None) -> "Snapshot":
+        snap = cls()
+        for kind in PARTS:
+            old = {(p.layout, p.home): p for p in (reuse.parts[kind] if reuse is not None else [])}
+            for layout, home, srcs in groups(tensors[kind], homes):
+                where = home if store == "device" else torch.device("cpu")
+                part = old.get((layout, home))
+                if part is None or part.flat.device != where:
+                    pin = store == "cpu" and torch.cuda.is_available()
+                    part = Part(layout, torch.empty(layout.total, dtype=layout.dtype, device=where, pin_memory=pin),
+                                home)
+                # a host store is filled asynchronously; every later use is ordered on the same stream
+                torch._foreach_copy_(layout.split(part.flat), [s.detach().reshape(-1) for s in srcs],
+                                     non_blocking=True)
+                snap.parts[kind].append(part)
+                getattr(snap, kind).update(zip(layout.names, layout.views(part.flat)))
+        return snap
+
+    def to_dict(self) -> dict[str, dict[str, Tensor]]:
+        """CPU copies by name (one transfer per flat store; the views share its storage)."""
+        out: dict[str, dict[str, Tensor]] = {}
+        for kind in PARTS:
+            out[kind] = {}
+            for part in self.parts[kind]:
+                out[kind].update(zip(part.layout.names, part.layout.views(part.flat.detach().to("cpu", copy=True))))
+        return out
+
+
 class History:
     """theta_{t-1} (``prev``), theta_{t-2} (``prev2``) and how many epochs were real / sampled in a row."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: str = "device") -> None:
+        if store not in STORES:
+            raise ValueError(f"History: store must be one of {', '.join(STORES)}, got {store!r}")
+        self.store = store
         self.prev: Snapshot | None = None
         self.prev2: Snapshot | None = None
         self.real_epochs = 0
         self.consecutive_sampled = 0
+        self._placed = True
 
     @property
     def ready(self) -> bool:
@@ -71,15 +203,53 @@ class History:
         else:
             self.consecutive_sampled += 1
         if kind != "kept":
-            self.prev2, self.prev = self.prev, Snapshot.of(module)
+            self.place(module)
+            self.prev2, self.prev = self.prev, Snapshot.of(module, self.store, reuse=self.prev2)
+
+    def delta_parts(self, kind: str) -> list[tuple[Layout, torch.device, Tensor]]:
+        """(layout, device, flat Delta) per store of ``kind`` ('params'/'buffers'), on the tensors' device."""
+        if self.prev is None or self.prev2 is None:
+            raise RuntimeError("GradSamp history holds fewer than two epoch-end states; cannot form Delta")
+        a, b = getattr(self.prev, kind), getattr(self.prev2, kind)
+        if a.keys() != b.keys():
+            missing = sorted(set(a) ^ set(b))
+            raise RuntimeError(f"GradSamp history states hold different tensors ({missing[:5]}); the model changed")
+        for name in a:
+            if a[name].shape != b[name].shape:
+                raise RuntimeError(f"GradSamp history: {name} changed shape {tuple(b[name].shape)} -> "
+                                   f"{tuple(a[name].shape)}")
+        older = {(p.layout, p.home): p for p in self.prev2.parts[kind]}
+        out = []
+        for p in self.prev.parts[kind]:
+            q = older.get((p.layout, p.home))
+            if q is None:
+                raise RuntimeError("GradSamp history states differ in dtype or device; the model changed")
+            out.append((p.layout, p.home, p.flat.to(p.home, non_blocking=True) - q.flat.to(p.home, non_blocking=True)))
+        return out
 
     def deltas(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """(parameter Deltas, buffer Deltas) = prev - prev2, by name; an error if fewer than two states exist."""
-        if self.prev is None or self.prev2 is None:
-            raise RuntimeError("GradSamp history holds fewer than two epoch-end states; cannot form Delta")
-        return _diff(self.prev.params, self.prev2.params), _diff(self.prev.buffers, self.prev2.buffers)
+        return tuple(  # type: ignore[return-value]
+            {n: v for layout, _, d in self.delta_parts(kind) for n, v in zip(layout.names, layout.views(d))}
+            for kind in PARTS)
+
+    def place(self, module: nn.Module) -> None:
+        """Move loaded states next to ``module``'s tensors (or into pinned host memory); a no-op once placed."""
+        if self._placed:
+            return
+        homes = {n: t.device for n, t in [*module.named_parameters(), *module.named_buffers()] if t is not None}
+        for attr in ("prev", "prev2"):
+            snap = getattr(self, attr)
+            if snap is not None:
+                tensors = {k: getattr(snap, k) for k in PARTS}
+                where = {n: homes.get(n, t.device) for k in PARTS for n, t in tensors[k].items()}
+                setattr(self, attr, Snapshot.capture(tensors, self.store, homes=where))
+        self._placed = True
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain data and CPU tensors only, so a checkpoint loads with ``torch.load(weights_only=True)``."""
+        if self.store == "cpu" and torch.cuda.is_available():
+            torch.cuda.synchronize()  # host stores may still be filling asynchronously
         return {
             "prev": None if self.prev is None else self.prev.to_dict(),
             "prev2": None if self.prev2 is None else self.prev2.to_dict(),
@@ -87,30 +257,21 @@ class History:
             "consecutive_sampled": self.consecutive_sampled,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], module: nn.Module | None = None) -> None:
+        """Restore from ``state_dict()``; the states go next to ``module`` now, or at its next ``place``."""
         try:
-            self.prev = _snapshot(state["prev"])
-            self.prev2 = _snapshot(state["prev2"])
-            self.real_epochs = int(state["real_epochs"])
-            self.consecutive_sampled = int(state["consecutive_sampled"])
-        except (KeyError, TypeError) as exc:
+            prev, prev2 = _snapshot(state["prev"], self.store), _snapshot(state["prev2"], self.store)
+            real, consecutive = int(state["real_epochs"]), int(state["consecutive_sampled"])
+        except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"GradSamp history state is malformed ({exc!r}); cannot resume") from exc
+        self.prev, self.prev2, self.real_epochs, self.consecutive_sampled = prev, prev2, real, consecutive
+        self._placed = False
+        if module is not None:
+            self.place(module)
 
 
-def _snapshot(d: dict[str, dict[str, Tensor]] | None) -> Snapshot | None:
+def _snapshot(d: dict[str, dict[str, Tensor]] | None, store: str) -> Snapshot | None:
     if d is None:
         return None
-    return Snapshot({k: v.detach().cpu().clone() for k, v in d["params"].items()},
-                    {k: v.detach().cpu().clone() for k, v in d["buffers"].items()})
-
-
-def _diff(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, Tensor]:
-    if a.keys() != b.keys():
-        missing = sorted(set(a) ^ set(b))
-        raise RuntimeError(f"GradSamp history states hold different tensors ({missing[:5]}); the model changed")
-    out = {}
-    for name in sorted(a):
-        if a[name].shape != b[name].shape:
-            raise RuntimeError(f"GradSamp history: {name} changed shape {tuple(b[name].shape)} -> {tuple(a[name].shape)}")
-        out[name] = a[name] - b[name]
-    return out
+    tensors = {k: {n: t.detach() for n, t in d[k].items()} for k in PARTS}
+    return Snapshot.capture(tensors, store)
