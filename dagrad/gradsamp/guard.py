@@ -2,7 +2,7 @@
 
 The guard runs the model in eval mode (restoring each submodule's mode afterwards), so BatchNorm running
 statistics are not updated and dropout draws nothing from the global RNG: checking a draw never changes
-the model or the run's randomness.
+the model or the run's randomness. The losses stay on the device until the caller reads both at once.
 """
 
 from __future__ import annotations
@@ -28,12 +28,20 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
             m.training = training
 
 
-def batch_loss(predict: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor], device: torch.device) -> float:
-    """Mean cross-entropy of predict(x) against labels y, as a Python float (may be inf/nan)."""
+def loss(predict: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor], device: torch.device) -> Tensor:
+    """Mean cross-entropy of predict(x) against labels y, as a 0-dim float32 tensor left on the device.
+
+    Left unread so the caller can read the losses before and after a draw in one transfer (one sync).
+    """
     x, y = batch
     with torch.no_grad():
         logits = predict(x.to(device))
-        return float(F.cross_entropy(logits.float(), y.to(logits.device).long()))
+        return F.cross_entropy(logits.float(), y.to(logits.device).long())
+
+
+def batch_loss(predict: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor], device: torch.device) -> float:
+    """``loss`` read as a Python float (may be inf/nan)."""
+    return float(loss(predict, batch, device))
 
 
 def rejects(before: float, after: float, tolerance: float) -> bool:
