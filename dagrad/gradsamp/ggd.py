@@ -4,7 +4,8 @@ The GGD used here has density proportional to exp(-(|x - mu| / s) ** beta). beta
 beta = 1 a Laplace, beta -> infinity a uniform. Everything works on whole vectors of tensors at once, on
 their device, without reading values back to the host: the shape fit is a vectorised bisection with a
 fixed number of rounds, and gamma variates come from Marsaglia & Tsang's (2000) rejection method with a
-fixed number of vectorised proposal rounds (a loop finishes the rare leftovers exactly). torch's own gamma
+fixed number of vectorised proposal rounds (a loop finishes the rare leftovers exactly; a caller that
+reads device values anyway can check for leftovers in that read instead of syncing here). torch's own gamma
 sampler takes no generator, so it is not used: every draw comes from the explicit ``torch.Generator`` and
 is a pure function of (inputs, generator seed).
 """
@@ -95,14 +96,26 @@ def _proposal_round(d: Tensor, c: Tensor, generator: torch.Generator) -> tuple[T
     return accept, torch.log(d) + log_v
 
 
-def log_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
-    """log of one Gamma(shape_i, 1) draw per element of ``shape`` (a 1-d tensor), using only ``generator``.
+def _first_pending(pending: Tensor, size: int) -> Tensor:
+    """Indices of the first ``size`` True elements of ``pending``, in order, padded with len(pending); no sync."""
+    n = pending.numel()
+    try:
+        return torch.nonzero_static(pending, size=size, fill_value=n).squeeze(1)
+    except (NotImplementedError, RuntimeError):  # a torch or device without it: a stable sort does the same
+        order = torch.sort((~pending).to(torch.uint8), stable=True).indices[:size]
+        return torch.where(pending[order], order, n)
+
+
+def log_gamma(shape: Tensor, generator: torch.Generator, finish: bool = True) -> tuple[Tensor, Tensor]:
+    """(log of one Gamma(shape_i, 1) draw per element of the 1-d ``shape``, leftovers), using only ``generator``.
 
     Marsaglia-Tsang for shape >= 1; for shape < 1 the boost G(a) = G(a+1) * U^(1/a), kept in log space so
     that tiny shapes cannot underflow to log(0). Round one proposes for every element; the rejected ones
-    are packed into a fixed-size batch (no host sync) that gets GAMMA_ROUNDS more proposals; whatever is
-    still pending after that (about never) is finished by a loop. Each element keeps its first accepted
-    proposal of an i.i.d. sequence, so the distribution is exact. One host sync: the leftover check.
+    are packed into a fixed-size batch (no host sync) that gets GAMMA_ROUNDS more proposals. Each element
+    keeps its first accepted proposal of an i.i.d. sequence, so the distribution is exact. Elements still
+    pending after that (about never) are finished by a loop that syncs; with ``finish=False`` the loop is
+    skipped and their count (a 0-dim tensor, else 0) is returned so the caller can check it in a read it
+    makes anyway and, if it is not 0, draw again with ``finish=True``: the same stream, then the loop.
     """
     n = shape.numel()
     boost = shape < 1.0
@@ -111,7 +124,7 @@ def log_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
     c = torch.rsqrt(9.0 * d)
     done, out = _proposal_round(d, c, generator)
     size = min(n, n // 8 + 1024)  # round one rejects < 5%: this holds them all but with negligible odds
-    slots = torch.nonzero_static(~done, size=size, fill_value=n).squeeze(1)  # padded with n (a sentinel)
+    slots = _first_pending(~done, size)  # padded with n (a sentinel)
     valid = slots < n
     at = slots.clamp_max(max(n - 1, 0))
     d_k, c_k = d[at], c[at]
@@ -122,7 +135,8 @@ def log_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
         done_k = done_k | accept
     out = torch.cat([out, out.new_zeros(1)]).index_put_((slots,), out_k)[:n]
     done = torch.cat([done, done.new_ones(1)]).index_put_((slots,), done_k)[:n]
-    if bool((~done).any()):  # the rare leftovers: loop until each has accepted once
+    leftover = (~done).sum()
+    if finish and bool(leftover):
         while True:
             pending = (~done).nonzero().squeeze(1)
             if pending.numel() == 0:
@@ -130,21 +144,24 @@ def log_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
             accept, value = _proposal_round(d[pending], c[pending], generator)
             out[pending[accept]] = value[accept]
             done[pending[accept]] = True
+        leftover = torch.zeros_like(leftover)
     u = torch.rand(shape.shape, generator=generator, dtype=shape.dtype, device=shape.device)
-    return out + torch.where(boost, torch.log1p(-u) / shape, 0.0)  # log(1 - u): u in [0, 1) never gives log 0
+    # log(1 - u): u in [0, 1) never gives log 0
+    return out + torch.where(boost, torch.log1p(-u) / shape, 0.0), leftover
 
 
-def sample(loc: Tensor, scale: Tensor, beta: Tensor, expand: Callable[[Tensor], Tensor], n: int,
-           generator: torch.Generator, dtype: torch.dtype) -> Tensor:
-    """A flat tensor of n GGD draws: element i from GGD(loc, scale, beta) of its tensor (per-tensor vectors).
+def standard(beta: Tensor, expand: Callable[[Tensor], Tensor], n: int, generator: torch.Generator,
+             dtype: torch.dtype, finish: bool = True) -> tuple[Tensor, Tensor]:
+    """(n draws of sign * G^(1/beta), G ~ Gamma(1/beta), as a flat tensor; gamma leftovers).
 
-    ``expand`` repeats per-tensor values for each element (``Layout.expand``); computed in ``dtype``.
-    loc + sign * scale * G^(1/beta) with G ~ Gamma(1/beta): a zero scale gives loc exactly.
+    That is a GGD with location 0 and scale 1; ``beta`` holds one shape per tensor and ``expand`` repeats
+    it for each of the tensor's elements (``Layout.expand``). Computed in ``dtype``; ``finish``: see
+    ``log_gamma``. Shift and scale per tensor afterwards (a zero scale then gives the location exactly).
     """
-    loc_e, scale_e, beta_e = expand(torch.stack([loc, scale, beta], 1).to(dtype)).unbind(1)
     if n == 0:
-        return loc_e.clone()
-    shape_e = beta_e.reciprocal()
-    magnitude = scale_e * torch.exp(log_gamma(shape_e, generator) * shape_e)
-    sign = torch.where(torch.rand(n, generator=generator, dtype=dtype, device=loc_e.device) < 0.5, -1.0, 1.0)
-    return torch.addcmul(loc_e, sign.to(dtype), magnitude)
+        return torch.zeros(0, dtype=dtype, device=beta.device), torch.zeros((), dtype=torch.int64, device=beta.device)
+    shape = expand(beta.reciprocal().to(dtype))
+    log_g, leftover = log_gamma(shape, generator, finish)
+    magnitude = torch.exp(log_g * shape)
+    sign = torch.rand(n, generator=generator, dtype=dtype, device=beta.device) < 0.5
+    return torch.where(sign, -magnitude, magnitude), leftover

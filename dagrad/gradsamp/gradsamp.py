@@ -9,13 +9,12 @@ the draw order is fixed.
 
 A sampled epoch runs where the parameters live: Delta, the draw, the finiteness check and the statistics
 are device kernels over flat groups of tensors, and everything the host needs (is the draw finite? the
-record's statistics) is read back in one transfer, the epoch's one host sync (two with the guard on, one
-more for ``ggd``'s leftover check). ``observe`` copies into the history's older store without a sync.
+record's statistics) is read back in one transfer, the epoch's one host sync (two with the guard on).
+``observe`` copies into the history's older store without a sync.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.gradsamp import guard as guard_lib
 from dagrad.gradsamp.history import STORES, History, Layout, floating_buffers, layout_for, trainable
-from dagrad.gradsamp.samplers import Sampler
+from dagrad.gradsamp.samplers import Moments, Sampler, tensor_sums, total, wide
 from dagrad.gradsamp.settings import Settings, read_settings
 from dagrad.seeding import seed_hash
 
@@ -115,14 +114,24 @@ class GradSamp:
             "buffers": s.buffers, "optimizer_state": s.optimizer_state,
         }
         self.history.place(module)
-        pieces, tally = self._propose(module, epoch, stats)
+        pieces, tally = self._propose(module, epoch, stats, finish=False)
         numbers = tally.read()  # the one host sync: finiteness and every statistic at once
+        if any(numbers.get("leftover", [])):  # about never: ggd left gamma variates to finish; same seed again
+            pieces, tally = self._propose(module, epoch, stats, finish=True)
+            numbers = tally.read()
         _summarise(numbers, stats)
         if not all(flag == 1.0 for flag in numbers.get("finite", [])):
             stats["reason"] = f"non-finite proposal in {_first_non_finite(pieces)}"
             self._last_fallback = "train"
             return SampleOutcome("rejected", "train", _clean(stats))
-        verdict = self._write_guarded(module, pieces, predict, meter, stats)
+        if s.guard and predict is not None and self.guard_batch is not None:
+            device = next((p.device for p in trainable(module).values()), torch.device("cpu"))
+            verdict = guard_lib.guarded(module, predict, self.guard_batch, device, lambda: _write(pieces, "values"),
+                                        lambda: _write(pieces, "backup"), s.guard_tolerance, meter, stats)
+        else:
+            stats["guard"] = "skipped: no predict function or guard batch" if s.guard else "off"
+            _write(pieces, "values")
+            verdict = None
         if verdict is not None:
             stats["reason"] = verdict
             self._last_fallback = s.guard_fallback
@@ -133,8 +142,9 @@ class GradSamp:
         self._last_fallback = None
         return SampleOutcome("sampled", None, _clean(stats))
 
-    def _propose(self, module: nn.Module, epoch: int, stats: dict[str, Any]) -> tuple[list[_Piece], _Tally]:
-        """Every proposal (nothing written) and the device scalars describing it."""
+    def _propose(self, module: nn.Module, epoch: int, stats: dict[str, Any], finish: bool
+                 ) -> tuple[list[_Piece], _Tally]:
+        """Every proposal (nothing written) and the device scalars describing it; ``finish``: see draw_flat."""
         s, params = self.settings, trainable(module)
         parts = self.history.delta_parts("params")
         held = {n: shape for layout, _, _ in parts for n, shape in zip(layout.names, layout.shapes)}
@@ -150,18 +160,20 @@ class GradSamp:
             layout, delta = _select(layout, delta, params)
             targets = [params[n] for n in layout.names]
             tensors, elements = tensors + len(targets), elements + layout.total
-            tally.add("sq_delta", layout.norms(delta, 2).square().sum())
+            moments = Moments(delta, layout)
+            tally.add("sq_delta", moments.square_sum.sum())
             if not self.sampler.moves:
                 continue  # skip: theta_t = theta_{t-1} exactly, nothing drawn or written
             if home not in generators:
                 generators[home] = torch.Generator(device=home).manual_seed(seed)
-            step, fit = self.sampler.draw_flat(delta, layout, generators[home])
+            step, fit = self.sampler.draw_flat(delta, layout, generators[home], finish, moments)
             theta = layout.flatten(targets)
             values = _add_scaled(theta, step, s.scale, in_place=not s.guard)
-            tally.add("finite", torch.isfinite(values).all())
-            tally.add("abs_step", layout.norms(step, 1).sum() * abs(s.scale))
-            tally.add("sq_step", (layout.norms(step, 2) * s.scale).square().sum())
-            for key, vector in fit.items():
+            tally.add("finite", _finite(values))
+            step_wide = wide(step)
+            tally.add("abs_step", total(step_wide, 1) * abs(s.scale))
+            tally.add("sq_step", total(step_wide, 2) * (s.scale * s.scale))
+            for key, vector in fit.items():  # mu, sigma, beta per tensor; ggd's leftover count
                 tally.add(key, vector.sum())
                 if key == "beta" and layout.numels:
                     tally.add("beta_min", vector.min())
@@ -179,44 +191,14 @@ class GradSamp:
                 current = layout.flatten(targets)
                 values = current + delta
                 # a buffer >= 0 in both states (e.g. running_var) stays >= 0
-                negatives = layout.norms((torch.minimum(current, current - delta) < 0).to(current.dtype), 1)
+                low = torch.minimum(current, current - delta)
+                negatives = tensor_sums(layout, [(low < 0).to(current.dtype)], 1)[0]
                 values = torch.where(layout.expand(negatives == 0), values.clamp_min(0), values)
-                tally.add("finite", torch.isfinite(values).all())
+                tally.add("finite", _finite(values))
                 pieces.append(_Piece(layout, targets, values, current if s.guard else None))
                 changed += len(layout.names)
             stats["buffers_changed"] = changed
         return pieces, tally
-
-    def _write_guarded(
-        self, module: nn.Module, pieces: list[_Piece], predict: Callable[[Tensor], Tensor] | None, meter: Any,
-        stats: dict[str, Any],
-    ) -> str | None:
-        """Write the proposals; with the guard on, check the loss and restore exactly if it rose. Reason or None."""
-        s = self.settings
-        if not s.guard:
-            stats["guard"] = "off"
-            _write(pieces, "values")
-            return None
-        if predict is None or self.guard_batch is None:
-            stats["guard"] = "skipped: no predict function or guard batch"
-            _write(pieces, "values")
-            return None
-        device = next((p.device for p in trainable(module).values()), torch.device("cpu"))
-        window = meter.window("guard") if meter is not None else contextlib.nullcontext()
-        with window as reading, guard_lib.eval_mode(module):
-            before = guard_lib.loss(predict, self.guard_batch, device)
-            _write(pieces, "values")
-            after = guard_lib.loss(predict, self.guard_batch, device)
-            before, after = torch.stack([before, after.to(before.device)]).tolist()  # one sync for both
-        if meter is not None:
-            stats["guard_energy"] = reading.to_dict()
-        stats.update(guard_loss_before=before, guard_loss_after=after, guard_tolerance=s.guard_tolerance)
-        if guard_lib.rejects(before, after, s.guard_tolerance):
-            _write(pieces, "backup")
-            stats["guard"] = "rejected"
-            return f"guard: loss {after:.6g} > {before:.6g} * (1 + {s.guard_tolerance:g})"
-        stats["guard"] = "accepted"
-        return None
 
     # ---- bookkeeping -----------------------------------------------------------------------------
     def observe(self, module: nn.Module, kind: str, fallback: str | None = None) -> None:
@@ -259,6 +241,13 @@ def _select(layout: Layout, flat: Tensor, tensors: dict[str, Tensor]) -> tuple[L
     return sub, torch.cat([views[i] for i in keep]) if keep else flat[:0]
 
 
+def _finite(flat: Tensor) -> Tensor:
+    """True (a device bool) if every value is finite: min and max in one read, no mask of the whole tensor."""
+    if flat.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=flat.device)
+    return torch.isfinite(torch.stack(torch.aminmax(flat))).all()
+
+
 def _add_scaled(theta: Tensor, step: Tensor, scale: float, in_place: bool) -> Tensor:
     """theta + scale * step; a scale beyond theta's dtype is applied in float64 (and overflows to inf)."""
     if abs(scale) > torch.finfo(theta.dtype).max:
@@ -291,7 +280,9 @@ def _write(pieces: list[_Piece], source: str) -> None:
     """Copy each piece's ``source`` ('values' or 'backup') into its target tensors."""
     with torch.no_grad():
         for piece in pieces:
-            torch._foreach_copy_(piece.targets, piece.layout.views(getattr(piece, source)))
+            # views shaped like the targets, made in one C++ call (a Python loop of .view costs ~10 us each)
+            views = torch._C._nn.unflatten_dense_tensors(getattr(piece, source), piece.targets)
+            torch._foreach_copy_(piece.targets, views)
 
 
 def _clean(stats: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -54,3 +54,28 @@ def rejects(before: float, after: float, tolerance: float) -> bool:
     if not math.isfinite(before):
         return False
     return after > before * (1.0 + tolerance)
+
+
+def guarded(module: nn.Module, predict: Callable[[Tensor], Tensor], batch: tuple[Tensor, Tensor],
+            device: torch.device, apply: Callable[[], None], undo: Callable[[], None], tolerance: float,
+            meter: Any, stats: dict[str, Any]) -> str | None:
+    """``apply`` a draw, keep it only if the batch loss did not rise beyond ``tolerance``, else ``undo`` it.
+
+    Both losses are read in one transfer (one host sync); the check is metered as the window 'guard' when
+    a meter is given. Returns the reason for a rejection, or None; ``stats`` gets the losses and verdict.
+    """
+    window = meter.window("guard") if meter is not None else contextlib.nullcontext()
+    with window as reading, eval_mode(module):
+        before = loss(predict, batch, device)
+        apply()
+        after = loss(predict, batch, device)
+        before_f, after_f = torch.stack([before, after.to(before.device)]).tolist()
+    if meter is not None:
+        stats["guard_energy"] = reading.to_dict()
+    stats.update(guard_loss_before=before_f, guard_loss_after=after_f, guard_tolerance=tolerance)
+    if rejects(before_f, after_f, tolerance):
+        undo()
+        stats["guard"] = "rejected"
+        return f"guard: loss {after_f:.6g} > {before_f:.6g} * (1 + {tolerance:g})"
+    stats["guard"] = "accepted"
+    return None

@@ -15,6 +15,7 @@ epoch whose draw was rejected and theta_{t-1} kept is not pushed: pushing it wou
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,16 +54,14 @@ class Layout:
         self.names, self.shapes, self.dtype = names, shapes, dtype
         self.numels = tuple(math.prod(s) for s in shapes)
         self.total = sum(self.numels)
-        self._counts: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-
-    def _key(self) -> tuple[Any, ...]:
-        return (self.names, self.shapes, self.dtype)
+        self._cache: dict[tuple[str, torch.device, torch.dtype], Tensor] = {}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Layout) and self._key() == other._key()
+        return isinstance(other, Layout) and (self.names, self.shapes, self.dtype) == (other.names, other.shapes,
+                                                                                        other.dtype)
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash((self.names, self.shapes, self.dtype))
 
     def split(self, flat: Tensor) -> list[Tensor]:
         """The 1-d views of ``flat`` that belong to each tensor."""
@@ -73,29 +72,53 @@ class Layout:
         return [v.view(s) for v, s in zip(flat.split(self.numels), self.shapes)]
 
     def flatten(self, tensors: list[Tensor]) -> Tensor:
-        """A new flat tensor holding ``tensors`` (ordered as ``names``) end to end."""
-        return torch.cat([t.detach().reshape(-1) for t in tensors])
+        """A new flat tensor holding ``tensors`` (ordered as ``names``) end to end (one C++ call)."""
+        with torch.no_grad():
+            flat = torch._C._nn.flatten_dense_tensors(tensors)
+            return flat.clone() if len(tensors) == 1 else flat  # one tensor comes back as a view of itself
 
     def counts(self, device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:
         """Element count of each tensor, as a device vector (built once per device and dtype)."""
-        key = (torch.device(device), dtype)
-        if key not in self._counts:
-            pin = key[0].type == "cuda"  # pinned + non_blocking: the upload does not stall the host
-            host = torch.tensor(self.numels, dtype=torch.int64, pin_memory=pin)
-            self._counts[key] = host.to(key[0], non_blocking=True).to(dtype)
-        return self._counts[key]
+        return self._uploaded("counts", self.numels, device, dtype)
 
     def expand(self, values: Tensor) -> Tensor:
-        """Per-tensor ``values`` (first dimension: one entry per tensor) repeated for each of its elements."""
+        """Per-tensor ``values`` (first dimension: one entry per tensor) repeated for each of its elements.
+
+        Each element finds its tensor by a binary search of the tensors' ends: one parallel kernel
+        (repeat_interleave's index kernel walks each tensor's elements in one thread: slow on a GPU).
+        """
         if len(self.numels) == 1:
             return values.expand(self.total, *values.shape[1:])
-        return torch.repeat_interleave(values, self.counts(values.device), dim=0, output_size=self.total)
+        small = self.total < 2**31
+        index = torch.int32 if small else torch.int64
+        ends = self._uploaded("ends", list(itertools.accumulate(self.numels)), values.device, index)
+        positions = torch.arange(self.total, dtype=index, device=values.device)
+        return values.index_select(0, torch.searchsorted(ends, positions, right=True, out_int32=small))
 
-    def norms(self, flat: Tensor, ord: float) -> Tensor:
-        """Per-tensor ord-norm of ``flat`` as a float64 vector, accumulated in float64 by fused kernels."""
-        if not self.numels:
-            return torch.zeros(0, dtype=torch.float64, device=flat.device)
-        return torch.stack(torch._foreach_norm(self.split(flat), ord, dtype=torch.float64))
+    def _uploaded(self, name: str, numbers: list[int] | tuple[int, ...], device: torch.device,
+                  dtype: torch.dtype) -> Tensor:
+        key = (name, torch.device(device), dtype)
+        if key not in self._cache:
+            pin = key[1].type == "cuda"  # pinned + non_blocking: the upload does not stall the host
+            host = torch.tensor(numbers, dtype=torch.int64, pin_memory=pin)
+            self._cache[key] = host.to(key[1], non_blocking=True).to(dtype)
+        return self._cache[key]
+
+    def affine_(self, flat: Tensor, scale: Tensor | None, shift: Tensor) -> Tensor:
+        """``flat`` * scale + shift, in place, with per-tensor ``scale``/``shift`` vectors of flat's dtype.
+
+        On a CPU per-tensor views are cheapest (no index tensor); elsewhere one broadcast kernel each.
+        """
+        if flat.device.type == "cpu" and len(self.numels) > 1:
+            views = self.split(flat)
+            if scale is not None:
+                torch._foreach_mul_(views, list(scale.unbind(0)))
+            torch._foreach_add_(views, list(shift.unbind(0)))
+            return flat
+        if scale is None:
+            return flat.add_(self.expand(shift))
+        scale_e, shift_e = self.expand(torch.stack([scale, shift], 1)).unbind(1)
+        return flat.mul_(scale_e).add_(shift_e)
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,14 +133,13 @@ def groups(tensors: dict[str, Tensor], homes: dict[str, torch.device] | None = N
 
     ``homes`` overrides the device a tensor is grouped under (where it lives in the model).
     """
-    by_key: dict[tuple[str, str], tuple[torch.device, torch.dtype, list[str]]] = {}
+    by_key: dict[tuple[torch.device, torch.dtype], list[str]] = {}
     for name in sorted(tensors):
         t = tensors[name]
-        home = homes[name] if homes is not None else t.device
-        by_key.setdefault((str(home), str(t.dtype)), (home, t.dtype, []))[2].append(name)
+        by_key.setdefault((homes[name] if homes is not None else t.device, t.dtype), []).append(name)
     out = []
-    for key in sorted(by_key):
-        home, dtype, names = by_key[key]
+    for home, dtype in sorted(by_key, key=lambda k: (str(k[0]), str(k[1]))):
+        names = by_key[home, dtype]
         ts = [tensors[n] for n in names]
         out.append((layout_for(tuple(names), tuple(t.shape for t in ts), dtype), home, ts))
     return out
@@ -130,6 +152,11 @@ class Part:
     layout: Layout
     flat: Tensor
     home: torch.device
+    shaped: list[Tensor] = field(init=False)
+    """Views of ``flat`` shaped like each tensor, made once: every epoch's snapshot copies into them."""
+
+    def __post_init__(self) -> None:
+        self.shaped = self.layout.views(self.flat)
 
 
 @dataclass
@@ -158,21 +185,17 @@ class Snapshot:
                     pin = store == "cpu" and torch.cuda.is_available()
                     part = Part(layout, torch.empty(layout.total, dtype=layout.dtype, device=where, pin_memory=pin),
                                 home)
-                # a host store is filled asynchronously; every later use is ordered on the same stream
-                torch._foreach_copy_(layout.split(part.flat), [s.detach().reshape(-1) for s in srcs],
-                                     non_blocking=True)
+                with torch.no_grad():  # a host store fills asynchronously; later uses queue behind it
+                    torch._foreach_copy_(part.shaped, srcs, non_blocking=True)
                 snap.parts[kind].append(part)
-                getattr(snap, kind).update(zip(layout.names, layout.views(part.flat)))
+                getattr(snap, kind).update(zip(layout.names, part.shaped))
         return snap
 
     def to_dict(self) -> dict[str, dict[str, Tensor]]:
         """CPU copies by name (one transfer per flat store; the views share its storage)."""
-        out: dict[str, dict[str, Tensor]] = {}
-        for kind in PARTS:
-            out[kind] = {}
-            for part in self.parts[kind]:
-                out[kind].update(zip(part.layout.names, part.layout.views(part.flat.detach().to("cpu", copy=True))))
-        return out
+        return {kind: {n: v for p in self.parts[kind]
+                       for n, v in zip(p.layout.names, p.layout.views(p.flat.detach().to("cpu", copy=True)))}
+                for kind in PARTS}
 
 
 class History:
@@ -250,12 +273,8 @@ class History:
         """Plain data and CPU tensors only, so a checkpoint loads with ``torch.load(weights_only=True)``."""
         if self.store == "cpu" and torch.cuda.is_available():
             torch.cuda.synchronize()  # host stores may still be filling asynchronously
-        return {
-            "prev": None if self.prev is None else self.prev.to_dict(),
-            "prev2": None if self.prev2 is None else self.prev2.to_dict(),
-            "real_epochs": self.real_epochs,
-            "consecutive_sampled": self.consecutive_sampled,
-        }
+        snaps = {k: None if v is None else v.to_dict() for k, v in (("prev", self.prev), ("prev2", self.prev2))}
+        return {**snaps, "real_epochs": self.real_epochs, "consecutive_sampled": self.consecutive_sampled}
 
     def load_state_dict(self, state: dict[str, Any], module: nn.Module | None = None) -> None:
         """Restore from ``state_dict()``; the states go next to ``module`` now, or at its next ``place``."""

@@ -14,6 +14,7 @@ the global RNG), so a draw is a pure function of (Delta, generator seed).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -32,25 +33,87 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def moments(delta: Tensor, layout: Layout) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-tensor (count, mean, mean |x|) of a flat Delta, float64 vectors; an empty tensor has mean 0.
+def wide(flat: Tensor) -> Tensor:
+    """``flat`` ready for float64 reductions: on a CPU a float64 copy made once for several reductions (CPU
+    foreach reductions would copy each tensor); elsewhere ``flat`` itself (CUDA's fused reductions read
+    float32 and accumulate in float64 directly)."""
+    return flat.double() if flat.device.type == "cpu" else flat
 
-    The sums come from fused per-tensor L1 norms accumulated in float64: sum x = sum |x| - 2 sum |min(x, 0)|.
+
+def _powsums(views: list[Tensor], ord: int) -> list[Tensor]:
+    """sum |x|^ord (ord 1 or 2) of each tensor, float64-accumulated, in fused calls."""
+    if ord == 2 and hasattr(torch, "_foreach_powsum"):
+        return list(torch._foreach_powsum(views, 2, dtype=torch.float64))
+    norms = torch._foreach_norm(views, ord, dtype=torch.float64)
+    return list(norms) if ord == 1 else list(torch._foreach_mul(norms, norms))  # older torch: within 2 ulps
+
+
+def tensor_sums(layout: Layout, flats: list[Tensor], ord: int) -> Tensor:
+    """sum |x|^ord per tensor of each flat tensor of ``layout``: a float64 (len(flats), tensors) matrix."""
+    views = [v for f in flats for v in layout.split(wide(f))]
+    if not views:
+        return torch.zeros(len(flats), 0, dtype=torch.float64, device=flats[0].device)
+    return torch.stack(_powsums(views, ord)).view(len(flats), -1)
+
+
+def total(flat: Tensor, ord: int) -> Tensor:
+    """sum |x|^ord over a whole flat tensor, accumulated in float64 by one fused kernel."""
+    return _powsums([wide(flat)], ord)[0]
+
+
+VARIANCE_FLOOR = 2.0 ** -44
+"""A variance below this fraction of the mean square is rounding noise of the float64 sums (a spread of
+at most 2 float32 ulps): it is taken as 0, so a constant tensor draws its value exactly."""
+
+
+class Moments:
+    """Per-tensor moments of a flat Delta, float64 vectors on its device, each computed on first use.
+
+    Sums are fused per-tensor norms accumulated in float64, read from Delta without a centred copy:
+    sum x = sum |x| - 2 sum |min(x, 0)|, and the population variance (divisor n, so one element has
+    sigma = 0 instead of NaN) is E x^2 - (E x)^2, which float64 keeps accurate for float32 data.
     """
-    n = layout.counts(delta.device, torch.float64)
-    abs_sum = layout.norms(delta, 1)
-    total = abs_sum - 2.0 * layout.norms(delta.clamp_max(0), 1)
-    return n, total / n.clamp_min(1), abs_sum / n.clamp_min(1)
 
+    def __init__(self, delta: Tensor, layout: Layout) -> None:
+        self.delta, self.layout = delta, layout
+        self.wide = wide(delta)  # shared by every reduction below
 
-def spread(delta: Tensor, layout: Layout, mu: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-tensor (population std, mean absolute deviation) around ``mu``, float64 vectors.
+    @functools.cached_property
+    def count(self) -> Tensor:
+        """Elements per tensor, at least 1 (an empty tensor has mean 0 and sigma 0)."""
+        return self.layout.counts(self.delta.device, torch.float64).clamp_min(1)
 
-    Population std (divisor n), not the unbiased one, so a one-element tensor has sigma = 0 instead of NaN.
-    """
-    centred = delta - layout.expand(mu.to(delta.dtype))
-    count = n.clamp_min(1)
-    return layout.norms(centred, 2) / count.sqrt(), layout.norms(centred, 1) / count
+    @functools.cached_property
+    def _l1(self) -> Tensor:
+        """sum |x| and sum |min(x, 0)| per tensor, in one fused call."""
+        return tensor_sums(self.layout, [self.wide, self.wide.clamp_max(0)], 1)
+
+    @property
+    def abs_sum(self) -> Tensor:
+        return self._l1[0]
+
+    @functools.cached_property
+    def square_sum(self) -> Tensor:
+        return tensor_sums(self.layout, [self.wide], 2)[0]
+
+    @functools.cached_property
+    def mean(self) -> Tensor:
+        return (self._l1[0] - 2.0 * self._l1[1]) / self.count
+
+    @functools.cached_property
+    def mean_abs(self) -> Tensor:
+        return self.abs_sum / self.count
+
+    @functools.cached_property
+    def std(self) -> Tensor:
+        mean_square = self.square_sum / self.count
+        variance = mean_square - self.mean.square()
+        return torch.where(variance <= VARIANCE_FLOOR * mean_square, 0.0, variance).sqrt()
+
+    def centred_abs_mean(self) -> Tensor:
+        """E|x - mean| per tensor (one centred pass over Delta)."""
+        centred = self.layout.affine_(self.delta.clone(), None, -self.mean.to(self.delta.dtype))
+        return tensor_sums(self.layout, [centred], 1)[0] / self.count
 
 
 class Sampler:
@@ -60,16 +123,24 @@ class Sampler:
     moves: bool = True
     """False for a sampler whose step is always zero: the orchestrator then writes nothing at all."""
 
-    def draw_flat(self, delta: Tensor, layout: Layout, generator: torch.Generator) -> tuple[Tensor, Fit]:
-        """(step, fit) for a flat Delta of ``layout``: step flat in Delta's dtype, fit per tensor."""
-        work = delta.to(compute_dtype(delta.dtype))
-        fit = self.fit_flat(work, layout)
-        return self._draw(work, layout, fit, generator).to(delta.dtype), fit
+    def draw_flat(self, delta: Tensor, layout: Layout, generator: torch.Generator, finish: bool = True,
+                  moments: Moments | None = None) -> tuple[Tensor, Fit]:
+        """(step, fit) for a flat Delta of ``layout``: step flat in Delta's dtype, fit per tensor.
 
-    def fit_flat(self, delta: Tensor, layout: Layout) -> Fit:
+        ``moments``: Delta's, if the caller has them already. ``finish=False`` lets a sampler with a rare
+        data-dependent tail (``ggd``'s gamma leftovers) skip the host sync that finishing it needs and report
+        instead, as fit['leftover'], how many elements it left unfinished; if that is not 0 the caller must
+        draw again from the same seed with ``finish=True``.
+        """
+        work = delta.to(compute_dtype(delta.dtype))
+        fit = self.fit_flat(work, layout, moments if moments is not None and work is delta else None)
+        return self._draw(work, layout, fit, generator, finish).to(delta.dtype), fit
+
+    def fit_flat(self, delta: Tensor, layout: Layout, moments: Moments | None = None) -> Fit:
+        """Per-tensor summary of the step distribution for a flat Delta."""
         raise NotImplementedError
 
-    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator) -> Tensor:
+    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator, finish: bool) -> Tensor:
         raise NotImplementedError
 
     def fit(self, delta: Tensor) -> dict[str, Tensor]:
@@ -86,7 +157,7 @@ class Sampler:
         step, fit = self.draw_flat(flat, layout, generator)
         if step.data_ptr() == flat.data_ptr() and flat.numel():
             step = step.clone()  # never hand back a view of the caller's Delta
-        return step.view(delta.shape), {k: v[0] for k, v in fit.items()}
+        return step.view(delta.shape), {k: v[0] for k, v in fit.items() if k != "leftover"}
 
     def describe(self) -> dict[str, Any]:
         """Name and parameters, for records."""
@@ -95,13 +166,6 @@ class Sampler:
 
 def _single(delta: Tensor) -> tuple[Tensor, Layout]:
     return delta.detach().reshape(-1), layout_for(("",), (delta.shape,), delta.dtype)
-
-
-def _gaussian(delta: Tensor, layout: Layout, mu: Tensor, sigma: Tensor, generator: torch.Generator) -> Tensor:
-    """mu + sigma * z per element, z ~ N(0, 1) from ``generator``, with per-tensor mu and sigma."""
-    z = torch.randn(delta.shape, generator=generator, dtype=delta.dtype, device=delta.device)
-    mu_e, sigma_e = layout.expand(torch.stack([mu, sigma], 1).to(delta.dtype)).unbind(1)
-    return torch.addcmul(mu_e, z, sigma_e)
 
 
 class TensorGaussian(Sampler):
@@ -113,12 +177,13 @@ class TensorGaussian(Sampler):
 
     name = "tensor"
 
-    def fit_flat(self, delta: Tensor, layout: Layout) -> Fit:
-        n, mu, _ = moments(delta, layout)
-        return {"mu": mu, "sigma": spread(delta, layout, mu, n)[0]}
+    def fit_flat(self, delta: Tensor, layout: Layout, moments: Moments | None = None) -> Fit:
+        m = moments or Moments(delta, layout)
+        return {"mu": m.mean, "sigma": m.std}
 
-    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator) -> Tensor:
-        return _gaussian(delta, layout, fit["mu"], fit["sigma"], generator)
+    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator, finish: bool) -> Tensor:
+        z = torch.randn(delta.shape, generator=generator, dtype=delta.dtype, device=delta.device)
+        return layout.affine_(z, fit["sigma"].to(delta.dtype), fit["mu"].to(delta.dtype))
 
 
 class ElementGaussian(Sampler):
@@ -135,11 +200,11 @@ class ElementGaussian(Sampler):
             raise ConfigError(f"element sampler: c must be a finite number >= 0, got {c!r}")
         self.c = float(c)
 
-    def fit_flat(self, delta: Tensor, layout: Layout) -> Fit:
-        _, mu, mean_abs = moments(delta, layout)
-        return {"mu": mu, "sigma": self.c * mean_abs}
+    def fit_flat(self, delta: Tensor, layout: Layout, moments: Moments | None = None) -> Fit:
+        m = moments or Moments(delta, layout)
+        return {"mu": m.mean, "sigma": self.c * m.mean_abs}
 
-    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator) -> Tensor:
+    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator, finish: bool) -> Tensor:
         z = torch.randn(delta.shape, generator=generator, dtype=delta.dtype, device=delta.device)
         return torch.addcmul(delta, delta.abs(), z, value=self.c)
 
@@ -161,18 +226,19 @@ class GeneralizedGaussian(Sampler):
             raise ConfigError(f"ggd sampler: beta must be a finite number > 0 or null (fit), got {beta!r}")
         self.beta = None if beta is None else float(beta)
 
-    def fit_flat(self, delta: Tensor, layout: Layout) -> Fit:
-        n, mu, _ = moments(delta, layout)
-        sigma, abs_dev = spread(delta, layout, mu, n)
+    def fit_flat(self, delta: Tensor, layout: Layout, moments: Moments | None = None) -> Fit:
+        m = moments or Moments(delta, layout)
         if self.beta is not None:
-            beta = torch.full_like(mu, self.beta)
+            beta = torch.full_like(m.mean, self.beta)
         else:
-            beta = ggd.fit_betas(abs_dev, sigma.square(), n)
-        return {"mu": mu, "sigma": sigma, "beta": beta}
+            beta = ggd.fit_betas(m.centred_abs_mean(), m.std.square(), m.count)
+        return {"mu": m.mean, "sigma": m.std, "beta": beta}
 
-    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator) -> Tensor:
+    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator, finish: bool) -> Tensor:
+        unit, fit["leftover"] = ggd.standard(fit["beta"], layout.expand, delta.numel(), generator, delta.dtype,
+                                             finish)
         scale = ggd.scale_for_std(fit["sigma"], fit["beta"])
-        return ggd.sample(fit["mu"], scale, fit["beta"], layout.expand, delta.numel(), generator, delta.dtype)
+        return layout.affine_(unit, scale.to(delta.dtype), fit["mu"].to(delta.dtype))
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "beta": "fit" if self.beta is None else self.beta}
@@ -183,11 +249,12 @@ class Extrapolate(Sampler):
 
     name = "extrapolate"
 
-    def draw_flat(self, delta: Tensor, layout: Layout, generator: torch.Generator) -> tuple[Tensor, Fit]:
-        return delta, self.fit_flat(delta, layout)  # the step is Delta itself: no copy
+    def draw_flat(self, delta: Tensor, layout: Layout, generator: torch.Generator, finish: bool = True,
+                  moments: Moments | None = None) -> tuple[Tensor, Fit]:
+        return delta, self.fit_flat(delta, layout, moments)  # the step is Delta itself: no copy
 
-    def fit_flat(self, delta: Tensor, layout: Layout) -> Fit:
-        mu = moments(delta, layout)[1]
+    def fit_flat(self, delta: Tensor, layout: Layout, moments: Moments | None = None) -> Fit:
+        mu = (moments or Moments(delta, layout)).mean
         return {"mu": mu, "sigma": torch.zeros_like(mu)}
 
 
@@ -197,11 +264,11 @@ class Skip(Sampler):
     name = "skip"
     moves = False
 
-    def fit_flat(self, delta: Tensor, layout: Layout) -> Fit:
+    def fit_flat(self, delta: Tensor, layout: Layout, moments: Moments | None = None) -> Fit:
         zeros = torch.zeros(len(layout.numels), dtype=torch.float64, device=delta.device)
         return {"mu": zeros, "sigma": zeros}
 
-    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator) -> Tensor:
+    def _draw(self, delta: Tensor, layout: Layout, fit: Fit, generator: torch.Generator, finish: bool) -> Tensor:
         return torch.zeros_like(delta)
 
 
