@@ -101,7 +101,7 @@ def _first_pending(pending: Tensor, size: int) -> Tensor:
     n = pending.numel()
     try:
         return torch.nonzero_static(pending, size=size, fill_value=n).squeeze(1)
-    except (NotImplementedError, RuntimeError):  # a torch or device without it: a stable sort does the same
+    except NotImplementedError:  # a torch or device without it: a stable sort does the same
         order = torch.sort((~pending).to(torch.uint8), stable=True).indices[:size]
         return torch.where(pending[order], order, n)
 

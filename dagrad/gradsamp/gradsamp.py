@@ -167,18 +167,18 @@ class GradSamp:
             if home not in generators:
                 generators[home] = torch.Generator(device=home).manual_seed(seed)
             step, fit = self.sampler.draw_flat(delta, layout, generators[home], finish, moments)
-            theta = layout.flatten(targets)
-            values = _add_scaled(theta, step, s.scale, in_place=not s.guard)
-            tally.add("finite", _finite(values))
             step_wide = wide(step)
             tally.add("abs_step", total(step_wide, 1) * abs(s.scale))
             tally.add("sq_step", total(step_wide, 2) * (s.scale * s.scale))
+            theta = layout.flatten(targets) if s.guard else None  # what the guard would restore
+            values = _plus_theta(step.clone() if step is delta else step, s.scale, targets)
+            tally.add("finite", _finite(values))
             for key, vector in fit.items():  # mu, sigma, beta per tensor; ggd's leftover count
                 tally.add(key, vector.sum())
                 if key == "beta" and layout.numels:
                     tally.add("beta_min", vector.min())
                     tally.add("beta_max", vector.max())
-            pieces.append(_Piece(layout, targets, values, theta if s.guard else None))
+            pieces.append(_Piece(layout, targets, values, theta))
         stats.update(tensors=tensors, elements=elements,
                      device=", ".join(sorted({str(home) for _, home, _ in parts})) or "cpu")
         if s.buffers == "extrapolate":
@@ -248,11 +248,18 @@ def _finite(flat: Tensor) -> Tensor:
     return torch.isfinite(torch.stack(torch.aminmax(flat))).all()
 
 
-def _add_scaled(theta: Tensor, step: Tensor, scale: float, in_place: bool) -> Tensor:
-    """theta + scale * step; a scale beyond theta's dtype is applied in float64 (and overflows to inf)."""
-    if abs(scale) > torch.finfo(theta.dtype).max:
-        step, scale = (step.to(torch.float64) * scale).to(theta.dtype), 1.0
-    return theta.add_(step, alpha=scale) if in_place else theta.add(step, alpha=scale)
+def _plus_theta(step: Tensor, scale: float, targets: list[Tensor]) -> Tensor:
+    """theta_{t-1} + scale * step, computed in ``step`` itself from the targets (no flat copy of theta).
+
+    A scale beyond the dtype's range is applied in float64 (and overflows to inf, so the draw is rejected).
+    """
+    if abs(scale) > torch.finfo(step.dtype).max:
+        step.copy_(step.to(torch.float64) * scale)
+    elif scale != 1.0:
+        step.mul_(scale)
+    with torch.no_grad():
+        torch._foreach_add_(torch._C._nn.unflatten_dense_tensors(step, targets), targets)
+    return step
 
 
 def _summarise(numbers: dict[str, list[float]], stats: dict[str, Any]) -> None:

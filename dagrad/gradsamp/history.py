@@ -84,16 +84,19 @@ class Layout:
     def expand(self, values: Tensor) -> Tensor:
         """Per-tensor ``values`` (first dimension: one entry per tensor) repeated for each of its elements.
 
-        Each element finds its tensor by a binary search of the tensors' ends: one parallel kernel
-        (repeat_interleave's index kernel walks each tensor's elements in one thread: slow on a GPU).
+        The element-to-tensor index is one scan of a few marks at the tensors' starts (repeat_interleave's
+        index kernel walks each tensor's elements in one thread, which is slow on a GPU).
         """
         if len(self.numels) == 1:
             return values.expand(self.total, *values.shape[1:])
-        small = self.total < 2**31
-        index = torch.int32 if small else torch.int64
-        ends = self._uploaded("ends", list(itertools.accumulate(self.numels)), values.device, index)
-        positions = torch.arange(self.total, dtype=index, device=values.device)
-        return values.index_select(0, torch.searchsorted(ends, positions, right=True, out_int32=small))
+        nonempty = [i for i, n in enumerate(self.numels) if n]
+        starts = [s for s, n in zip(itertools.accumulate((0,) + self.numels), self.numels) if n]
+        jumps = [b - a for a, b in zip([0] + nonempty, nonempty)]  # index steps at each start
+        index = torch.int32 if len(self.numels) < 2**31 else torch.int64
+        marks = torch.zeros(self.total, dtype=index, device=values.device)
+        marks.index_put_((self._uploaded("starts", starts, values.device, torch.int64),),
+                         self._uploaded("jumps", jumps, values.device, index))
+        return values.index_select(0, marks.cumsum(0, dtype=index))
 
     def _uploaded(self, name: str, numbers: list[int] | tuple[int, ...], device: torch.device,
                   dtype: torch.dtype) -> Tensor:

@@ -200,6 +200,17 @@ def test_gamma_leftovers_are_finished_exactly_by_a_second_draw_from_the_same_see
         assert torch.equal(layout.flatten([dict(model.named_parameters())[n] for n in layout.names]), expected)
 
 
+@pytest.mark.parametrize("numels", [[3, 0, 2], [0, 0, 4, 1], [5], [2, 3, 0], [0, 0]])
+def test_layout_expand_repeats_per_tensor_values_even_around_empty_tensors(numels):
+    layout = layout_for(tuple(f"t{i}" for i in range(len(numels))), tuple(torch.Size([n]) for n in numels),
+                        torch.float32)
+    values = torch.arange(len(numels), dtype=torch.float32) + 10
+    expected = torch.repeat_interleave(values, torch.tensor(numels))
+    assert torch.equal(layout.expand(values), expected)
+    assert torch.equal(layout.expand(torch.stack([values, -values], 1)), torch.stack([expected, -expected], 1))
+    assert torch.equal(layout.affine_(torch.ones(sum(numels)), values, -values), torch.zeros(sum(numels)))
+
+
 def test_vectorised_moments_and_beta_fit_match_each_tensor_alone():
     g = torch.Generator().manual_seed(0)
     tensors = [torch.randn(5000, generator=g), torch.empty(4000).exponential_(generator=g) - 1.0,
@@ -261,3 +272,24 @@ def test_cuda_history_stays_on_the_device_and_checkpoints_hold_cpu_tensors():
     twin = GradSamp(cfg(), run_seed=11)
     twin.load_state_dict(state, module=model)
     assert all(p.flat.device.type == "cuda" for p in twin.history.prev.parts["params"])
+
+
+@cuda
+@pytest.mark.parametrize("sampler", ["tensor", "ggd"])
+def test_cuda_draw_has_each_tensors_fitted_moments(sampler):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    shapes = [(300, 400), (7,), (200, 500), (1,)]
+    deltas = [0.1 * i + (i + 1) * 0.01 * torch.randn(s, generator=g, device="cuda") for i, s in enumerate(shapes)]
+    layout = layout_for(tuple("abcd"), tuple(torch.Size(s) for s in shapes), torch.float32)
+    from dagrad.gradsamp import build_sampler
+    step, fit = build_sampler(sampler).draw_flat(layout.flatten(deltas), layout, g)
+    for i, (s, d) in enumerate(zip(layout.split(step), deltas)):
+        d64 = d.double()
+        assert fit["mu"][i].item() == pytest.approx(d64.mean().item(), rel=1e-9, abs=1e-12)
+        assert fit["sigma"][i].item() == pytest.approx(d64.std(correction=0).item(), rel=1e-6, abs=1e-12)
+        if d.numel() > 1000:
+            assert s.double().mean().item() == pytest.approx(d64.mean().item(), abs=5 * fit["sigma"][i].item() / 300)
+            assert s.double().std().item() == pytest.approx(fit["sigma"][i].item(), rel=0.02)
+        else:
+            assert s.shape == (d.numel(),)
+    assert torch.equal(layout.split(step)[3], deltas[3])  # one element: sigma 0, the draw is the value

@@ -19,7 +19,7 @@ def net() -> nn.Module:
     return m
 
 
-def test_snapshot_holds_trainable_params_and_float_buffers_as_cpu_clones():
+def test_snapshot_holds_trainable_params_and_float_buffers_as_copies():
     m, h = net(), History()
     h.push(m)
     assert sorted(h.prev.params) == ["0.weight", "1.bias", "1.weight", "2.bias", "2.weight"]
