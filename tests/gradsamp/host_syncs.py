@@ -41,6 +41,7 @@ class HostSyncs(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.kinds: collections.Counter[str] = collections.Counter()
+        self._inside = False  # within a counted tolist/numpy: its own download is the same sync
 
     @property
     def total(self) -> int:
@@ -49,7 +50,9 @@ class HostSyncs(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         packet = func.overloadpacket
-        if func is aten._local_scalar_dense.default:
+        if self._inside:
+            pass
+        elif func is aten._local_scalar_dense.default:
             self.kinds["value read (item/bool/float/int)"] += 1
         elif packet in SIZE_DEPENDENT:
             self.kinds[str(packet)] += 1
@@ -69,7 +72,11 @@ class HostSyncs(TorchDispatchMode):
         def wrap(name: str) -> Any:
             def counted(tensor: torch.Tensor, *a: Any, **k: Any) -> Any:
                 self.kinds[f"Tensor.{name}"] += 1
-                return originals[name](tensor, *a, **k)
+                self._inside = True
+                try:
+                    return originals[name](tensor, *a, **k)
+                finally:
+                    self._inside = False
             return counted
 
         try:

@@ -107,12 +107,17 @@ def test_one_sampled_epoch_costs_at_most_two_host_syncs(sampler):
     assert syncs.total == 0, syncs.kinds
 
 
-def test_the_counter_sees_what_it_should():
-    t = torch.arange(4.0)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
+def test_the_counter_sees_what_it_should(device):
+    t = torch.arange(4.0, device=device)
     with HostSyncs().counting() as syncs:
-        float(t.sum()), bool(t[0]), t.tolist(), t.nonzero(), t[t > 1], torch.repeat_interleave(t, torch.ones(4).long())
-        torch.repeat_interleave(t, torch.ones(4).long(), output_size=4)
-    assert syncs.total == 6, syncs.kinds
+        float(t.sum()), bool(t[0]), t.tolist(), t.nonzero(), t[t > 1], torch.repeat_interleave(t, t.long())
+        torch.repeat_interleave(t, t.long(), output_size=6), t.to("cpu", non_blocking=True)
+    assert syncs.total == 6, syncs.kinds  # the last two do not wait
+    if device == "cuda":
+        with HostSyncs().counting() as syncs:
+            t.cpu()
+        assert syncs.kinds == {"blocking copy to host": 1}
 
 
 def test_rejected_draw_writes_nothing_and_names_the_first_bad_tensor():
@@ -260,6 +265,7 @@ def test_cuda_sampled_epoch_syncs_at_most_twice(sampler, store):
     assert out.kind == "sampled" and out.stats["device"].startswith("cuda")
     assert len(cuda_syncs) <= 2, [str(w.message) for w in cuda_syncs]
     assert syncs.total <= 2, syncs.kinds
+    assert len(cuda_syncs) == 1 and syncs.kinds == {"Tensor.tolist": 1}  # in fact one: the read-back
 
 
 @cuda
