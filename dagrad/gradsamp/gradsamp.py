@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.gradsamp import guard as guard_lib
 from dagrad.gradsamp.history import STORES, History, Layout, floating_buffers, layout_for, trainable
-from dagrad.gradsamp.samplers import Moments, Sampler, tensor_sums, total, wide
+from dagrad.gradsamp.samplers import Moments, Sampler, tensor_sums, total
 from dagrad.gradsamp.settings import Settings, read_settings
 from dagrad.seeding import seed_hash
 
@@ -167,9 +167,8 @@ class GradSamp:
             if home not in generators:
                 generators[home] = torch.Generator(device=home).manual_seed(seed)
             step, fit = self.sampler.draw_flat(delta, layout, generators[home], finish, moments)
-            step_wide = wide(step)
-            tally.add("abs_step", total(step_wide, 1) * abs(s.scale))
-            tally.add("sq_step", total(step_wide, 2) * (s.scale * s.scale))
+            tally.add("abs_step", total(step, 1) * abs(s.scale))
+            tally.add("sq_step", total(step, 2) * (s.scale * s.scale))
             theta = layout.flatten(targets) if s.guard else None  # what the guard would restore
             values = _plus_theta(step.clone() if step is delta else step, s.scale, targets)
             tally.add("finite", _finite(values))

@@ -33,15 +33,12 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def wide(flat: Tensor) -> Tensor:
-    """``flat`` ready for float64 reductions: on a CPU a float64 copy made once for several reductions (CPU
-    foreach reductions would copy each tensor); elsewhere ``flat`` itself (CUDA's fused reductions read
-    float32 and accumulate in float64 directly)."""
-    return flat.double() if flat.device.type == "cpu" else flat
-
-
 def _powsums(views: list[Tensor], ord: int) -> list[Tensor]:
-    """sum |x|^ord (ord 1 or 2) of each tensor, float64-accumulated, in fused calls."""
+    """sum |x|^ord (ord 1 or 2) of each tensor, accumulated in float64, in fused calls.
+
+    CUDA's fused reductions read float32 and accumulate in float64 directly; on a CPU each view is cast
+    on its own, which is cheaper than one float64 copy of the whole flat tensor.
+    """
     if ord == 2 and hasattr(torch, "_foreach_powsum"):
         return list(torch._foreach_powsum(views, 2, dtype=torch.float64))
     norms = torch._foreach_norm(views, ord, dtype=torch.float64)
@@ -50,15 +47,17 @@ def _powsums(views: list[Tensor], ord: int) -> list[Tensor]:
 
 def tensor_sums(layout: Layout, flats: list[Tensor], ord: int) -> Tensor:
     """sum |x|^ord per tensor of each flat tensor of ``layout``: a float64 (len(flats), tensors) matrix."""
-    views = [v for f in flats for v in layout.split(wide(f))]
+    views = [v for f in flats for v in layout.split(f)]
     if not views:
         return torch.zeros(len(flats), 0, dtype=torch.float64, device=flats[0].device)
     return torch.stack(_powsums(views, ord)).view(len(flats), -1)
 
 
 def total(flat: Tensor, ord: int) -> Tensor:
-    """sum |x|^ord over a whole flat tensor, accumulated in float64 by one fused kernel."""
-    return _powsums([wide(flat)], ord)[0]
+    """sum |x|^ord over a whole flat tensor, accumulated in float64 (fused, over fixed 1 Mi-element chunks)."""
+    if flat.numel() == 0:
+        return torch.zeros((), dtype=torch.float64, device=flat.device)
+    return torch.stack(_powsums(list(flat.split(2**20)), ord)).sum()
 
 
 VARIANCE_FLOOR = 2.0 ** -44
@@ -69,14 +68,14 @@ at most 2 float32 ulps): it is taken as 0, so a constant tensor draws its value 
 class Moments:
     """Per-tensor moments of a flat Delta, float64 vectors on its device, each computed on first use.
 
-    Sums are fused per-tensor norms accumulated in float64, read from Delta without a centred copy:
-    sum x = sum |x| - 2 sum |min(x, 0)|, and the population variance (divisor n, so one element has
-    sigma = 0 instead of NaN) is E x^2 - (E x)^2, which float64 keeps accurate for float32 data.
+    Sums are accumulated in float64 and read from Delta without a centred copy: fused per-tensor norms
+    (on a CPU, where launches cost nothing, plain per-view sums for the mean), and the population variance
+    (divisor n, so one element has sigma = 0 instead of NaN) is E x^2 - (E x)^2, which float64 keeps
+    accurate for float32 data.
     """
 
     def __init__(self, delta: Tensor, layout: Layout) -> None:
         self.delta, self.layout = delta, layout
-        self.wide = wide(delta)  # shared by every reduction below
 
     @functools.cached_property
     def count(self) -> Tensor:
@@ -84,21 +83,23 @@ class Moments:
         return self.layout.counts(self.delta.device, torch.float64).clamp_min(1)
 
     @functools.cached_property
-    def _l1(self) -> Tensor:
-        """sum |x| and sum |min(x, 0)| per tensor, in one fused call."""
-        return tensor_sums(self.layout, [self.wide, self.wide.clamp_max(0)], 1)
-
-    @property
     def abs_sum(self) -> Tensor:
-        return self._l1[0]
+        return tensor_sums(self.layout, [self.delta], 1)[0]
 
     @functools.cached_property
     def square_sum(self) -> Tensor:
-        return tensor_sums(self.layout, [self.wide], 2)[0]
+        return tensor_sums(self.layout, [self.delta], 2)[0]
 
     @functools.cached_property
     def mean(self) -> Tensor:
-        return (self._l1[0] - 2.0 * self._l1[1]) / self.count
+        if self.delta.device.type == "cpu":  # per-view sums: no launch cost here, and no clamped copy
+            sums = [v.sum(dtype=torch.float64) for v in self.layout.split(self.delta)]
+            total_ = torch.stack(sums) if sums else torch.zeros(0, dtype=torch.float64)
+        else:  # fused: sum x = sum |x| - 2 sum |min(x, 0)|
+            l1 = tensor_sums(self.layout, [self.delta, self.delta.clamp_max(0)], 1)
+            self.__dict__.setdefault("abs_sum", l1[0])
+            total_ = l1[0] - 2.0 * l1[1]
+        return total_ / self.count
 
     @functools.cached_property
     def mean_abs(self) -> Tensor:
