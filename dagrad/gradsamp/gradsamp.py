@@ -65,10 +65,9 @@ class _Tally:
 
     def read(self) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
-        if self.values:
-            device = self.values[0].device
-            for key, number in zip(self.keys, torch.stack([v.to(device) for v in self.values]).tolist()):
-                out.setdefault(key, []).append(number)
+        numbers = torch.stack([v.to(self.values[0].device) for v in self.values]).tolist() if self.values else []
+        for key, number in zip(self.keys, numbers):
+            out.setdefault(key, []).append(number)
         return out
 
 
@@ -293,11 +292,5 @@ def _write(pieces: list[_Piece], source: str) -> None:
 
 def _clean(stats: dict[str, Any]) -> dict[str, Any]:
     """Stats safe for strict JSON: non-finite floats become None, tensors become Python numbers."""
-    out: dict[str, Any] = {}
-    for k, v in stats.items():
-        if isinstance(v, Tensor):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        out[k] = v
-    return out
+    plain = {k: v.item() if isinstance(v, Tensor) else v for k, v in stats.items()}
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in plain.items()}
