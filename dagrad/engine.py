@@ -231,7 +231,7 @@ class Trainer:
             for name, opt in self.algorithm.optimizers().items():
                 opt.load_state_dict(payload["optimizers"][name])
             if self.gradsamp is not None:
-                self.gradsamp.load_state_dict(payload["gradsamp"])
+                self.gradsamp.load_state_dict(payload["gradsamp"], self.algorithm)
             if self.averager is not None:
                 self.averager.load_state_dict(payload["averager"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:

@@ -18,6 +18,10 @@ class EpochKind(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def _missing_(cls, value: object) -> "EpochKind":
+        raise ValueError(f"an epoch kind must be one of {', '.join(k.value for k in cls)}, got {value!r}")
+
 
 FALLBACKS = ("train", "keep")
 

@@ -37,12 +37,11 @@ from torch import Tensor, nn
 
 from dagrad.averaging.loss_valley import AVERAGING, CONVERGING, VALLEY_OPTIONS, LossValley
 from dagrad.averaging.update_bn import update_bn
+from dagrad.epochs import EpochKind
 from dagrad.registry import Option
 
 State = dict[str, Tensor]
 
-#: what an epoch did (the engine's record kinds)
-EPOCH_KINDS = ("train", "sampled", "rejected")
 
 
 @dataclass
@@ -128,8 +127,7 @@ class SWAD:
     def after_epoch(self, module: nn.Module, val_loss: float, kind: str) -> None:
         if self.valley.finished:
             raise RuntimeError("SWAD.after_epoch: called after finalize()")
-        if kind not in EPOCH_KINDS:
-            raise ValueError(f"SWAD.after_epoch: kind must be one of {', '.join(EPOCH_KINDS)}, got {kind!r}")
+        kind = str(EpochKind(kind))  # the engine's vocabulary; anything else is a ValueError
         if self.valley.state != CONVERGING and self.valley.state != AVERAGING:
             self.valley.observe(val_loss)
             self._reset_running()

@@ -114,7 +114,7 @@ def test_extrapolate_writes_theta_plus_scaled_delta_exactly():
 
 
 def test_buffers_extrapolate_adds_delta_and_keeps_variances_non_negative():
-    gs, model, opt = prepared(sampler="skip", buffers="extrapolate")
+    gs, model, opt = prepared(sampler="extrapolate", buffers="extrapolate")
     _, buffer_deltas = gs.history.deltas()
     mean_before = model.body[1].running_mean.clone()
     count = model.body[1].num_batches_tracked.clone()
@@ -123,6 +123,21 @@ def test_buffers_extrapolate_adds_delta_and_keeps_variances_non_negative():
     assert torch.allclose(model.body[1].running_mean, mean_before + buffer_deltas["body.1.running_mean"])
     assert bool((model.body[1].running_var >= 0).all())
     assert torch.equal(model.body[1].num_batches_tracked, count)
+
+
+@pytest.mark.parametrize("guard", [False, True])
+def test_the_skip_control_changes_nothing_whatever_the_other_settings(guard):
+    """The equal-energy control is a pure skip: parameters, buffers and optimizer state stay bit for bit,
+    even with buffers=extrapolate, optimizer_state=reset and the guard on."""
+    gs, model, opt = prepared(sampler="skip", buffers="extrapolate", optimizer_state="reset", guard=guard)
+    before, moments = state(model), copy.deepcopy(opt.state_dict())
+    out = gs.sample(model, {"main": opt}, epoch=2, predict=model.forward)
+    assert out.kind == "sampled" and "buffers_changed" not in out.stats
+    assert_same(state(model), before)
+    after = opt.state_dict()
+    assert after["param_groups"] == moments["param_groups"] and after["state"].keys() == moments["state"].keys()
+    for k, v in moments["state"].items():
+        assert all(torch.equal(v[key], after["state"][k][key]) for key in v)
 
 
 def test_optimizer_state_reset_clears_adam_moments_keep_leaves_them():

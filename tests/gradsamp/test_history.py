@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from dagrad.epochs import EpochOutcome
 from dagrad.errors import CheckpointError
 from dagrad.gradsamp import History
 
@@ -19,7 +20,7 @@ def net() -> nn.Module:
     return m
 
 
-def test_snapshot_holds_trainable_params_and_float_buffers_as_cpu_clones():
+def test_snapshot_holds_trainable_params_and_float_buffers_as_copies():
     m, h = net(), History()
     h.push(m)
     assert sorted(h.prev.params) == ["0.weight", "1.bias", "1.weight", "2.bias", "2.weight"]
@@ -40,14 +41,14 @@ def test_counters_and_delta():
     deltas, buffer_deltas = h.deltas()
     assert torch.allclose(deltas["2.bias"], torch.full((2,), 0.5))
     assert torch.equal(deltas["0.weight"], torch.zeros(4, 3))
-    h.push(m, "sampled")
-    h.push(m, "kept")
+    h.push(m, EpochOutcome("sampled"))
+    h.push(m, EpochOutcome("rejected", "keep"))
     assert h.consecutive_sampled == 2 and h.real_epochs == 2
     assert torch.equal(h.deltas()[0]["2.bias"], torch.zeros(2))  # sampled pushed, kept not
-    h.push(m, "train")
+    h.push(m, EpochOutcome("rejected", "train"))  # the draw was refused and the epoch trained: a real epoch
     assert h.consecutive_sampled == 0 and h.real_epochs == 3
-    with pytest.raises(ValueError, match="kind must be"):
-        h.push(m, "rejected")
+    with pytest.raises(ValueError, match="needs fallback 'train' or 'keep'"):
+        EpochOutcome("rejected")
 
 
 def test_state_dict_round_trip_through_torch_save():
@@ -55,7 +56,7 @@ def test_state_dict_round_trip_through_torch_save():
     h.push(m)
     with torch.no_grad():
         m[0].weight.mul_(2)
-    h.push(m, "sampled")
+    h.push(m, EpochOutcome("sampled"))
     buf = io.BytesIO()
     torch.save(h.state_dict(), buf)
     buf.seek(0)
