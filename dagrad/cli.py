@@ -53,7 +53,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def show_warnings_as_lines() -> None:
-    """Warnings as one `dagrad: warning: ...` line each (the CLI and sweep workers)."""
+    """Warnings as one `dagrad: warning: ...` line each, each distinct one once (the CLI and sweep workers)."""
+    _SHOWN.clear()
     warnings.showwarning = _show_warning
 
 

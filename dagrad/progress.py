@@ -44,20 +44,20 @@ class RunProgress:
     def start(self, folder: Path, what: str, epochs: int, start_epoch: int, test_envs: list[int],
               train_envs: list[int]) -> None:
         self.epochs, self.test_envs, self.train_envs = epochs, list(test_envs), list(train_envs)
-        where = f"resuming after epoch {start_epoch}/{epochs}" if start_epoch else f"{epochs} epochs"
+        where = f"resuming after epoch {start_epoch}/{epochs}" if start_epoch else \
+            f"{epochs} epoch{'' if epochs == 1 else 's'}"
         self._write(f"run {folder}: {what}, {where}")
 
     def over_epochs(self, epochs: range) -> Iterable[int]:
         if not self.bars:
             return epochs
-        self._bar = tqdm(epochs, desc="epochs", unit="epoch", file=self.stream, dynamic_ncols=True)
+        self._bar = tqdm(epochs, desc="epochs", unit="epoch", file=self.stream)
         return self._bar
 
     def over_steps(self, steps: Iterable[Any], total: int, epoch: int) -> Iterable[Any]:
         if not self.bars:
             return steps
-        return tqdm(steps, total=total, desc=f"epoch {epoch}", unit="step", leave=False, file=self.stream,
-                    dynamic_ncols=True)
+        return tqdm(steps, total=total, desc=f"epoch {epoch}", unit="step", leave=False, file=self.stream)
 
     def epoch_done(self, record: dict) -> None:
         """One line from an epoch's record (the same numbers the record file keeps)."""

@@ -272,7 +272,7 @@ def write_report(runs_dir: str | Path, fmt: str = "md", selection: str = "traini
     before = set(out.iterdir())
     try:
         return _write(out, runs, selected, summary, fmt, selection, plots)
-    except OSError as exc:
+    except (OSError, StorageError) as exc:
         for path in set(out.iterdir()) - before:
             path.unlink(missing_ok=True)
         remove_empty_folders(created)
