@@ -40,7 +40,8 @@ def storage_error(path: str | Path, exc: OSError, doing: str = "write") -> Stora
             errno.EROFS: "; the file system is read-only, choose another folder",
             errno.EACCES: "; no permission, choose another folder or fix its permissions",
             errno.EPERM: "; no permission, choose another folder or fix its permissions"}.get(exc.errno, "")
-    return StorageError(f"cannot {doing} {path}: {exc.strerror or exc}{hint}")
+    where = f"cannot {doing} {path}: " if str(path) else ""
+    return StorageError(f"{where}{exc.strerror or exc}{hint}")
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -102,4 +102,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
         np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
         torch.set_rng_state(state["torch"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot resume: the checkpoint's RNG state is malformed ({type(exc).__name__})") from None
+        raise CheckpointError(f"cannot resume: the checkpoint's RNG state is malformed "
+                              f"({type(exc).__name__})") from None

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
+
 import dagrad
 from dagrad import datasets
 from dagrad.algorithms import build as build_algorithm
@@ -82,7 +83,8 @@ class Trainer:
             saved = self._restore()
             self.records = RecordFile.resume(records_path, self.start_epoch, saved)
         elif records_path.exists():
-            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it, --restart to move it "
+                              f"aside and start afresh, or choose another --out")
         else:
             self.records = RecordFile(records_path)
         self.meter = build_meter(cfg.energy, str(self.device))

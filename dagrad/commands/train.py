@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dagrad.errors import DagradError
 from dagrad.plugins import add_consent_arguments, consent_from, with_plugins
 
 
@@ -15,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
                        "gradsamp.sampler=tensor).", **common)
     p.add_argument("-c", "--config", action="append", default=[], help="YAML config or shipped name (repeatable)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, dotted keys")
-    p.add_argument("--out", type=Path, help="run folder (default runs/<name>-<run id>)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<name>-<run id>, the same for the same "
+                   "experiment, so --resume and --restart find it)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     again.add_argument("--restart", action="store_true", help="move the attempt in --out aside "
@@ -31,8 +31,6 @@ def run(args: argparse.Namespace) -> int:
     from dagrad.engine import train
     from dagrad.experiment import default_run_folder, resolve
 
-    if (args.resume or args.restart) and args.out is None:
-        raise DagradError(f"--{'resume' if args.resume else 'restart'} needs --out (the folder of the run)")
     cfg = load_config(args.config, args.overrides)
     cfg.plugins = with_plugins(cfg.plugins, args.plugin)  # --plugin adds to the config's list (and consents)
     exp = resolve(cfg, consent_from(args))

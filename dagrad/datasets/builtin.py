@@ -78,8 +78,9 @@ register_dataset("terra_incognita", DatasetSpec(
     notes="built by DomainBed's script from the Caltech Camera Traps release; not downloadable by dagrad"), CACHE)
 register_dataset("folder", DatasetSpec(
     "dagrad.datasets.folders:folder", "bring your own: ROOT/<environment>/<class>/<image> with ROOT = data.root",
-    "folder", environment_names="dagrad.datasets.folders:folder_environments"), {**CACHE, "environments": Option(None, list, "pick and order environment directories (default: all, "
-                                                "sorted)", nullable=True, item=str)})
+    "folder", environment_names="dagrad.datasets.folders:folder_environments"),
+    {**CACHE, "environments": Option(None, list, "pick and order environment directories (default: all, sorted)",
+                                     nullable=True, item=str)})
 
 _DASSL = "dagrad.datasets.dassl:"
 register_dataset("pacs_dassl", DatasetSpec(

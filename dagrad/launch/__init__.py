@@ -100,7 +100,8 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     sweep, jobs, out = plan(sweep_file, out, plugins)
     _prepare_all(out, jobs)
     states = {j.id: j.state() for j in jobs}
-    todo = [j for j in jobs if states[j.id] != "done"]
+    # jobs another launch is running go last: by then they may be done (the worker then says so)
+    todo = [j for j in jobs if states[j.id] not in ("done", "running")] + [j for j in jobs if states[j.id] == "running"]
     skipped = [j for j in jobs if states[j.id] == "done"]
     launcher = launcher or ProcessLauncher(workers)
     running = sum(s == "running" for s in states.values())

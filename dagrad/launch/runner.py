@@ -150,7 +150,8 @@ class ProcessLauncher:
     def _start(self, job: Job) -> tuple[subprocess.Popen, float]:
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         with open(job.log, "a") as log:
-            proc = subprocess.Popen(worker_command(job, self.threads, self.python), stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(worker_command(job, self.threads, self.python), stdout=log,
+                                    stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env,
                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         return proc, time.time()

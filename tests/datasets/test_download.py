@@ -225,7 +225,8 @@ def test_a_download_nothing_published_can_verify_says_so(tmp_path, monkeypatch):
     """VLCS-like: no checksum, no published counts. The download warns, records `verified: none`, and
     `data check` says integrity cannot be verified (only later changes are detected)."""
     envs = ["Caltech101", "LabelMe", "SUN09", "VOC2007"]
-    tree = imagetree.write_tree(tmp_path / "src" / "VLCS", {e: {c: 1 for c in ("bird", "car", "chair", "dog", "person")} for e in envs})
+    classes = {c: 1 for c in ("bird", "car", "chair", "dog", "person")}
+    tree = imagetree.write_tree(tmp_path / "src" / "VLCS", {e: dict(classes) for e in envs})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for path in sorted(tree.rglob("*")):

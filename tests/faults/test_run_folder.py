@@ -131,7 +131,8 @@ def test_rerun_and_restart_messages_name_the_way_out(cli, tmp_path):
         "or choose another --out")
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"garbage")
     cli("train", "--quiet", "--resume", "--out", "run", *TINY, "epochs=1").assert_ends_with_error(
-        "run/checkpoint.pt is not a dagrad checkpoint (it is truncated or corrupted", "dagrad train --restart --out run")
+        "run/checkpoint.pt is not a dagrad checkpoint (it is truncated or corrupted",
+        "dagrad train --restart --out run")
     restarted = cli("train", "--quiet", "--restart", "--out", "run", *TINY, "epochs=1")
     assert restarted.code == 0, restarted.err
     moved = list(tmp_path.glob("run.broken-*"))
@@ -175,3 +176,14 @@ def test_files_follow_the_umask(cli, tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664
+
+
+def test_resume_and_restart_find_the_default_run_folder(cli, tmp_path):
+    """Without --out a run goes to runs/<name>-<run id>, the same for the same experiment: the way out that
+    the rerun message names works without --out too."""
+    assert cli("train", "--quiet", *TINY, "epochs=1").code == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    cli("train", "--quiet", *TINY, "epochs=1").assert_one_line_error(f"runs/{folder.name} already holds a run")
+    assert cli("train", "--quiet", "--resume", *TINY, "epochs=1").code == 0
+    assert cli("train", "--quiet", "--restart", *TINY, "epochs=1").code == 0
+    assert len(list((tmp_path / "runs").glob(f"{folder.name}.broken-*"))) == 1
