@@ -52,9 +52,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         print(f"dagrad: warning: {text}", file=file or sys.stderr)
 
 
+def show_warnings_as_lines() -> None:
+    """Warnings as one `dagrad: warning: ...` line each, each distinct one once (the CLI and sweep workers)."""
+    _SHOWN.clear()
+    warnings.showwarning = _show_warning
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    warnings.showwarning = _show_warning
+    show_warnings_as_lines()
     args = build_parser().parse_args(argv)
     threads = getattr(args, "threads", None)
     if threads is not None:
@@ -71,6 +77,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     except DagradError as exc:
         print(f"dagrad: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `dagrad ... | head`: the reader has what it wanted
+        from dagrad.launch.runner import silence_stdout
+
+        silence_stdout()
+        return 0
+    except OSError as exc:  # a file-system failure no command turned into its own message
+        from dagrad.atomic import storage_error
+
+        print(f"dagrad: error: {storage_error(exc.filename or '', exc, 'read or write')}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("dagrad: interrupted; a run continues from its last epoch with `dagrad train --resume --out DIR`",
               file=sys.stderr)

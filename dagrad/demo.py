@@ -20,7 +20,7 @@ SELECTION = "last"
 
 
 def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, ...] = (),
-             progress: bool = True) -> Path:
+             progress: bool | str = True) -> Path:
     """Train every setting on every seed, print the table, write records, table and plots; returns the folder."""
     from dagrad.analysis.plots import plot_all
     from dagrad.analysis.report import build, render_markdown

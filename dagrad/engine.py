@@ -9,14 +9,12 @@ interrupted run resumes to the same result (on CPU, with a fixed seed).
 from __future__ import annotations
 
 import platform
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import dagrad
 from dagrad import datasets
@@ -33,7 +31,10 @@ from dagrad.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
 from dagrad.metrics import env_mean
 from dagrad.networks import build_featurizer
+from dagrad.plugins import NO_PLUGINS, PluginConsent
+from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
+from dagrad.runfolder import open_run_folder
 from dagrad.seeding import seed_everything, seed_hash
 
 GUARD_EXAMPLES_PER_ENV = 32
@@ -54,10 +55,10 @@ class Trainer:
     """Builds everything a run needs (before writing anything), then trains epoch by epoch."""
 
     def __init__(self, experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
-                 progress: bool = True):
+                 progress: bool | str | RunProgress = True):
         exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
         cfg = exp.cfg
-        self.exp, self.cfg, self.out, self.progress = exp, cfg, Path(out_dir), progress
+        self.exp, self.cfg, self.out, self.progress = exp, cfg, Path(out_dir), RunProgress.of(progress)
         self.seed = exp.seed
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
@@ -79,10 +80,11 @@ class Trainer:
         self.start_epoch, self.updates, self.stopped = 0, 0, False
         records_path = self.out / RECORDS_NAME
         if resume:
-            self._restore()
-            self.records = RecordFile.resume(records_path, self.start_epoch)
+            saved = self._restore()
+            self.records = RecordFile.resume(records_path, self.start_epoch, saved)
         elif records_path.exists():
-            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+            raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it, --restart to move it "
+                              f"aside and start afresh, or choose another --out")
         else:
             self.records = RecordFile(records_path)
         self.meter = build_meter(cfg.energy, str(self.device))
@@ -90,11 +92,11 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self) -> Path:
         """Train the remaining epochs; returns the record file."""
+        self.progress.start(self.out, f"{self.cfg.algorithm.name} on {self.cfg.data.name}", self.cfg.epochs,
+                            self.start_epoch, self.data.test_envs, self.data.train_envs)
         if not self.records.lines:
             self.records.append(self._header())
-        epochs = range(self.start_epoch, self.cfg.epochs)
-        bar = tqdm(epochs, desc="epochs", unit="epoch", disable=not self.progress, file=sys.stderr)
-        for epoch in bar:
+        for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
             torch.manual_seed(seed_hash(self.seed, "epoch", epoch))  # dropout etc. independent of the past
@@ -107,10 +109,10 @@ class Trainer:
                 averaged = self._observe_averager(metrics, outcome.kind)
             self.records.append(self._epoch_record(epoch, outcome, metrics, averaged, train_energy, eval_energy,
                                                    eval_flops))
-            bar.set_postfix(kind=str(outcome.kind), ood=f"{env_mean(metrics, self.data.test_envs, 'in'):.3f}")
+            self.progress.epoch_done(self.records.lines[-1])
             self.stopped = bool(self.averager and self.averager.should_stop())
             self._checkpoint(epoch + 1)
-        bar.close()
+        self.progress.close()
         if not any(line["type"] == "summary" for line in self.records.lines):
             self._finish()
         self.meter.close()
@@ -135,8 +137,7 @@ class Trainer:
         counts: dict[str, int] = defaultdict(int)  # keys may differ between steps (DANN's D and G steps)
         total_flops, skipped = 0.0, 0
         budget = self.cfg.epochs * self.steps
-        steps = tqdm(self.stream.epoch(epoch), total=self.steps, desc=f"epoch {epoch}", unit="step",
-                     leave=False, disable=not self.progress, file=sys.stderr)
+        steps = self.progress.over_steps(self.stream.epoch(epoch), self.steps, epoch)
         for i, (labelled, unlabelled, n_skipped) in enumerate(steps):
             labelled = [(x.to(self.device), y.to(self.device)) for x, y in labelled]
             unlabelled = [x.to(self.device) for x in unlabelled] if unlabelled else None
@@ -221,10 +222,11 @@ class Trainer:
             "optimizers": {name: opt.state_dict() for name, opt in self.algorithm.optimizers().items()},
             "gradsamp": self.gradsamp.state_dict() if self.gradsamp else None,
             "averager": self.averager.state_dict() if self.averager else None,
-            "rng": rng_state(),
+            "rng": rng_state(), "records": self.records.lines,
         })
 
-    def _restore(self) -> None:
+    def _restore(self) -> list[dict]:
+        """Load the checkpoint into the model and state; returns its copy of the records."""
         payload = load_checkpoint(self.out / CHECKPOINT_NAME, self.hash)
         try:
             self.algorithm.load_state_dict(payload["algorithm"])
@@ -239,9 +241,15 @@ class Trainer:
                                   f"run's model ({type(exc).__name__}: {str(exc)[:120]})") from None
         set_rng_state(payload["rng"])
         self.start_epoch, self.updates, self.stopped = payload["epoch"], payload["updates"], payload["stopped"]
+        return payload["records"]
 
 
 def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
-          progress: bool = True) -> Path:
-    """Run (or resume) one experiment; returns its record file."""
-    return Trainer(experiment, out_dir, resume=resume, progress=progress).run()
+          progress: bool | str | RunProgress = True, *, restart: bool = False,
+          plugins: PluginConsent = NO_PLUGINS) -> Path:
+    """Run (or resume) one experiment in `out_dir`, holding the folder's lock throughout; returns its
+    record file. `restart` moves a previous attempt aside first; `plugins` is the consent a config's
+    plugins need (see dagrad.plugins). See dagrad.runfolder for what happens to what is already there."""
+    exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
+    with open_run_folder(out_dir, resume=resume, restart=restart) as resume:
+        return Trainer(exp, out_dir, resume=resume, progress=progress).run()

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
+#: what torch's DataLoader makes of an exception raised in a worker process: it re-raises the same type
+#: with the worker's whole traceback as the message (torch._utils.ExceptionWrapper.reraise)
+_WORKER_WRAPPED = re.compile(r"^Caught \w+ in (?P<where>DataLoader worker process \d+)\.\nOriginal Traceback")
+
 
 class DagradError(Exception):
     """A problem with the user's input: the message says what was wrong and what is allowed."""
 
     exit_code = 2
+
+    def __init__(self, message: object = "", *args: object):
+        super().__init__(_one_line(message) if isinstance(message, str) else message, *args)
+
+
+def _one_line(message: str) -> str:
+    """A message re-raised by a DataLoader worker becomes the original one line again (the worker's
+    traceback says nothing a user can act on)."""
+    wrapped = _WORKER_WRAPPED.match(message)
+    if not wrapped:
+        return message
+    last = message.rstrip().splitlines()[-1]
+    original = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return f"{original} (in {wrapped['where']})"
 
 
 class ConfigError(DagradError):
@@ -23,3 +43,11 @@ class CheckpointError(DagradError):
 
 class RecordsError(DagradError):
     """A record file that is missing, malformed or does not belong to a dagrad run."""
+
+
+class StorageError(DagradError):
+    """A file or folder that could not be written (disk full, read-only, no permission)."""
+
+
+class BusyError(DagradError):
+    """A run folder locked by another live process."""

@@ -13,6 +13,7 @@ same experiment share one identity, and keys that only say where a run executes 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -27,7 +28,7 @@ from dagrad.errors import ConfigError
 from dagrad.gradsamp.samplers import SAMPLERS, sampler_options
 from dagrad.gradsamp.schedules import SCHEDULES
 from dagrad.networks import network_entry
-from dagrad.plugins import import_plugins
+from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 from dagrad.seeding import seed_hash
 
 #: the choice that switches GradSamp / averaging off (not a registered component)
@@ -85,9 +86,10 @@ def _backends_used(name: str) -> set[str]:
     return {"nvml", "estimate"} if name in ("auto", "nvml", "rapl") else {name}
 
 
-def resolve(cfg: ExperimentConfig) -> Experiment:
-    """Check `cfg` against every registry it names; a ConfigError names the first problem."""
-    import_plugins(cfg.plugins)
+def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
+    """Check `cfg` against every registry it names; a ConfigError names the first problem. The config's
+    plugins are imported first, if `plugins` (the user's consent) covers them, else nothing is imported."""
+    import_plugins(cfg.plugins, plugins)
     data_entry = DATASETS.get(cfg.data.name)
     spec: DatasetSpec = data_entry.load()
     data_options = data_entry.resolve(cfg.data.options, "data.options")
@@ -95,13 +97,14 @@ def resolve(cfg: ExperimentConfig) -> Experiment:
         raise ConfigError("data.test_envs: give at least one test environment (the domain to generalize to)")
     if len(set(cfg.data.test_envs)) != len(cfg.data.test_envs):
         raise ConfigError(f"data.test_envs: {cfg.data.test_envs} names an environment twice")
-    if spec.environments:
-        bad = [i for i in cfg.data.test_envs if i >= len(spec.environments)]
+    environments = spec.environments_for(dataclasses.replace(cfg.data, options=data_options))
+    if environments is not None:
+        bad = [i for i in cfg.data.test_envs if i >= len(environments)]
         if bad:
-            listing = ", ".join(f"{i}={name}" for i, name in enumerate(spec.environments))
+            listing = ", ".join(f"{i}={name}" for i, name in enumerate(environments)) or "none"
             raise ConfigError(f"data.test_envs: {bad[0]} is not an environment of {cfg.data.name}; "
                               f"environments: {listing}")
-        if len(cfg.data.test_envs) >= len(spec.environments):
+        if len(cfg.data.test_envs) >= len(environments):
             raise ConfigError("data.test_envs: every environment is held out; leave at least one to train on")
     entry, _ = network_entry(cfg.network.name)
     network_options = entry.resolve(cfg.network.options, "network.options")
@@ -123,14 +126,15 @@ def resolve(cfg: ExperimentConfig) -> Experiment:
                       averaging_opts, energy)
 
 
-def load_experiment(paths: Any = None, overrides: Optional[list[str]] = None) -> Experiment:
+def load_experiment(paths: Any = None, overrides: Optional[list[str]] = None,
+                    plugins: PluginConsent = NO_PLUGINS) -> Experiment:
     """Config files merged in order, overrides applied, then checked against the registries."""
-    return resolve(load_config(paths, overrides))
+    return resolve(load_config(paths, overrides), plugins)
 
 
-def experiment_from_dict(data: dict) -> Experiment:
+def experiment_from_dict(data: dict, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
     """An experiment from plain config data (a record header's or a job's config.json)."""
-    return resolve(from_dict(data))
+    return resolve(from_dict(data), plugins)
 
 
 def default_run_folder(exp: Experiment, root: str | Path = "runs") -> Path:

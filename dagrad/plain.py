@@ -12,16 +12,18 @@ def plain(value: Any) -> Any:
     """`value` as JSON-safe plain data: tensors and numpy scalars become numbers (or lists), NaN and
     infinities become null (JSON has no such numbers), tuples become lists, mapping keys strings, enums
     their values, paths strings; anything else unknown becomes its string."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
     if isinstance(value, enum.Enum):
         return plain(value.value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)  # exactly str: a subclass (torch's TorchVersion) is not plain data for torch.load
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(plain(k)) if not isinstance(k, str) else k: plain(v) for k, v in value.items()}
+        return {str(plain(k)) if not isinstance(k, str) else str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, PurePath):

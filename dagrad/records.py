@@ -6,10 +6,12 @@ computed from these files."""
 from __future__ import annotations
 
 import json
+import time
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
-from dagrad.atomic import write_text_atomic
+from dagrad.atomic import write_atomic, write_text_atomic
 from dagrad.errors import RecordsError
 from dagrad.plain import plain
 
@@ -29,13 +31,50 @@ class RecordFile:
         write_text_atomic(self.path, "".join(json.dumps(line, sort_keys=True) + "\n" for line in self.lines))
 
     @classmethod
-    def resume(cls, path: str | Path, next_epoch: int) -> "RecordFile":
-        """The header and the epochs before `next_epoch` (later lines belong to work the checkpoint lost)."""
-        lines = read_records(path)
-        kept = [r for r in lines if r["type"] == "header" or (r["type"] == "epoch" and r["epoch"] < next_epoch)]
+    def resume(cls, path: str | Path, next_epoch: int, saved: Optional[list[dict]] = None) -> "RecordFile":
+        """The header and the epochs before `next_epoch` (later lines belong to work the checkpoint lost).
+
+        `saved` is the checkpoint's own copy of those lines. It is what the run really produced, so when the
+        file on disk disagrees (cut short, edited, replaced) the records are rebuilt from it, the file's
+        version is kept beside it and a warning says so: records and checkpoint always agree on the epoch."""
+        path = Path(path)
+        try:
+            lines: Optional[list[dict]] = read_records(path) if path.exists() or saved is None else []
+        except RecordsError:
+            if saved is None:
+                raise
+            lines = None  # unreadable: rebuilt from the checkpoint below
+        kept = None if lines is None else \
+            [r for r in lines if r["type"] == "header" or (r["type"] == "epoch" and r.get("epoch", 0) < next_epoch)]
+        if saved is not None:
+            if kept is None or _text(kept) != _text(saved):
+                _keep_disagreeing(path, kept, saved)
+            kept = [dict(line) for line in saved]
         if not kept or kept[0]["type"] != "header":
             raise RecordsError(f"{path}: no header line; the record file does not belong to a dagrad run")
         return cls(path, kept)
+
+
+def _text(lines: list[dict]) -> str:
+    return "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+
+
+def _keep_disagreeing(path: Path, found: Optional[list[dict]], saved: list[dict]) -> None:
+    """Warn that the file is rebuilt from the checkpoint; keep a copy of a file that is not simply cut short."""
+    epochs = [r["epoch"] for r in found or [] if r["type"] == "epoch"]
+    have = f"epochs {epochs[0]}-{epochs[-1]}" if epochs else "no epochs"
+    if not path.exists():
+        why = "is missing"
+    elif found is not None and _text(found) == _text(saved[:len(found)]):
+        why = f"is cut short (it holds {have})"
+    else:
+        copy = path.with_name(f"{path.name}.disagreed-{time.strftime('%Y%m%d-%H%M%S')}")
+        data = path.read_bytes()
+        write_atomic(copy, lambda f: f.write(data))
+        why = f"{'is unreadable' if found is None else 'differs from the checkpoint'} (kept as {copy.name})"
+    last = max((r["epoch"] for r in saved if r["type"] == "epoch"), default=None)
+    upto = f"epochs 0-{last}" if last is not None else "no epochs yet"
+    warnings.warn(f"{path} {why}; the checkpoint holds {upto}, so the records are rebuilt from it")
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -43,8 +82,14 @@ def read_records(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise RecordsError(f"no record file at {path}")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordsError(f"{path}: not a UTF-8 text file (byte {exc.start}); not a dagrad record file") from None
+    except OSError as exc:
+        raise RecordsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     lines = []
-    for number, text in enumerate(path.read_text().splitlines(), 1):
+    for number, text in enumerate(content.splitlines(), 1):
         if not text.strip():
             continue
         try:

@@ -9,6 +9,7 @@ import pytest
 from dagrad.cli import main
 from dagrad.experiment import load_experiment as load_config
 from dagrad.errors import ConfigError
+from dagrad.plugins import ALL_PLUGINS
 from dagrad.records import read_records, split_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_algorithm.py"
@@ -30,10 +31,10 @@ def test_example_algorithm_under_gradsamp_and_swad(tmp_path):
 
 def test_plugin_errors_name_the_entry(tmp_path):
     with pytest.raises(ConfigError, match=r"plugins\[0\]: no file"):
-        load_config(None, [f"plugins=[{tmp_path / 'missing.py'}]"])
+        load_config(None, [f"plugins=[{tmp_path / 'missing.py'}]"], plugins=ALL_PLUGINS)
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('oops')\n")
     with pytest.raises(ConfigError, match=r"plugins\[0\]: importing .*broken.py' failed: RuntimeError: oops"):
-        load_config(None, [f"plugins=[{broken}]"])
+        load_config(None, [f"plugins=[{broken}]"], plugins=ALL_PLUGINS)
     with pytest.raises(ConfigError, match=r"plugins\[0\]: importing 'no_such_module_xyz' failed"):
-        load_config(None, ["plugins=[no_such_module_xyz]"])
+        load_config(None, ["plugins=[no_such_module_xyz]"], plugins=ALL_PLUGINS)

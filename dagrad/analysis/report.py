@@ -20,6 +20,8 @@ import pandas as pd
 from dagrad.analysis.runs import UNREADABLE, Run, load_runs
 from dagrad.analysis.runs import mean_se as runs_mean_se
 from dagrad.analysis.selection import DESCRIPTIONS, select
+from dagrad.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
+from dagrad.errors import StorageError
 
 BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
 MIXED = "‡"
@@ -251,24 +253,53 @@ def build(runs: str | Path | list[Run], selection: str = "training_domain") -> t
 
 def write_report(runs_dir: str | Path, fmt: str = "md", selection: str = "training_domain",
                  out: Optional[str | Path] = None, plots: bool = True) -> tuple[str, list[Path]]:
-    """Write the table (table.md / table.tex / selected.csv + summary.csv) and plots; returns (text, files)."""
+    """Write the table (table.md / table.tex / selected.csv + summary.csv) and plots; returns (text, files).
+    A failed write removes what it created and raises a StorageError naming the file."""
     from dagrad.errors import DataError
 
-    out = Path(out) if out is not None else Path(runs_dir) / "report"
+    runs_dir = Path(runs_dir)
+    if runs_dir.is_file():
+        raise DataError(f"{runs_dir} is a file; dagrad report reads a run or sweep folder: "
+                        f"dagrad report {runs_dir.parent}")
+    if not runs_dir.is_dir():
+        raise DataError(f"{runs_dir}: no such folder (give a run or sweep folder)")
+    out = Path(out) if out is not None else runs_dir / "report"
     runs = load_runs(runs_dir)
     selected, summary = build(runs, selection)
     if summary.empty:
-        raise DataError(f"{runs_dir}: no finished single-test-environment runs to report with {selection} selection")
-    out.mkdir(parents=True, exist_ok=True)
+        raise DataError(_nothing_to_report(runs_dir, runs, selection))
+    created = make_folders(out)
+    before = set(out.iterdir())
+    try:
+        return _write(out, runs, selected, summary, fmt, selection, plots)
+    except (OSError, StorageError) as exc:
+        for path in set(out.iterdir()) - before:
+            path.unlink(missing_ok=True)
+        remove_empty_folders(created)
+        raise exc if isinstance(exc, StorageError) else storage_error(exc.filename or out, exc) from None
+
+
+def _nothing_to_report(runs_dir: Path, runs: list[Run], selection: str) -> str:
+    singles = [r for r in runs if r.complete and len(r.test_envs) == 1]
+    if selection == "leave_one_out" and singles:
+        return (f"{runs_dir}: leave_one_out selection needs, for each run with test environment t, finished runs "
+                f"with the pairs of test environments {{t, v}} for every other environment v (in a sweep: "
+                f"grid.leave_one_out_envs); none of the {len(singles)} single-test-environment runs has all of them")
+    return f"{runs_dir}: no finished single-test-environment runs to report with {selection} selection"
+
+
+def _write(out: Path, runs: list[Run], selected: pd.DataFrame, summary: pd.DataFrame, fmt: str, selection: str,
+           plots: bool) -> tuple[str, list[Path]]:
     files: list[Path] = []
     if fmt == "csv":
-        selected.drop(columns=["path"]).to_csv(out / "selected.csv", index=False)
-        text = tidy(summary).to_csv(out / "summary.csv", index=False) or (out / "summary.csv").read_text()
+        write_text_atomic(out / "selected.csv", selected.drop(columns=["path"]).to_csv(index=False))
+        text = tidy(summary).to_csv(index=False)
+        write_text_atomic(out / "summary.csv", text)
         files += [out / "selected.csv", out / "summary.csv"]
     else:
         text = render_markdown(summary, selection) if fmt == "md" else render_latex(summary, selection)
         files.append(out / ("table.md" if fmt == "md" else "table.tex"))
-        files[-1].write_text(text)
+        write_text_atomic(files[-1], text)
     if plots:
         from dagrad.analysis.plots import plot_all
 

@@ -8,10 +8,12 @@ method may pick (`points`: epochs, or SWAD's final average) and the figures a su
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from dagrad.errors import RecordsError
 from dagrad.metrics import env_mean
 from dagrad.records import find_runs, read_records, split_run
 
@@ -167,11 +169,16 @@ def load_run(path: str | Path) -> Run:
 
 
 def load_runs(root: str | Path | Iterable[str | Path]) -> list[Run]:
-    """Every run below a folder (or the given record files), in path order."""
+    """Every run below a folder (or the given record files), in path order. A record file that cannot be
+    read is skipped with a warning naming it, so one bad file never hides the other runs."""
     paths = find_runs(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]
     runs = []
     for path in paths:
-        run = load_run(path)
+        try:
+            run = load_run(path)
+        except RecordsError as exc:
+            warnings.warn(f"skipping an unreadable record file: {exc}")
+            continue
         if run.header:
             runs.append(run)
     return runs

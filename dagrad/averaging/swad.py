@@ -56,7 +56,8 @@ class Segment:
     kind: str
 
     def as_dict(self) -> dict:
-        return {"total": self.total, "count": self.count, "buffers": self.buffers, "loss": self.loss, "kind": self.kind}
+        return {"total": self.total, "count": self.count, "buffers": self.buffers, "loss": self.loss,
+                "kind": str(self.kind)}  # an EpochKind is stored as its plain value (weights_only checkpoints)
 
 
 def _accumulator_dtype(t: Tensor) -> torch.dtype:

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     p.add_argument("--out", type=Path, help="output folder (default runs/demo-<time>)")
     p.add_argument("--seeds", type=int, default=3, help="trial seeds per setting (default 3)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (the one line per epoch stays)")
     return p
 
 
@@ -24,5 +24,5 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise DagradError(f"--seeds must be at least 1, got {args.seeds}")
-    run_demo(args.out, seeds=args.seeds, overrides=tuple(args.overrides), progress=not args.quiet)
+    run_demo(args.out, seeds=args.seeds, overrides=tuple(args.overrides), progress="lines" if args.quiet else True)
     return 0

@@ -37,9 +37,9 @@ def _entry_names(registry) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from dagrad.config import shipped_configs
     from dagrad.errors import ConfigError
-    from dagrad.plugins import import_plugins
+    from dagrad.plugins import PluginConsent, import_plugins
 
-    import_plugins(args.plugin)
+    import_plugins(args.plugin, PluginConsent.of(args.plugin))  # named on the command line: consented
     registries = all_registries()
     if args.kind is None:
         for plural, registry in registries.items():

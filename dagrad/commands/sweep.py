@@ -1,8 +1,10 @@
 """`dagrad sweep -c SWEEP.yaml [--out DIR] [--workers N] [--launcher NAME] [--dry-run]`: run a grid of
 experiments.
 
-Every job is validated before any runs; a relaunch skips finished jobs and resumes the others.
-Exit code 0 when every job finished, 1 when any failed (their logs are listed), 2 for a bad sweep."""
+Every job is validated before any runs (names, options, hyperparameter ranges, the dataset's
+environments, plugin consent); a relaunch skips finished jobs and resumes the others. Exit code 0 when
+no job failed (jobs another launch is running are named, not counted as failures), 1 when any failed
+(their logs are listed), 2 for a bad sweep."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from dagrad.errors import ConfigError
+from dagrad.plugins import add_consent_arguments, consent_from
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -21,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     p.add_argument("--launcher", default="processes", help="a registered launcher (default processes; "
                    "`dagrad list launchers`)")
     p.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
+    add_consent_arguments(p)
     return p
 
 
@@ -29,13 +33,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    consent = consent_from(args)  # --plugin X is imported by the launcher and every worker
     if args.dry_run:
-        sweep, jobs, out = plan(args.config, args.out)
+        sweep, jobs, out = plan(args.config, args.out, consent)
         print(f"sweep {sweep.name}: {len(jobs)} jobs -> {out}")
         for job in jobs:
             print(f"  {job.id}  {job.state():7s}  {job.name}")
         return 0
-    launcher = build_launcher(args.launcher, args.workers)
-    outcome = run_sweep(args.config, args.out, launcher=launcher)
-    print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")
+    launcher = build_launcher(args.launcher, args.workers, threads=getattr(args, "threads", None))
+    outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent)
+    try:
+        print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")
+    except BrokenPipeError:
+        pass
     return 1 if outcome.failed else 0

@@ -21,26 +21,27 @@ TERRA_ENVS = ("location_100", "location_38", "location_43", "location_46")
 OFFICE_HOME_DG_ENVS = ("art", "clipart", "product", "real_world")
 
 GDRIVE = "https://drive.google.com/uc?id="
-DOMAINNET_URL = "http://csr.bu.edu/ftp/visda/2019/multi-source/"
+DOMAINNET_URL = "https://csr.bu.edu/ftp/visda/2019/multi-source/"  # DomainBed uses http; the host serves https
 DOMAINBED_RECIPE = "DomainBed download.py"
 
 CACHE = {"cache": Option(True, bool, "cache the file index (fingerprinted) beside the data")}
 CHECK_FILES = {"check_files": Option(True, bool, "check at build time that every listed image exists")}
 
 
-def _digits(name: str, builder: str, description: str, listed: str, default: list, item: type) -> None:
+def _digits(name: str, builder: str, description: str, listed: str, default: list, item: type, names: str) -> None:
     register_dataset(name, DatasetSpec(
         builder, description, "embedded", num_classes=10, small_images=True, image_size=28,
-        notes="built from scikit-learn's 1,797 8x8 digits, no download"),
+        notes="built from scikit-learn's 1,797 8x8 digits, no download", environment_names=names),
         {listed: Option(default, list, f"one environment per value (default {default})", item=item),
          "seed": Option(0, int, "shuffle of the digits before they are dealt into environments", low=0)})
 
 
 _digits("rotated_digits", "dagrad.datasets.digits:rotated_digits",
         "six environments of scikit-learn's digits rotated by 0, 15, ..., 75 degrees", "angles",
-        [0, 15, 30, 45, 60, 75], float)
+        [0, 15, 30, 45, 60, 75], float, "dagrad.datasets.digits:rotated_names")
 _digits("stroke_digits", "dagrad.datasets.digits:stroke_digits",
-        "environments of scikit-learn's digits with eroded or dilated strokes", "strokes", [-1, 0, 1, 2, 3], int)
+        "environments of scikit-learn's digits with eroded or dilated strokes", "strokes", [-1, 0, 1, 2, 3], int,
+        "dagrad.datasets.digits:stroke_names")
 
 _FOLDERS = "dagrad.datasets.folders:domainbed"
 register_dataset("pacs", DatasetSpec(
@@ -77,8 +78,9 @@ register_dataset("terra_incognita", DatasetSpec(
     notes="built by DomainBed's script from the Caltech Camera Traps release; not downloadable by dagrad"), CACHE)
 register_dataset("folder", DatasetSpec(
     "dagrad.datasets.folders:folder", "bring your own: ROOT/<environment>/<class>/<image> with ROOT = data.root",
-    "folder"), {**CACHE, "environments": Option(None, list, "pick and order environment directories (default: all, "
-                                                "sorted)", nullable=True, item=str)})
+    "folder", environment_names="dagrad.datasets.folders:folder_environments"),
+    {**CACHE, "environments": Option(None, list, "pick and order environment directories (default: all, sorted)",
+                                     nullable=True, item=str)})
 
 _DASSL = "dagrad.datasets.dassl:"
 register_dataset("pacs_dassl", DatasetSpec(

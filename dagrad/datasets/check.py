@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,10 +33,12 @@ class EnvironmentCheck:
     expected: Optional[int]
     zero_byte: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    empty_classes: list[str] = field(default_factory=list)  # class folders without a single image
+    missing_classes: list[str] = field(default_factory=list)  # classes other environments have, with no folder here
 
     @property
     def ok(self) -> bool:
-        return (not self.zero_byte and not self.unreadable
+        return (not self.zero_byte and not self.unreadable and not self.empty_classes
                 and (self.expected is None or self.found == self.expected))
 
 
@@ -62,7 +65,15 @@ class CheckReport:
                 lines.append(f"       zero-byte file: {path}")
             for path, reason in env.unreadable[:limit]:
                 lines.append(f"       unreadable file: {path} ({reason})")
-            hidden = max(0, len(env.zero_byte) - limit) + max(0, len(env.unreadable) - limit)
+            for path in env.empty_classes[:limit]:
+                lines.append(f"       empty class folder: {path} (no images; skipped when training)")
+            if env.missing_classes:
+                lines.append(f"       no folder for class(es) found in other environments: "
+                             f"{', '.join(env.missing_classes[:limit])}"
+                             + (f" and {len(env.missing_classes) - limit} more" if len(env.missing_classes) > limit
+                                else ""))
+            hidden = (max(0, len(env.zero_byte) - limit) + max(0, len(env.unreadable) - limit)
+                      + max(0, len(env.empty_classes) - limit))
             if hidden:
                 lines.append(f"       ... and {hidden} more bad files")
         for name in self.missing_environments:
@@ -94,26 +105,47 @@ def check(name: str, root: str | Path, options: Optional[dict] = None, verify_im
     cfg = SimpleNamespace(name=name, root=str(root), image_size=None,
                           options=registered.resolve(options, "data.options"))
     directory = root / entry.directory
+    with warnings.catch_warnings():  # the report lists empty class folders itself
+        warnings.filterwarnings("ignore", message=".*skipping empty class folder")
+        suite = _suite(name, entry, cfg, directory, report)
+    if suite is None:
+        return report
+    _inspect(suite, entry, directory, report, verify_images)
+    _compare_with_download(directory, report)
+    _integrity_note(entry, report)
+    return report
+
+
+def _suite(name: str, entry, cfg, directory: Path, report: CheckReport):
+    """The dataset as training would read it, or None with the problem in the report."""
     if entry.layout == "domainbed":
         present = [e for e in entry.environments if (directory / e).is_dir()]
         report.missing_environments = [e for e in entry.environments if e not in present]
         if not present:
             report.problems.append(f"nothing found at {directory}; expected layout {entry.layout_text()}")
-            return report
+            return None
         try:
-            suite = suite_from_tree(name, directory, present, cfg, use_cache=False)
+            return suite_from_tree(name, directory, present, cfg, use_cache=False)
         except DataError as exc:
             report.problems.append(str(exc))
-            return report
-    else:
-        try:
-            suite = entry.build(cfg)
-        except DataError as exc:
-            report.problems.append(str(exc))
-            return report
-        report.missing_environments = [e for e in entry.environments if e not in suite.env_names]
+            return None
+    try:
+        suite = entry.build(cfg)
+    except DataError as exc:
+        report.problems.append(str(exc))
+        return None
+    report.missing_environments = [e for e in entry.environments if e not in suite.env_names]
+    return suite
+
+
+def _inspect(suite, entry, directory: Path, report: CheckReport, verify_images: bool) -> None:
+    """Per environment: counts, zero-byte and unreadable files, empty class folders, missing classes."""
+    empty = suite.notes.get("empty_class_folders", {})
+    missing_classes = suite.notes.get("missing_classes", {})
     for env in suite.environments:
         result = EnvironmentCheck(env.name, len(env), entry.counts.get(env.name))
+        result.empty_classes = [str(directory / env.name / c) for c in empty.get(env.name, [])]
+        result.missing_classes = list(missing_classes.get(env.name, []))
         for k in range(len(env)):
             path = env.describe(k)
             try:
@@ -133,10 +165,8 @@ def check(name: str, root: str | Path, options: Optional[dict] = None, verify_im
     if entry.counts_source:
         report.notes.append(f"expected counts: {entry.counts_source}")
     for key, value in suite.notes.items():
-        if key in ("missing_classes", "duplicates", "classes_without_images"):
+        if key in ("duplicates", "classes_without_images"):
             report.notes.append(f"{key}: {value}")
-    _compare_with_download(directory, report)
-    return report
 
 
 def _compare_with_download(directory: Path, report: CheckReport) -> None:
@@ -163,3 +193,17 @@ def _compare_with_download(directory: Path, report: CheckReport) -> None:
             if digest.hexdigest() != archive.get("sha256"):
                 report.problems.append(f"{path} changed since download (SHA-256 differs from {record_path.name})")
     report.notes.append(f"downloaded by dagrad ({record.get('downloaded_at', '?')}); counts compared")
+
+
+def _integrity_note(entry, report: CheckReport) -> None:
+    """Say plainly when nothing published lets dagrad verify the data (e.g. DomainNet: no checksum, no
+    per-domain counts), so an OK is not read as more than it is."""
+    unknown = [e.name for e in report.environments if e.expected is None]
+    if not unknown or (entry.download is None and not entry.counts):  # bring-your-own data: nothing published
+        return
+    checksum = entry.download is not None and any(r.sha256 for r in entry.download.remotes)
+    downloaded = any(n.startswith("downloaded by dagrad") for n in report.notes)
+    what = "no published image count" + ("" if checksum else ", and its source publishes no checksum")
+    since = ("; only changes since `dagrad data download` are detected (the counts and archive hashes it recorded)"
+             if downloaded else "; only unreadable and empty files are detected")
+    report.notes.append(f"integrity cannot be verified for {', '.join(unknown)}: {what}{since}")

@@ -41,6 +41,11 @@ def _suite(name: str, cfg: Any, env_names: list[str], transforms: list[Callable[
     return DomainSuite(name, envs, 10, (1, size, size), class_names=[str(d) for d in range(10)])
 
 
+def rotated_names(cfg: Any) -> list[str]:
+    """rotated_digits' environment names, from its options alone."""
+    return [f"rot{float(a):g}" for a in cfg.options["angles"]]
+
+
 def rotated_digits(cfg: Any) -> DomainSuite:
     """One environment per angle (option `angles`, default 0, 15, ..., 75 degrees)."""
     opts = cfg.options
@@ -48,7 +53,7 @@ def rotated_digits(cfg: Any) -> DomainSuite:
     if len(angles) < 2:
         raise ConfigError("data.options.angles: give at least two angles (one environment per angle)")
     rotations = [lambda x, a=a: TF.rotate(x, a, interpolation=TF.InterpolationMode.BILINEAR) for a in angles]
-    return _suite(cfg.name, cfg, [f"rot{a:g}" for a in angles], rotations, int(opts["seed"]))
+    return _suite(cfg.name, cfg, rotated_names(cfg), rotations, int(opts["seed"]))
 
 
 def _stroke(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -60,9 +65,14 @@ def _stroke(x: torch.Tensor, k: int) -> torch.Tensor:
     return pooled if k > 0 else -pooled
 
 
+def stroke_names(cfg: Any) -> list[str]:
+    """stroke_digits' environment names, from its options alone."""
+    return [("erode" if k < 0 else "dilate") + str(abs(k)) if k else "plain" for k in map(int, cfg.options["strokes"])]
+
+
 def stroke_digits(cfg: Any) -> DomainSuite:
     """Environments that differ in stroke width (option `strokes`: <0 erodes, >0 dilates, in pixels)."""
     opts = cfg.options
     strokes = [int(k) for k in opts["strokes"]]
-    names = [("erode" if k < 0 else "dilate") + str(abs(k)) if k else "plain" for k in strokes]
-    return _suite(cfg.name, cfg, names, [lambda x, k=k: _stroke(x, k) for k in strokes], int(opts["seed"]))
+    return _suite(cfg.name, cfg, stroke_names(cfg), [lambda x, k=k: _stroke(x, k) for k in strokes],
+                  int(opts["seed"]))

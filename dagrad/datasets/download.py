@@ -8,8 +8,10 @@ resumably, verify it, and lay it out the way dagrad reads it.
 - DAGRAD_MIRROR (or `base_url`) replaces every source by `<mirror>/<archive file name>`.
 - Downloads go to `ROOT/<archive>.part` and resume with HTTP Range after an interruption.
 - Verification: against a SHA-256 where the source publishes one (none of them does today, and dagrad
-  never invents one), else against the published image counts after extraction. The archive's SHA-256
-  and the counts are recorded in `<dataset dir>/.dagrad_download.json` for `dagrad data check`.
+  never invents one), else against the published image counts after extraction; where neither exists
+  (DomainNet) a warning says the download could not be verified. The archive's SHA-256, the counts and
+  how the copy was verified are recorded in `<dataset dir>/.dagrad_download.json` for `dagrad data check`.
+- https wherever the source serves it (DomainNet's host does, though DomainBed's script uses http).
 - Extraction refuses members that would leave the target folder (see archives.py), happens in a
   staging folder, and only a verified result is moved into place.
 Exit semantics for the CLI: returns the dataset directory (exit 0); any failure is a DataError (exit 2)."""
@@ -25,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -70,8 +73,13 @@ def download(name: str, root: str | Path, progress: bool = True, base_url: Optio
     if not keep_archives:
         for item in archives:
             Path(item["path"]).unlink(missing_ok=True)
+    verified = "sha256" if all(r.sha256 for r in source.remotes) else "published counts" if source.expected \
+        else "none"
+    if verified == "none":
+        warnings.warn(f"{name}: its source publishes no checksum and no image counts, so this download could not be "
+                      f"verified; `dagrad data check` will detect later changes against the counts recorded now")
     record = {"dataset": name, "origin": source.origin, "archives": archives, "counts": counts,
-              "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "verified": verified, "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_text_atomic(target / RECORD_NAME, json.dumps(record, indent=2) + "\n")
     return target
 

@@ -1,11 +1,13 @@
 """Image datasets stored as folders: `<dataset dir>/<environment>/<class>/<image>` (DomainBed's layout
 for PACS, Office-Home, DomainNet, VLCS and TerraIncognita) and the same layout anywhere as `folder`
 ("bring your own dataset"). Environments are the sorted directory names, as DomainBed sorts them;
-classes are the sorted union of class directory names, so a label means the same class in every
-environment even where one environment lacks a class (the suite's notes say which)."""
+classes are the sorted union of the class directories that hold images, so a label means the same class
+in every environment even where one environment lacks a class (the suite's notes say which); an empty
+class folder is skipped with a warning, never counted as a class without images."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -56,13 +58,24 @@ def missing(name: str, root: Path, looked: Path, layout: str, what: str = "not f
 def suite_from_tree(name: str, directory: Path, envs: Optional[list[str]], cfg: Any, use_cache: bool,
                     exclude: Optional[set[str]] = None) -> DomainSuite:
     """Index `directory/<env>/<class>/*` and turn it into a DomainSuite with consistent labels.
-    `exclude` holds `env/class/file` paths to leave out (e.g. DomainNet's duplicates)."""
+    `exclude` holds `env/class/file` paths to leave out (e.g. DomainNet's duplicates).
+
+    A class folder without images is not a class of its environment: it is skipped with a warning naming
+    it (and listed in the notes as `empty_class_folders`), so it never becomes a class with no examples."""
     tree = index_tree(directory, envs, use_cache=use_cache)
-    class_names = sorted(set().union(*(tree.classes(e) for e in tree.environments)))
+    counts = {env: tree.class_counts(env) for env in tree.environments}
+    class_names = sorted({c for per_env in counts.values() for c, n in per_env.items() if n})
+    empty = {env: sorted(c for c, n in per_env.items() if not n) for env, per_env in counts.items()}
+    empty = {env: classes for env, classes in empty.items() if classes}
     if not class_names:
-        raise DataError(f"{name}: no class directories under {directory}/<environment>/")
+        raise DataError(f"{name}: no images in class directories under {directory}/<environment>/<class>/")
     class_of = {c: i for i, c in enumerate(class_names)}
     environments, notes = [], {"index_from_cache": tree.from_cache}
+    if empty:
+        notes["empty_class_folders"] = empty
+        listing = ", ".join(f"{env}/{c}" for env, classes in empty.items() for c in classes)
+        warnings.warn(f"{name}: skipping empty class folder(s) under {directory}: {listing} (no images; "
+                      f"`dagrad data check` lists them)")
     for env in tree.environments:
         files, labels = tree.files(env, class_of)
         if exclude:
@@ -71,7 +84,7 @@ def suite_from_tree(name: str, directory: Path, envs: Optional[list[str]], cfg: 
             files, labels = files.select(keep), labels[keep]
         if len(files) == 0:
             raise DataError(f"{name}: environment {env!r} has no images under {directory / env}")
-        absent = sorted(set(class_names) - set(tree.classes(env)))
+        absent = sorted(set(class_names) - set(counts[env]))
         if absent:
             notes.setdefault("missing_classes", {})[env] = absent
         environments.append(FileEnvironment(env, files, labels))
@@ -115,6 +128,16 @@ def domainbed(cfg: Any) -> DomainSuite:
                                      "set remove_duplicates=true and duplicates_file=<list> to leave them out "
                                      "without deleting")
     return suite
+
+
+def folder_environments(cfg: Any) -> Optional[list[str]]:
+    """The `folder` dataset's environments without reading any image: the `environments` option, else the
+    subdirectories of data.root (None when the root is not set or not there yet)."""
+    if cfg.options.get("environments") is not None:
+        return list(cfg.options["environments"])
+    if not cfg.root or not Path(cfg.root).expanduser().is_dir():
+        return None
+    return sorted(p.name for p in Path(cfg.root).expanduser().iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def folder(cfg: Any) -> DomainSuite:

@@ -16,13 +16,15 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
+
+from dagrad.atomic import write_atomic
+from dagrad.errors import StorageError
 
 #: the extensions torchvision's ImageFolder (and so DomainBed) accepts, compared case-insensitively
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -125,6 +127,16 @@ class TreeIndex:
         """Class directories of an environment: its top-level subdirectories (with or without images)."""
         return sorted({self.dirs[d][1].split("/", 1)[0] for d in self._dirs_of(env) if self.dirs[d][1]})
 
+    def class_counts(self, env: str) -> dict[str, int]:
+        """Images below each class directory of an environment (0 for an empty class folder)."""
+        counts: dict[str, int] = {}
+        for d in self._dirs_of(env):
+            rel = self.dirs[d][1]
+            if rel:
+                cls = rel.split("/", 1)[0]
+                counts[cls] = counts.get(cls, 0) + int(self.counts[d])
+        return counts
+
     def count(self, env: str) -> int:
         return int(sum(self.counts[d] for d in self._dirs_of(env)))
 
@@ -204,15 +216,9 @@ def _save(path: Path, tree: TreeIndex, root_mtime: int, started: int) -> None:
     np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), counts=tree.counts,
              offsets=tree.offsets, blob=np.frombuffer(tree.blob, dtype=np.uint8))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        pass
+        write_atomic(path, lambda f: f.write(buffer.getvalue()))
+    except StorageError:
+        pass  # a cache that cannot be written is skipped
 
 
 def _unchanged(path: str, mtime: int, started: int) -> bool:

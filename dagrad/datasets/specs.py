@@ -53,16 +53,23 @@ class DatasetSpec:
     small_images: bool = False
     image_size: int = 224
     notes: str = ""
+    #: fn(data_cfg) -> environment names, or None when they cannot be known without reading the data; for
+    #: datasets whose environments depend on options (the digits' angles), so sweeps check test_envs up front
+    environment_names: Any = None
 
     def build(self, cfg: Any) -> Any:
         """The DomainSuite for a data config whose `options` are resolved."""
-        builder = self.builder
-        if isinstance(builder, str):
-            import importlib
+        return _function(self.builder)(cfg)
 
-            module, _, function = builder.partition(":")
-            builder = getattr(importlib.import_module(module), function)
-        return builder(cfg)
+    def environments_for(self, cfg: Any) -> Optional[tuple[str, ...]]:
+        """The environment names a data config (options resolved) will have, without building any data;
+        None when only building can tell."""
+        if self.environments:
+            return tuple(self.environments)
+        if self.environment_names is None:
+            return None
+        names = _function(self.environment_names)(cfg)
+        return None if names is None else tuple(names)
 
     def transforms(self, size: Optional[int]) -> tuple[int, Callable, Callable]:
         """(size, train transform, eval transform): DomainBed's augmentation and plain resize."""
@@ -74,6 +81,16 @@ class DatasetSpec:
     def layout_text(self) -> str:
         envs = ",".join(self.environments) if self.environments else "<environment>"
         return f"ROOT/{self.directory + '/' if self.directory else ''}{{{envs}}}/<class>/<image>"
+
+
+def _function(target: Any) -> Callable:
+    """A callable, or the one a lazy "module:function" string names."""
+    if isinstance(target, str):
+        import importlib
+
+        module, _, function = target.partition(":")
+        return getattr(importlib.import_module(module), function)
+    return target
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name", builtins="dagrad.datasets.builtin")

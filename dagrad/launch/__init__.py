@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, TextIO
 
-from dagrad.atomic import write_text_atomic
+from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
+from dagrad.errors import StorageError
 from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
-from dagrad.launch.jobs import Job, expand, prepare
-from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, build_launcher
+from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
+from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
+    build_launcher, silence_stdout, worker_command
+from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
            "SweepOutcome", "LAUNCHERS", "build_launcher", "describe", "expand", "plan", "read_sweep", "resolve",
-           "run_sweep"]
+           "run_sweep", "worker_command"]
 
 
 @dataclass
@@ -31,39 +34,91 @@ class SweepOutcome:
 
     @property
     def failed(self) -> list[JobResult]:
-        return [r for r in self.results if r.status != "done"]
+        return [r for r in self.results if r.status not in ("done", "busy")]
+
+    @property
+    def elsewhere(self) -> list[JobResult]:
+        """Jobs another launch was running (it holds their locks): not failures, not done here."""
+        return [r for r in self.results if r.status == "busy"]
 
 
-def plan(sweep_file: str | Path, out: Optional[str | Path] = None) -> tuple[Sweep, list[Job], Path]:
-    """Read and validate the whole sweep (every job resolved) without writing anything."""
+def plan(sweep_file: str | Path, out: Optional[str | Path] = None,
+         plugins: PluginConsent = NO_PLUGINS) -> tuple[Sweep, list[Job], Path]:
+    """Read and validate the whole sweep (every job resolved, plugins only with consent) without writing
+    anything. Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
+    import_plugins(sorted(plugins.named), plugins)
     sweep = read_sweep(sweep_file)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
-    return sweep, expand(sweep, out), out
+    return sweep, expand(sweep, out, plugins), out
+
+
+def _prepare_all(out: Path, jobs: list[Job]) -> None:
+    """Write every job's config.json and the job list; if the disk refuses, remove what this call created
+    (folders and files that were not there before) and raise the StorageError."""
+    created = make_folders(out)
+    written: list[Path] = []
+    try:
+        for job in jobs:
+            new_folder = not job.folder.exists()
+            new_config = not (job.folder / CONFIG_NAME).exists()
+            prepare(job)
+            if new_config:
+                written.append(job.folder / CONFIG_NAME)
+            if new_folder:
+                written.append(job.folder)
+        write_text_atomic(out / "jobs.json", json.dumps(
+            [{"id": j.id, "job": j.name, "setting": j.point.setting} for j in jobs], indent=1) + "\n")
+    except StorageError:
+        for path in reversed(written):
+            if path.is_dir():
+                remove_empty_folders([path])
+            else:
+                path.unlink(missing_ok=True)
+        remove_empty_folders(created)
+        raise
+
+
+def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
+    """Print to `stream`; a closed pipe (`| head`) silences the sweep instead of stopping it."""
+    if stream is None:
+        return None
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        silence_stdout()
+        return None
+    return stream
 
 
 def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers: int = 1,
-              launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout") -> SweepOutcome:
+              launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout",
+              plugins: PluginConsent = NO_PLUGINS) -> SweepOutcome:
     """Run every job that is not done yet (resuming partial ones); returns what happened to each.
-    Progress goes to `stream` (default: sys.stdout at call time; None: silent)."""
+    Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
+    configs name are imported, here and in every worker, only with the consent `plugins`."""
     stream = sys.stdout if stream == "stdout" else stream
-    sweep, jobs, out = plan(sweep_file, out)
-    out.mkdir(parents=True, exist_ok=True)
-    for job in jobs:
-        prepare(job)
-    write_text_atomic(out / "jobs.json", json.dumps(
-        [{"id": j.id, "job": j.name, "setting": j.point.setting} for j in jobs], indent=1) + "\n")
-    todo = [j for j in jobs if j.state() != "done"]
-    skipped = [j for j in jobs if j.state() == "done"]
+    sweep, jobs, out = plan(sweep_file, out, plugins)
+    _prepare_all(out, jobs)
+    states = {j.id: j.state() for j in jobs}
+    # jobs another launch is running go last: by then they may be done (the worker then says so)
+    todo = [j for j in jobs if states[j.id] not in ("done", "running")] + [j for j in jobs if states[j.id] == "running"]
+    skipped = [j for j in jobs if states[j.id] == "done"]
     launcher = launcher or ProcessLauncher(workers)
-    if stream is not None:
-        print(f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "
-              f"{sum(j.state() == 'partial' for j in todo)} to resume or restart); launcher {launcher.name}",
-              file=stream, flush=True)
+    running = sum(s == "running" for s in states.values())
+    elsewhere = f", {running} running in another launch" if running else ""
+    stream = _say(stream, f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "
+                          f"{sum(s == 'partial' for s in states.values())} to resume or restart{elsewhere}); "
+                          f"launcher {launcher.name}")
     progress = Progress(len(jobs), len(skipped), stream)
     results = launcher.launch(todo, progress)
+    stream = progress.stream
     outcome = SweepOutcome(out, jobs, skipped, results)
-    if stream is not None and outcome.failed:
-        print(f"{len(outcome.failed)} job(s) did not finish:", file=stream)
+    if outcome.elsewhere:
+        stream = _say(stream, f"{len(outcome.elsewhere)} job(s) are running in another launch (left alone; "
+                              f"relaunch later to see them done): "
+                              + ", ".join(r.job.id for r in outcome.elsewhere))
+    if outcome.failed:
+        stream = _say(stream, f"{len(outcome.failed)} job(s) did not finish:")
         for r in outcome.failed:
-            print(f"  {r.job.id} {r.job.name}: {r.status} (exit {r.returncode}); log {r.job.log}", file=stream)
+            stream = _say(stream, f"  {r.job.id} {r.job.name}: {r.status} (exit {r.returncode}); log {r.job.log}")
     return outcome

@@ -18,6 +18,7 @@ from typing import Any
 from dagrad.config import deep_merge, from_dict, read_yaml
 from dagrad.experiment import Experiment, resolve as resolve_experiment
 from dagrad.errors import ConfigError
+from dagrad.plugins import NO_PLUGINS, PluginConsent
 
 GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",
              "trial_seeds", "axes"}
@@ -166,8 +167,9 @@ def _set(data: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
-def resolve(sweep: Sweep, point: GridPoint) -> Experiment:
-    """The checked experiment of one grid point (base, then the point's axes on top)."""
+def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
+    """The checked experiment of one grid point (base, then the point's axes on top); its plugins are
+    imported only with the user's consent (`plugins`)."""
     own = sweep.datasets.get(point.dataset, {})
     data = deep_merge(sweep.base, own)
     data = deep_merge(data, {"data": {"name": (own.get("data") or {}).get("name", point.dataset)}})
@@ -179,7 +181,7 @@ def resolve(sweep: Sweep, point: GridPoint) -> Experiment:
         _set(data, key, value)
     where = f"{sweep.path.name}, job {describe(point)}"
     try:
-        return resolve_experiment(from_dict(data))
+        return resolve_experiment(from_dict(data), plugins)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 

@@ -15,13 +15,18 @@ from pathlib import Path
 from dagrad.atomic import write_text_atomic
 from dagrad.checkpoint import CHECKPOINT_NAME
 from dagrad.config import to_dict
+from dagrad.errors import ConfigError
 from dagrad.experiment import Experiment, experiment_from_dict
+from dagrad.folderlock import holder_of
 from dagrad.launch.grid import GridPoint, Sweep, describe, identity, resolve
+from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.records import RECORDS_NAME
+from dagrad.runfolder import move_aside as _move_aside
 
 CONFIG_NAME = "config.json"
 DONE_NAME = "done"
 LOG_NAME = "log.txt"
+BUSY_EXIT = 75  # a worker's exit code when another process holds the job's lock (EX_TEMPFAIL)
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Job:
     experiment: Experiment
     point: GridPoint
     folder: Path
+    plugins: PluginConsent = NO_PLUGINS  # the consent the job was validated with; its worker gets the same
 
     @property
     def name(self) -> str:
@@ -42,23 +48,28 @@ class Job:
         return self.folder / LOG_NAME
 
     def state(self) -> str:
-        """done | partial (has records, will resume or restart) | new."""
+        """done | running (its lock is held by a live process, this launch's or another's) | partial (has
+        records, will resume or restart) | new."""
         if (self.folder / DONE_NAME).is_file():
             return "done"
+        if holder_of(lock_path(self.folder)) is not None:
+            return "running"
         if (self.folder / RECORDS_NAME).exists() or (self.folder / CHECKPOINT_NAME).exists():
             return "partial"
         return "new"
 
 
-def expand(sweep: Sweep, out: Path) -> list[Job]:
-    """Every job of the sweep, validated (a bad grid point raises before anything is written).
+def expand(sweep: Sweep, out: Path, plugins: PluginConsent = NO_PLUGINS) -> list[Job]:
+    """Every job of the sweep, validated (a bad grid point raises before anything is written): everything a
+    job checks at start that needs no data or training (names, options, hyperparameter ranges, the
+    dataset's environments, plugin consent).
 
     Grid points that resolve to the same configuration are one job (listed once, first point kept)."""
     jobs: dict[str, Job] = {}
     for point in sweep.points:
-        exp = resolve(sweep, point)
+        exp = resolve(sweep, point, plugins)
         key = identity(exp)
-        jobs.setdefault(key, Job(key, exp, point, Path(out) / key))
+        jobs.setdefault(key, Job(key, exp, point, Path(out) / key, plugins))
     return list(jobs.values())
 
 
@@ -68,8 +79,13 @@ def prepare(job: Job) -> None:
     write_text_atomic(job.folder / CONFIG_NAME, text)
 
 
-def read_job_experiment(folder: Path) -> Experiment:
-    return experiment_from_dict(json.loads((Path(folder) / CONFIG_NAME).read_text()))
+def read_job_experiment(folder: Path, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
+    path = Path(folder) / CONFIG_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable job description ({type(exc).__name__}: {exc})") from None
+    return experiment_from_dict(data, plugins)
 
 
 def mark_done(folder: Path, run_id: str, seconds: float) -> None:
@@ -80,22 +96,9 @@ def mark_done(folder: Path, run_id: str, seconds: float) -> None:
 def move_aside(folder: Path, reason: str) -> Path:
     """Move an unusable attempt's files (records, checkpoint, ...) to <folder>.broken-<time>[-n]/ so the
     job can start afresh; config.json and the log stay. Nothing is deleted."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = folder.with_name(f"{folder.name}.broken-{stamp}")
-    n = 1
-    while target.exists():
-        target = folder.with_name(f"{folder.name}.broken-{stamp}-{n}")
-        n += 1
-    target.mkdir(parents=True)
-    for item in folder.iterdir():
-        if item.name not in (CONFIG_NAME, LOG_NAME):
-            item.rename(target / item.name)
-    (target / "why-moved.txt").write_text(reason + "\n")
-    return target
+    return _move_aside(folder, reason)
 
 
 def lock_path(folder: Path) -> Path:
     """The job's lock lives beside the job folders, so moving an attempt aside never moves the lock."""
-    path = Path(folder).parent / ".locks" / f"{Path(folder).name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    return Path(folder).parent / ".locks" / f"{Path(folder).name}.lock"

@@ -15,22 +15,32 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence, TextIO
 
-from dagrad.launch.jobs import Job
 from dagrad.energy.hardware import usable_cpus
-from dagrad.launch.worker import BUSY_EXIT, run_job
+from dagrad.launch.jobs import BUSY_EXIT, Job
 from dagrad.registry import Registry
+
+# dagrad.launch.worker is imported only where a job runs in this process (LocalLauncher): the package must
+# not import it, or `python -m dagrad.launch.worker` starts with runpy's "found in sys.modules" warning
 
 
 @dataclass
 class JobResult:
     job: Job
-    status: str  # done | failed | busy (locked by another launch)
+    status: str  # done | failed | busy (running in another launch, which holds its lock)
     returncode: int
     seconds: float
 
 
+def worker_command(job: Job, threads: int, python: str = sys.executable) -> list[str]:
+    """The command that runs one job in its own process, with the consent the sweep was given (cluster
+    launchers submit the same command)."""
+    return [python, "-m", "dagrad.launch.worker", str(job.folder), "--threads", str(threads),
+            *job.plugins.worker_arguments()]
+
+
 class Progress:
-    """Counts of done / running / failed / left, printed as one plain line whenever they change."""
+    """Counts of done / running / failed / left, printed as one plain line whenever they change. A closed
+    output (`dagrad sweep | head`) silences the lines; the sweep carries on."""
 
     def __init__(self, total: int, already_done: int, stream: Optional[TextIO] = sys.stdout):
         self.total, self.done, self.running, self.failed, self.busy = total, already_done, 0, 0, 0
@@ -58,12 +68,27 @@ class Progress:
         else:
             self.failed += 1
         extra = f"  FAILED {result.job.id} ({result.job.name}); log: {result.job.log}" \
-            if result.status == "failed" else ""
+            if result.status == "failed" else f"  {result.job.id} is running in another launch; left alone" \
+            if result.status == "busy" else ""
         self._print(extra)
 
     def _print(self, extra: str = "") -> None:
         if self.stream is not None:
-            print(self.line() + extra, file=self.stream, flush=True)
+            try:
+                print(self.line() + extra, file=self.stream, flush=True)
+            except BrokenPipeError:
+                self.stream = None
+                silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone, so no later write or the flush at exit fails."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 class Launcher(Protocol):
@@ -87,12 +112,14 @@ class LocalLauncher:
         self.threads = threads or max(1, usable_cpus() // max(1, workers))
 
     def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]:
+        from dagrad.launch.worker import run_job
+
         results = []
         for job in jobs:
             progress.start(job)
             started = time.time()
             with open(job.log, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                code = run_job(job.folder, self.threads)
+                code = run_job(job.folder, self.threads, job.plugins)
             result = JobResult(job, _status(code), code, time.time() - started)
             progress.finish(result)
             results.append(result)
@@ -123,8 +150,8 @@ class ProcessLauncher:
     def _start(self, job: Job) -> tuple[subprocess.Popen, float]:
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         with open(job.log, "a") as log:
-            proc = subprocess.Popen([self.python, "-m", "dagrad.launch.worker", str(job.folder),
-                                     "--threads", str(self.threads)], stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(worker_command(job, self.threads, self.python), stdout=log,
+                                    stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env,
                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         return proc, time.time()
@@ -159,7 +186,10 @@ LAUNCHERS.register("local", LocalLauncher, description="jobs one after another i
 LAUNCHERS.register("processes", ProcessLauncher, description="up to --workers jobs at once, each in its own process")
 
 
-def build_launcher(name: str, workers: int = 1, options: Optional[dict] = None) -> Launcher:
-    """The launcher `name` for `workers` parallel jobs, with its own options (the sweep's `launcher:` block)."""
+def build_launcher(name: str, workers: int = 1, options: Optional[dict] = None,
+                   threads: Optional[int] = None) -> Launcher:
+    """The launcher `name` for `workers` parallel jobs, with its own options (the sweep's `launcher:` block);
+    `threads` (the command line's --threads) sets each job's torch threads instead of cores // workers."""
     entry = LAUNCHERS.get(name)
-    return entry.load()(workers=workers, **entry.resolve(options, "launcher"))
+    extra = {"threads": threads} if threads else {}
+    return entry.load()(workers=workers, **extra, **entry.resolve(options, "launcher"))

@@ -1,28 +1,31 @@
-"""Run one sweep job in this process: `python -m dagrad.launch.worker JOB_FOLDER --threads N`.
+"""Run one sweep job in this process: `python -m dagrad.launch.worker JOB_FOLDER --threads N [--plugin X |
+--allow-plugins]`.
 
-Resumes from the checkpoint when there is a usable one; otherwise moves the old folder aside and
-starts again. Writes the `done` marker only after the engine has written the run's summary line.
-Holds an exclusive lock on the folder, so two launches never train the same job at once."""
+Resumes from the checkpoint when there is a usable one; otherwise moves the old attempt aside and
+starts again. Writes the `done` marker only after the engine has written the run's summary line. Holds
+the job's lock (dagrad.folderlock: a lock file that works across the nodes of a cluster), so two
+launches never train the same job at once. Plugins named by the job's config are imported only with
+the consent the launcher was given, passed on this command line."""
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Optional
 
 from dagrad.checkpoint import CHECKPOINT_NAME
-from dagrad.errors import CheckpointError, DagradError
-from dagrad.launch.jobs import DONE_NAME, lock_path, mark_done, move_aside, read_job_experiment
+from dagrad.errors import BusyError, CheckpointError, DagradError
+from dagrad.folderlock import FolderLock
+from dagrad.launch.jobs import BUSY_EXIT, DONE_NAME, lock_path, mark_done, move_aside, read_job_experiment
+from dagrad.plugins import NO_PLUGINS, PluginConsent, add_consent_arguments, consent_from, import_plugins
 from dagrad.records import RECORDS_NAME
 
-BUSY_EXIT = 75  # another process holds this job's lock
 
-
-def run_job(folder: Path, threads: int | None = None) -> int:
+def run_job(folder: Path, threads: Optional[int] = None, plugins: PluginConsent = NO_PLUGINS) -> int:
     """Train (or resume) the job in `folder`; 0 when done, BUSY_EXIT if locked elsewhere, 1 on failure."""
     import torch
 
@@ -31,29 +34,30 @@ def run_job(folder: Path, threads: int | None = None) -> int:
     folder = Path(folder)
     if threads:
         torch.set_num_threads(max(1, threads))
-    lock = open(lock_path(folder), "a")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"job {folder.name} is running in another process; leaving it alone", flush=True)
+        lock = FolderLock(lock_path(folder), f"job {folder.name}").acquire()
+    except BusyError as exc:
+        print(f"{exc}; leaving it alone", flush=True)
         return BUSY_EXIT
+    except DagradError as exc:
+        print(f"dagrad: error: {exc}", flush=True)
+        return 1
     try:
         if (folder / DONE_NAME).is_file():
             return 0
-        exp = read_job_experiment(folder)
+        import_plugins(sorted(plugins.named), plugins)  # --plugin X: imported as the launcher did
+        exp = read_job_experiment(folder, plugins)
         started = time.time()
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {folder.name}, pid {os.getpid()}, "
               f"{torch.get_num_threads()} threads", flush=True)
-        resume = (folder / CHECKPOINT_NAME).is_file()
-        if not resume and (folder / RECORDS_NAME).exists():
-            _restart(folder, "records without a checkpoint (stopped before the first epoch ended)")
+        resume = (folder / CHECKPOINT_NAME).is_file() or (folder / RECORDS_NAME).exists()
         try:
-            train(exp, folder, resume=resume, progress=False)
+            train(exp, folder, resume=resume, progress="lines")
         except CheckpointError as exc:
             if not resume:
                 raise
             _restart(folder, f"checkpoint unusable: {exc}")
-            train(exp, folder, resume=False, progress=False)
+            train(exp, folder, resume=False, progress="lines")
         mark_done(folder, exp.run_id, time.time() - started)
         print(f"--- finished in {time.time() - started:.1f} s", flush=True)
         return 0
@@ -64,8 +68,7 @@ def run_job(folder: Path, threads: int | None = None) -> int:
         traceback.print_exc(file=sys.stdout)
         return 1
     finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
+        lock.release()
 
 
 def _restart(folder: Path, reason: str) -> None:
@@ -73,12 +76,16 @@ def _restart(folder: Path, reason: str) -> None:
     print(f"restarting: {reason}; the old attempt is kept in {moved}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
+    from dagrad.cli import show_warnings_as_lines
+
     parser = argparse.ArgumentParser(prog="python -m dagrad.launch.worker")
     parser.add_argument("folder", type=Path)
     parser.add_argument("--threads", type=int)
+    add_consent_arguments(parser)
     args = parser.parse_args(argv)
-    return run_job(args.folder, args.threads)
+    show_warnings_as_lines()
+    return run_job(args.folder, args.threads, consent_from(args))
 
 
 if __name__ == "__main__":

@@ -213,3 +213,35 @@ def test_tar_absolute_path_and_links_are_refused(tmp_path):
     assert not (tmp_path / "out/ok").exists()
     archive.write_bytes(_tar_with(tarfile.TarInfo("ok/other.txt"), b"data"))
     assert extract(archive, tmp_path / "out") == ["ok"] and (tmp_path / "out/ok/other.txt").read_bytes() == b"data"
+
+
+def test_domain_net_is_fetched_over_https():
+    source = dl.dataset_spec("domain_net").download
+    assert [r.url.split("://")[0] for r in source.remotes] == ["https"] * 6
+    assert dl.DOMAINNET_DUPLICATES.startswith("https://")
+
+
+def test_a_download_nothing_published_can_verify_says_so(tmp_path, monkeypatch):
+    """VLCS-like: no checksum, no published counts. The download warns, records `verified: none`, and
+    `data check` says integrity cannot be verified (only later changes are detected)."""
+    envs = ["Caltech101", "LabelMe", "SUN09", "VOC2007"]
+    classes = {c: 1 for c in ("bird", "car", "chair", "dog", "person")}
+    tree = imagetree.write_tree(tmp_path / "src" / "VLCS", {e: dict(classes) for e in envs})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in sorted(tree.rglob("*")):
+            zf.write(path, path.relative_to(tmp_path / "src").as_posix())
+    remote = dl.Remote("VLCS.zip", "https://example.invalid/VLCS.zip", {"VLCS": "VLCS"})
+    real = dl.dataset_spec
+    monkeypatch.setattr(dl, "dataset_spec", lambda name: dataclasses.replace(
+        real(name), download=dl.Source((remote,), "VLCS", "test")))
+    with Server({"VLCS.zip": buffer.getvalue()}) as server:
+        with pytest.warns(UserWarning, match="vlcs: its source publishes no checksum and no image counts, so this "
+                                             "download could not be verified"):
+            target = dl.download("vlcs", tmp_path / "data", progress=False, base_url=server.url)
+    assert json.loads((target / ".dagrad_download.json").read_text())["verified"] == "none"
+    report = check("vlcs", tmp_path / "data")
+    assert report.ok, report.format()
+    assert ("integrity cannot be verified for Caltech101, LabelMe, SUN09, VOC2007: no published image count, and "
+            "its source publishes no checksum; only changes since `dagrad data download` are detected (the counts "
+            "and archive hashes it recorded)") in report.notes

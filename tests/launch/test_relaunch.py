@@ -16,6 +16,7 @@ from dagrad.cli import main
 from dagrad.launch import LocalLauncher, run_sweep
 from dagrad.launch.jobs import CONFIG_NAME, prepare
 from dagrad.launch import plan
+from dagrad.plugins import ALL_PLUGINS
 from dagrad.records import read_records
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},
@@ -89,9 +90,10 @@ def test_a_failing_job_is_reported_and_the_others_finish(tmp_path, capsys):
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump({"base": [{**BASE, "epochs": 2, "plugins": [str(plugin)]}],
                                      "grid": {"algorithms": ["boom", "erm"]}}))
-    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out"), "--workers", "2"]) == 1
+    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out"), "--workers", "2",
+                 "--allow-plugins"]) == 1  # the worker processes inherit the consent
     printed = capsys.readouterr().out
-    _, jobs, _ = plan(sweep, tmp_path / "out")
+    _, jobs, _ = plan(sweep, tmp_path / "out", ALL_PLUGINS)
     boom = next(j for j in jobs if j.point.algorithm == "boom")
     erm = next(j for j in jobs if j.point.algorithm == "erm")
     assert f"FAILED {boom.id}" in printed and str(boom.log) in printed and "failed 1" in printed

@@ -1,0 +1,223 @@
+"""One process at a time in a folder: a lock file that works on network file systems.
+
+The lock is a file created with O_EXCL (atomic on local disks and on NFS v3+), holding who took it:
+host, PID, the PID's start time, when, and the Slurm job id when there is one. A heartbeat thread
+touches it every HEARTBEAT_SECONDS while it is held. A lock is stale, and is taken over, when
+- it was taken on this host and its process is gone (or its PID now belongs to another process), or
+- it was taken on another host and has had no heartbeat for `stale_after` seconds (default
+  DEFAULT_STALE_SECONDS, or $DAGRAD_LOCK_STALE_SECONDS), since that host's processes cannot be seen.
+A live holder is reported in one line naming the folder and the holder. flock() would not do: it is
+not honoured across the nodes of many cluster file systems, and it says nothing about the holder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from dagrad.atomic import make_folders, remove_empty_folders, storage_error
+from dagrad.errors import BusyError
+
+HEARTBEAT_SECONDS = 30.0
+DEFAULT_STALE_SECONDS = 600.0
+STALE_ENV = "DAGRAD_LOCK_STALE_SECONDS"
+UNREADABLE_GRACE_SECONDS = 60.0  # a lock file without readable content yet (being written, or a crash)
+
+
+@dataclass
+class Holder:
+    """Who holds a lock (the lock file's content)."""
+
+    host: str
+    pid: int
+    pid_start: Optional[str]  # the process's start time as the kernel counts it (tells a reused PID apart)
+    started: float  # seconds since the epoch
+    token: str
+    slurm_job_id: Optional[str] = None
+    command: str = ""
+
+    @classmethod
+    def me(cls) -> "Holder":
+        return cls(socket.gethostname(), os.getpid(), process_start(os.getpid()), time.time(), uuid.uuid4().hex,
+                   os.environ.get("SLURM_JOB_ID"), " ".join(sys.argv[:3])[:200])
+
+    def describe(self) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
+        slurm = f", Slurm job {self.slurm_job_id}" if self.slurm_job_id else ""
+        return f"PID {self.pid} on {self.host} (since {since}{slurm})"
+
+
+def process_start(pid: int) -> Optional[str]:
+    """The start time of process `pid` in clock ticks after boot (Linux /proc), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_alive(pid: int, start: Optional[str]) -> bool:
+    """Whether `pid` runs here and, when its start time is known, is still the same process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: alive
+    except OSError:
+        return False
+    now = process_start(pid)
+    return start is None or now is None or now == start
+
+
+def stale_seconds() -> float:
+    value = os.environ.get(STALE_ENV)
+    try:
+        return float(value) if value else DEFAULT_STALE_SECONDS
+    except ValueError:
+        return DEFAULT_STALE_SECONDS
+
+
+def read_holder(path: Path) -> Optional[Holder]:
+    """The holder recorded in a lock file, or None if it cannot be read (missing, empty, garbled)."""
+    try:
+        data = json.loads(path.read_text())
+        return Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def is_stale(path: Path, holder: Optional[Holder], stale_after: Optional[float] = None) -> bool:
+    """Whether the lock at `path` (held by `holder`) may be taken over; see the module docstring."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return True
+    if holder is None:
+        return age > UNREADABLE_GRACE_SECONDS
+    if holder.host == socket.gethostname():
+        return not process_alive(holder.pid, holder.pid_start)
+    return age > (stale_seconds() if stale_after is None else stale_after)
+
+
+def holder_of(path: Path) -> Optional[Holder]:
+    """The live holder of the lock at `path`, or None when it is free or stale."""
+    holder = read_holder(path)
+    if not path.exists() or is_stale(path, holder):
+        return None
+    return holder
+
+
+class FolderLock:
+    """`with FolderLock(path, "run folder runs/x"):` holds the lock file `path` (see the module docstring).
+
+    Folders created to hold the lock file are removed again on release when they are empty."""
+
+    def __init__(self, path: str | Path, what: str, stale_after: Optional[float] = None):
+        self.path, self.what, self.stale_after = Path(path), what, stale_after
+        self.holder: Optional[Holder] = None
+        self._created: list[Path] = []
+        self._stop = threading.Event()
+        self._beat: Optional[threading.Thread] = None
+
+    def acquire(self) -> "FolderLock":
+        self._created = make_folders(self.path.parent)
+        try:
+            for _ in range(5):  # each round either takes the lock, reports its holder, or clears a stale one
+                me = Holder.me()
+                if self._create(me):
+                    self.holder = me
+                    break
+                other = read_holder(self.path)
+                if not is_stale(self.path, other, self.stale_after):
+                    raise BusyError(self._busy_message(other))
+                self._clear_stale(other)
+            else:
+                raise BusyError(f"{self.what} is locked by {self.path}, which keeps changing hands; try again")
+        except BaseException:
+            self._remove_created()
+            raise
+        self._beat = threading.Thread(target=self._heartbeat, name="dagrad-lock-heartbeat", daemon=True)
+        self._beat.start()
+        return self
+
+    def release(self) -> None:
+        if self.holder is None:
+            return
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+        current = read_holder(self.path)
+        if current is not None and current.token == self.holder.token:
+            self.path.unlink(missing_ok=True)
+        self.holder = None
+        self._remove_created()
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # ------------------------------------------------------------------ internals
+    def _create(self, me: Holder) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise storage_error(self.path, exc, "create the lock file") from None
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(asdict(me)) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self.path.unlink(missing_ok=True)
+            raise storage_error(self.path, exc) from None
+        return True
+
+    def _clear_stale(self, seen: Optional[Holder]) -> None:
+        """Move the stale lock away under a unique name (only one contender's rename succeeds), check it is
+        the one judged stale, and delete it; a fresh lock moved by mistake is put back."""
+        moved = self.path.with_name(f"{self.path.name}.stale-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(self.path, moved)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise storage_error(self.path, exc, "take over the stale lock") from None
+        now = read_holder(moved)
+        same = (now is None and seen is None) or (now is not None and seen is not None and now.token == seen.token)
+        if not same:
+            try:
+                os.link(moved, self.path)  # put the newer holder's lock back, unless yet another exists
+            except OSError:
+                pass
+        moved.unlink(missing_ok=True)
+
+    def _busy_message(self, other: Optional[Holder]) -> str:
+        who = other.describe() if other else f"a process that is still writing {self.path}"
+        remote = other is not None and other.host != socket.gethostname()
+        after = self.stale_after if self.stale_after is not None else stale_seconds()
+        how = (f"it is taken over once it has had no heartbeat for {after:.0f} s ({STALE_ENV})" if remote
+               else "it is taken over automatically once that process is gone")
+        return f"{self.what} is in use by {who}; wait for it to finish or stop it ({how})"
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+    def _remove_created(self) -> None:
+        remove_empty_folders(self._created)
+        self._created = []

@@ -1,0 +1,101 @@
+"""A run folder's life around one training run: locked for the run's whole life, temporary files of an
+interrupted write removed, and an attempt that cannot be continued moved aside (never deleted).
+
+    with open_run_folder(out, resume=True) as resume:   # False when there was nothing to resume
+        Trainer(exp, out, resume=resume).run()
+
+What happens to what is already in the folder:
+- nothing there: a new run (`--resume` on an empty folder is an error that says so);
+- a run, without `--resume` or `--restart`: an error naming both ways out;
+- `--resume` with a checkpoint: the run continues (the engine checks the checkpoint);
+- `--resume` with records but no checkpoint (the run stopped before its first epoch ended, e.g. a kill,
+  a corrupt image or a full disk): nothing to continue, so the attempt is moved aside and the run starts
+  afresh, as sweeps do;
+- `--restart`: whatever is there is moved aside to `<folder>.broken-<time>/` and the run starts afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+from dagrad.atomic import storage_error
+from dagrad.checkpoint import CHECKPOINT_NAME
+from dagrad.errors import CheckpointError, ConfigError
+from dagrad.folderlock import FolderLock
+from dagrad.records import RECORDS_NAME
+
+LOCK_NAME = ".dagrad.lock"
+#: what stays in place when an attempt is moved aside: the lock, and a sweep job's description and log
+KEEP = (LOCK_NAME, "config.json", "log.txt")
+#: the files written atomically in a run folder, whose `.NAME.*.tmp` leftovers a kill can leave behind
+ATOMIC_FILES = (CHECKPOINT_NAME, RECORDS_NAME, "done")
+
+
+def move_aside(folder: str | Path, reason: str, keep: tuple[str, ...] = KEEP) -> Path:
+    """Move an attempt's files (records, checkpoint, ...) to `<folder>.broken-<time>[-n]/` with a note
+    saying why, so the run can start afresh; the names in `keep` stay. Nothing is deleted."""
+    folder = Path(folder)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = folder.with_name(f"{folder.name}.broken-{stamp}")
+    n = 1
+    while target.exists():
+        target = folder.with_name(f"{folder.name}.broken-{stamp}-{n}")
+        n += 1
+    try:
+        target.mkdir(parents=True)
+        for item in sorted(folder.iterdir()):
+            if item.name not in keep:
+                item.rename(target / item.name)
+        (target / "why-moved.txt").write_text(reason + "\n")
+    except OSError as exc:
+        raise storage_error(target, exc, "move the previous attempt to") from None
+    return target
+
+
+def remove_stale_temps(folder: str | Path, names: tuple[str, ...] = ATOMIC_FILES) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write left (`.checkpoint.pt.*.tmp`, as large as a
+    checkpoint). Only safe while the folder's lock is held: then no one else is writing them."""
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _has_run(folder: Path) -> tuple[bool, bool]:
+    return (folder / RECORDS_NAME).exists(), (folder / CHECKPOINT_NAME).exists()
+
+
+@contextlib.contextmanager
+def open_run_folder(folder: str | Path, resume: bool = False, restart: bool = False) -> Iterator[bool]:
+    """Hold the folder's lock, tidy it and decide how the run starts (see the module docstring); yields
+    whether to resume from the checkpoint."""
+    folder = Path(folder)
+    if resume and restart:
+        raise ConfigError("--resume and --restart exclude each other: continue the run, or move it aside and "
+                          "start afresh")
+    with FolderLock(folder / LOCK_NAME, f"run folder {folder}"):
+        remove_stale_temps(folder)
+        records, checkpoint = _has_run(folder)
+        if restart:
+            if records or checkpoint:
+                moved = move_aside(folder, "moved aside by --restart")
+                warnings.warn(f"--restart: the previous attempt in {folder} is kept in {moved}; starting afresh")
+            resume = False
+        elif resume and not checkpoint:
+            if not records:
+                raise CheckpointError(f"cannot resume: {folder} holds no run (no {RECORDS_NAME} or "
+                                      f"{CHECKPOINT_NAME}); start it without --resume")
+            moved = move_aside(folder, "stopped before its first checkpoint; nothing to continue")
+            warnings.warn(f"{folder} stopped before its first checkpoint, so there is nothing to resume; the "
+                          f"attempt is kept in {moved} and the run starts afresh")
+            resume = False
+        elif not resume and (records or checkpoint):
+            raise ConfigError(f"{folder} already holds a run; pass --resume to continue it, --restart to move it "
+                              f"aside and start afresh, or choose another --out")
+        yield resume

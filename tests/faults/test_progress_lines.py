@@ -1,0 +1,93 @@
+"""What a run prints: its folder at the start, one plain line per epoch in a log file, bars only on a
+terminal, and --quiet keeping the lines while dropping the bars."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import pty
+import re
+import struct
+import sys
+import termios
+import threading
+
+import pytest
+
+from dagrad.progress import RunProgress, epoch_line
+from helpers.faultinject import TINY
+
+LINE = re.compile(r"^epoch (\d+)/3 (train|sampled|rejected -> (train|keep)): train \d+\.\d s, eval \d+\.\d s, "
+                  r"energy \d+\.\d J \(estimated:cpu-time\), OOD acc \d+\.\d %, val acc \d+\.\d %$")
+ARGS = [*TINY, "epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
+        "gradsamp.schedule_options.every=2"]
+
+
+def _train(tmp_path, monkeypatch, *extra, stderr) -> int:
+    """`dagrad train` in-process with sys.stderr replaced by `stderr` (a log file or a terminal)."""
+    from dagrad.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    return main(["train", "--out", "run", *ARGS, *extra])
+
+
+def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path, monkeypatch):
+    with open(tmp_path / "log.txt", "w") as log:
+        assert _train(tmp_path, monkeypatch, stderr=log) == 0
+    text = (tmp_path / "log.txt").read_text()
+    assert "\r" not in text and "\x1b" not in text
+    lines = [x for x in text.splitlines() if not x.startswith("dagrad: warning:")]
+    assert lines[0] == "run run: erm on rotated_digits, 3 epochs"
+    assert [LINE.match(x).group(1) for x in lines[1:]] == ["1", "2", "3"], lines
+    assert lines[3].startswith("epoch 3/3 sampled:")
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["bars", "quiet"])
+def test_a_terminal_gets_bars_unless_quiet_and_always_the_lines(tmp_path, monkeypatch, quiet):
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    with open(terminal, "w", closefd=True) as tty:
+        assert tty.isatty()
+        assert _train(tmp_path, monkeypatch, *(["--quiet"] if quiet else []), stderr=tty) == 0
+    reader.join(timeout=10)
+    os.close(controller)
+    text = b"".join(chunks).decode()
+    epoch_lines = [x for x in text.replace("\r", "\n").splitlines() if LINE.match(x.strip())]
+    assert len(epoch_lines) == 3, text
+    assert ("epochs:" in text) == (not quiet), text  # tqdm's bar
+
+
+def test_the_api_without_progress_prints_nothing(tiny_config, tmp_path, capsys):
+    from dagrad.engine import train
+
+    train(tiny_config("epochs=1"), tmp_path / "run", progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "epoch" not in captured.err
+
+
+def test_epoch_line_with_unreadable_energy_and_a_fallback():
+    record = {"epoch": 4, "kind": "rejected", "fallback": "keep",
+              "energy": {"train": {"seconds": 1.25, "joules": None, "sources": ["measured:nvml"]},
+                         "eval": {"seconds": 0.5, "joules": 2.0, "sources": ["estimated:cpu-time"]}}}
+    assert epoch_line(record, 10, float("nan"), 0.5) == (
+        "epoch 5/10 rejected -> keep: train 1.2 s, eval 0.5 s, energy 2.0 J (estimated:cpu-time, measured:nvml, "
+        "partly unreadable), OOD acc n/a, val acc 50.0 %")
+    stream = io.StringIO()
+    progress = RunProgress(lines=True, bars=True, stream=stream)
+    assert not progress.bars  # a StringIO is no terminal
