@@ -11,6 +11,7 @@ import warnings
 from typing import Optional
 
 from dagrad.errors import DagradError
+from dagrad.warnlines import show_warnings_as_lines
 
 
 def _threads_parent() -> argparse.ArgumentParser:
@@ -38,24 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
         p = module.add_parser(sub, help=entry.description, parents=[common])
         p.set_defaults(handler=module.run)
     return parser
-
-
-_SHOWN: set[str] = set()
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Each distinct warning once per command (the demo and sweeps build a meter per run, and imports
-    that change warning filters reset Python's own once-per-location memory)."""
-    text = str(message)
-    if text not in _SHOWN:
-        _SHOWN.add(text)
-        print(f"dagrad: warning: {text}", file=file or sys.stderr)
-
-
-def show_warnings_as_lines() -> None:
-    """Warnings as one `dagrad: warning: ...` line each, each distinct one once (the CLI and sweep workers)."""
-    _SHOWN.clear()
-    warnings.showwarning = _show_warning
 
 
 def main(argv: Optional[list[str]] = None) -> int:

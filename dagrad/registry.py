@@ -169,6 +169,11 @@ class Entry(Generic[T]):
     info: dict = field(default_factory=dict)
     origin: str = "dagrad"
 
+    @property
+    def builtin(self) -> bool:
+        """Whether dagrad itself registered the entry (else a plugin or an installed package did)."""
+        return self.origin == "dagrad" or self.origin.startswith("dagrad.")
+
     def load(self) -> T:
         """The component (importing its module the first time, for lazy entries)."""
         if isinstance(self.target, str):

@@ -175,8 +175,8 @@ class ShuffledLauncher(LocalLauncher):
 
     name = "shuffled"
 
-    def __init__(self, workers: int = 1, seed: int = 0) -> None:
-        super().__init__(workers)
+    def __init__(self, workers: int = 1, threads: int | None = None, seed: int = 0) -> None:
+        super().__init__(workers, threads)
         self.seed = seed
 
     def launch(self, jobs, progress: Progress) -> list[JobResult]:

@@ -18,8 +18,8 @@ ROOT = Path(dagrad.__file__).resolve().parent
 
 #: floor -> module or package names (a package's submodules share its floor)
 FLOORS = {
-    0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs"],
-    1: ["config", "records", "checkpoint", "plugins"],
+    0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "warnlines"],
+    1: ["config", "records", "checkpoint", "plugins", "folderlock", "runfolder", "progress"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy"],
     3: ["experiment", "evaluation"],
     4: ["engine"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dagrad.plugins import add_consent_arguments, consent_from, import_plugins
+
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
     p = sub.add_parser("data", description="Check, download or list datasets.", **common)
@@ -15,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     d = dsub.add_parser("download", help="download and extract a dataset into the layout dagrad reads")
     d.add_argument("name")
     d.add_argument("--root", required=True, type=Path)
-    dsub.add_parser("list", help="datasets dagrad knows, where they live and their options")
+    d = dsub.add_parser("list", help="datasets dagrad knows, where they live and their options")
+    for d in dsub.choices.values():
+        add_consent_arguments(d)  # a plugin may register datasets
     return p
 
 
@@ -30,12 +34,14 @@ def describe(name: str) -> str:
     envs = ", ".join(spec.environments) or "the folders found"
     options = ", ".join(f"{k}={v.default!r}" for k, v in entry.option_table().items()) or "none"
     return (f"{name:18s} {spec.description}; {where}; environments: {envs}; classes: {spec.num_classes or 'as found'}"
-            f"; options: {options}" + ("" if entry.origin.startswith("dagrad.") else f" [from {entry.origin}]"))
+            f"; options: {options}" + ("" if entry.builtin else f" [from {entry.origin}]"))
 
 
 def run(args: argparse.Namespace) -> int:
     from dagrad.datasets import DATASETS
 
+    consent = consent_from(args)
+    import_plugins(sorted(consent.named), consent)
     if args.data_command == "list":
         for name in DATASETS.names():
             print(describe(name))

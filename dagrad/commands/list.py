@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                           f"{', '.join([*registries, 'configs'])}")
     registry = registries[args.kind]
     for entry in registry.entries():
-        origin = "" if entry.origin.startswith("dagrad") else f"  [from {entry.origin}]"
+        origin = "" if entry.builtin else f"  [from {entry.origin}]"
         print(f"{entry.name}: {entry.description}{origin}")
         table = entry.option_table()
         for name, opt in table.items():

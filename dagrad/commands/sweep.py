@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from dagrad.errors import ConfigError
-from dagrad.plugins import add_consent_arguments, consent_from
+from dagrad.plugins import add_consent_arguments, consent_from, import_plugins
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:
             print(f"  {job.id}  {job.state():7s}  {job.name}")
         return 0
+    import_plugins(sorted(consent.named), consent)  # a plugin may register the launcher itself
     launcher = build_launcher(args.launcher, args.workers, threads=getattr(args, "threads", None))
     outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent)
     try:

@@ -13,7 +13,7 @@ import copy
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from dagrad.config import deep_merge, from_dict, read_yaml
 from dagrad.experiment import Experiment, resolve as resolve_experiment
@@ -31,7 +31,7 @@ class GridPoint:
 
     dataset: str
     algorithm: str
-    test_envs: tuple[int, ...]
+    test_envs: Optional[tuple[int, ...]]  # None: the configuration's own data.test_envs
     setting: str
     hparams_seed: int
     trial_seed: int
@@ -99,9 +99,14 @@ def _seeds(value: Any, key: str) -> list[int]:
     return seeds
 
 
-def _test_envs(grid: dict) -> list[tuple[int, ...]]:
-    """Test-environment sets; `leave_one_out_envs: N` adds every pair {t, v}, v < N, for each single t."""
-    raw = grid.get("test_envs", [[5]])
+def _test_envs(grid: dict) -> list[Optional[tuple[int, ...]]]:
+    """Test-environment sets; `leave_one_out_envs: N` adds every pair {t, v}, v < N, for each single t.
+    Without the axis, each job keeps its configuration's own data.test_envs."""
+    if "test_envs" not in grid:
+        if grid.get("leave_one_out_envs") is not None:
+            raise ConfigError("grid.leave_one_out_envs: needs grid.test_envs (the single test environments to pair)")
+        return [None]
+    raw = grid["test_envs"]
     sets = []
     for item in _as_list(raw, "test_envs"):
         envs = item if isinstance(item, list) else [item]
@@ -175,7 +180,8 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
     data = deep_merge(data, {"data": {"name": (own.get("data") or {}).get("name", point.dataset)}})
     data = deep_merge(data, {"algorithm": {"name": point.algorithm, "hparams_seed": point.hparams_seed},
                              "trial_seed": point.trial_seed})
-    data["data"]["test_envs"] = list(point.test_envs)
+    if point.test_envs is not None:
+        data["data"]["test_envs"] = list(point.test_envs)
     data = deep_merge(data, {"gradsamp": sweep.settings[point.setting]})
     for key, value in point.extra:
         _set(data, key, value)
@@ -189,7 +195,7 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
 def describe(point: GridPoint) -> str:
     """A short human name of a grid point (for progress and error lines)."""
     extra = "".join(f" {k}={v}" for k, v in point.extra)
-    envs = ",".join(map(str, point.test_envs))
+    envs = "as configured" if point.test_envs is None else ",".join(map(str, point.test_envs))
     return (f"{point.dataset}/{point.algorithm}/{point.setting} test_envs={envs} hparams_seed={point.hparams_seed} "
             f"trial_seed={point.trial_seed}{extra}")
 

@@ -77,7 +77,7 @@ def _restart(folder: Path, reason: str) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from dagrad.cli import show_warnings_as_lines
+    from dagrad.warnlines import show_warnings_as_lines
 
     parser = argparse.ArgumentParser(prog="python -m dagrad.launch.worker")
     parser.add_argument("folder", type=Path)
