@@ -11,6 +11,7 @@ import warnings
 from typing import Optional
 
 from dagrad.errors import DagradError
+from dagrad.notices import show_warning, warnings_once
 
 
 def _threads_parent() -> argparse.ArgumentParser:
@@ -40,21 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SHOWN: set[str] = set()
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Each distinct warning once per command (the demo and sweeps build a meter per run, and imports
-    that change warning filters reset Python's own once-per-location memory)."""
-    text = str(message)
-    if text not in _SHOWN:
-        _SHOWN.add(text)
-        print(f"dagrad: warning: {text}", file=file or sys.stderr)
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    warnings.showwarning = _show_warning
+    warnings.showwarning = show_warning  # also for warnings raised while the parser is built
     args = build_parser().parse_args(argv)
     threads = getattr(args, "threads", None)
     if threads is not None:
@@ -65,15 +54,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         torch.set_num_threads(threads)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
+        with warnings_once():
             return args.handler(args)
     except DagradError as exc:
         print(f"dagrad: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dagrad: interrupted; a run continues from its last epoch with `dagrad train --resume --out DIR`",
-              file=sys.stderr)
+        print(getattr(args, "on_interrupt", None) or "dagrad: interrupted; a run continues from its last epoch with "
+              "`dagrad train --resume --out DIR`", file=sys.stderr)
         return 130
 
 
