@@ -12,11 +12,11 @@ Each distinct warning is shown once, as in the CLI."""
 
 from __future__ import annotations
 
-from dagrad.api.configs import ConfigLike, experiment
+from dagrad.api.configs import ConfigLike, check_config
 from dagrad.api.reports import Report, report
 from dagrad.api.runs import Run, load_run, load_runs, train
 from dagrad.api.sweeps import Sweep, sweep
 from dagrad.errors import CheckpointError, ConfigError, DagradError, DataError, RecordsError
 
-__all__ = ["train", "load_run", "load_runs", "sweep", "report", "experiment", "Run", "Sweep", "Report",
+__all__ = ["train", "load_run", "load_runs", "sweep", "report", "check_config", "Run", "Sweep", "Report",
            "ConfigLike", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError"]

@@ -66,6 +66,12 @@ def experiment(config: ConfigLike = None, overrides: Optional[Mapping[str, Any]]
     return resolve(from_dict(with_overrides(config_data(config), overrides or {})))
 
 
+def check_config(config: ConfigLike = None, **overrides: Any) -> Experiment:
+    """The experiment `dagrad.train(config, **overrides)` would run, checked, without training it
+    (`.run_id` is its identity, `.canonical()` every option filled in)."""
+    return experiment(config, overrides)
+
+
 def experiment_to_resume(folder: str | Path, config: ConfigLike = None,
                          overrides: Optional[Mapping[str, Any]] = None) -> Experiment:
     """The run recorded in `folder`: its recorded config with the overrides on top, or the config given,
