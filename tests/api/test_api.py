@@ -158,3 +158,26 @@ def test_package_root_is_cheap_and_lazy():
     assert out.stdout.strip() == dagrad.__version__
     with pytest.raises(AttributeError):
         dagrad.no_such_name  # noqa: B018
+
+
+@pytest.mark.slow
+def test_sweep_runs_the_grid_and_reads_back(tmp_path, capsys):
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "base": [{"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512},
+                  "network": {"options": {"width": 8}}, "epochs": 2, "steps_per_epoch": 2}],
+        "grid": {"trial_seeds": 1, "gradsamp": {"none": None, "skip": {"sampler": "skip"}}}}))
+    sweep = dagrad.sweep(sweep_file, out=tmp_path / "sweep", launcher="local")
+    assert "sweep sweep: 2 jobs" in capsys.readouterr().out  # the CLI's progress lines
+    assert sweep.failed == [] and sorted(sweep.jobs["state"]) == ["done", "done"]
+    assert set(sweep.jobs["this_launch"]) == {"done"}
+    runs = sweep.runs
+    assert sorted(r.config["gradsamp"]["sampler"] for r in runs) == ["none", "skip"]
+    assert all(r.complete and len(r.epochs) == 2 for r in runs)
+    again = dagrad.sweep(sweep_file, out=tmp_path / "sweep", launcher="local")  # a relaunch skips finished jobs
+    assert set(again.jobs["this_launch"]) == {"already done"}
+    rep = sweep.report(selection="last")
+    assert sorted(rep.tables["rotated_digits"]["setting"]) == ["full", "skip"]
+    with pytest.raises(dagrad.ConfigError):
+        dagrad.sweep(sweep_file, out=tmp_path / "other", launcher="nonesuch")
+    assert not (tmp_path / "other").exists()
