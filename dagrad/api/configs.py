@@ -3,8 +3,9 @@
 A config is a path or shipped name (`experiments/pacs`), a list of them (merged in order), a dict, an
 `ExperimentConfig` or an `Experiment`. Overrides are keyword arguments: dotted keys written with `__`
 (`algorithm__name="coral"`), dotted keys as such (`**{"algorithm.name": "coral"}`), or a section as a
-dict (`gradsamp={"sampler": "tensor"}`, merged into the section). Values are Python values, never
-parsed. Every problem is the ConfigError the CLI prints for the same key.
+dict (`gradsamp={"sampler": "tensor"}`, merged into the section). Values are Python values (numpy
+numbers, tuples and paths read as numbers, lists and strings), never parsed as text. Every problem is
+the ConfigError the CLI prints for the same key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from dagrad.config import ExperimentConfig, deep_merge, from_dict, read_yaml, set_key, to_dict
 from dagrad.errors import ConfigError
 from dagrad.experiment import Experiment, resolve
+from dagrad.notices import warnings_once
+from dagrad.plain import plain
 from dagrad.resuming import check_same_run, recorded_config
 
 #: what `dagrad.train` accepts as `config`
@@ -31,7 +34,7 @@ def config_data(config: ConfigLike) -> dict:
     if isinstance(config, ExperimentConfig):
         return to_dict(config)
     if isinstance(config, Mapping):
-        return copy.deepcopy(dict(config))
+        return plain(dict(config))
     if isinstance(config, (str, Path)):
         return read_yaml(config)
     if isinstance(config, (list, tuple)) and all(isinstance(c, (str, Path)) for c in config):
@@ -51,12 +54,9 @@ def with_overrides(data: dict, overrides: Mapping[str, Any]) -> dict:
         current: Any = out
         for part in key.split("."):
             current = current.get(part) if isinstance(current, dict) else None
-        if isinstance(value, Mapping) and isinstance(current, dict):
-            value = deep_merge(current, dict(value))
-        elif isinstance(value, (Mapping, list, tuple)):
-            value = copy.deepcopy(dict(value) if isinstance(value, Mapping) else list(value))
-        elif isinstance(value, Path):
-            value = str(value)
+        value = plain(dict(value) if isinstance(value, Mapping) else value)  # numpy numbers, tuples, paths
+        if isinstance(value, dict) and isinstance(current, dict):
+            value = deep_merge(current, value)
         set_key(out, key, value, f"{key}={value!r}")
     return out
 
@@ -69,7 +69,8 @@ def experiment(config: ConfigLike = None, overrides: Optional[Mapping[str, Any]]
 def check_config(config: ConfigLike = None, **overrides: Any) -> Experiment:
     """The experiment `dagrad.train(config, **overrides)` would run, checked, without training it
     (`.run_id` is its identity, `.canonical()` every option filled in)."""
-    return experiment(config, overrides)
+    with warnings_once():
+        return experiment(config, overrides)
 
 
 def experiment_to_resume(folder: str | Path, config: ConfigLike = None,
