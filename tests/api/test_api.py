@@ -161,7 +161,11 @@ def test_package_root_is_cheap_and_lazy():
 
 
 @pytest.mark.slow
-def test_sweep_runs_the_grid_and_reads_back(tmp_path, capsys):
+def test_sweep_runs_the_grid_and_reads_back(tmp_path, capsys, monkeypatch):
+    import torch
+
+    # the local launcher runs jobs in this process and would change its torch threads for the tests after
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
     sweep_file = tmp_path / "sweep.yaml"
     sweep_file.write_text(yaml.safe_dump({
         "base": [{"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512},
