@@ -44,13 +44,19 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
     """Run every job of a sweep that is not done yet (resuming partial ones), as `dagrad sweep` does;
     progress lines go to stdout. A job that fails does not raise: it is listed in `Sweep.failed` (with
     its log) and named in a warning. A bad sweep file raises its ConfigError before anything runs."""
+    import torch
+
     from dagrad.launch import build_launcher, run_sweep
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers!r}")
     with warnings_once():
         runner = build_launcher(launcher, workers, launcher_options)
-        outcome = run_sweep(sweep_yaml, out, launcher=runner)
+        threads = torch.get_num_threads()
+        try:
+            outcome = run_sweep(sweep_yaml, out, launcher=runner)
+        finally:  # the local launcher sets torch's threads per job in this process: give the caller its own back
+            torch.set_num_threads(threads)
         results = {r.job.id: r for r in outcome.results}
         rows = []
         for job in outcome.jobs:

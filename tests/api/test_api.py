@@ -161,17 +161,17 @@ def test_package_root_is_cheap_and_lazy():
 
 
 @pytest.mark.slow
-def test_sweep_runs_the_grid_and_reads_back(tmp_path, capsys, monkeypatch):
+def test_sweep_runs_the_grid_and_reads_back(tmp_path, capsys):
     import torch
 
-    # the local launcher runs jobs in this process and would change its torch threads for the tests after
-    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    threads = torch.get_num_threads()
     sweep_file = tmp_path / "sweep.yaml"
     sweep_file.write_text(yaml.safe_dump({
         "base": [{"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512},
                   "network": {"options": {"width": 8}}, "epochs": 2, "steps_per_epoch": 2}],
         "grid": {"trial_seeds": 1, "gradsamp": {"none": None, "skip": {"sampler": "skip"}}}}))
     sweep = dagrad.sweep(sweep_file, out=tmp_path / "sweep", launcher="local")
+    assert torch.get_num_threads() == threads  # the local launcher's per-job setting does not outlive the sweep
     assert "sweep sweep: 2 jobs" in capsys.readouterr().out  # the CLI's progress lines
     assert sweep.failed == [] and sorted(sweep.jobs["state"]) == ["done", "done"]
     assert set(sweep.jobs["this_launch"]) == {"done"}
