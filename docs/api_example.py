@@ -23,7 +23,8 @@ assert dagrad.load_run("runs/api-example/gradsamp").epochs.equals(gradsamp.epoch
 
 # Compare: the tables of `dagrad report` as DataFrames, its plots as matplotlib Figures.
 report = dagrad.report("runs/api-example", selection="last")
-print(report.tables["rotated_digits"][["algorithm", "setting", "Avg", "updates (saved)", "train (J)"]])
+print(report.tables["rotated_digits"][["algorithm", "setting", "Avg", "updates (saved)"]])  # cells as printed
+print(report.summary[["setting", "acc:Avg", "train_J", "saving_train_pct"]])  # the numbers behind them
 report.figures["rotated_digits-pareto"].savefig("runs/api-example/pareto.png")
 
 # Bad input raises the CLI's one-line message as an exception (a DagradError), never SystemExit.
