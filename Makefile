@@ -1,5 +1,5 @@
 # Two commands a newcomer needs: `make demo` and `make test`. Both create (or reuse) .venv here and
-# install dagrad into it; a second run reinstalls nothing unless setup.cfg or pyproject.toml changed.
+# install dagrad into it; a second run reinstalls nothing unless pyproject.toml changed.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -22,7 +22,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/gradsamp_cost.py
 	$(BIN)/python benchmarks/meter_overhead.py
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install $(TORCH)
 	$(BIN)/pip install -e ".[dev]"

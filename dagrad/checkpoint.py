@@ -58,7 +58,19 @@ def _restart_hint(path: Path) -> str:
 
 
 def load_checkpoint(path: str | Path, config_hash: str) -> dict[str, Any]:
-    """The checkpoint's contents, or a CheckpointError that says what is wrong and what to do."""
+    """The checkpoint's contents for the run `config_hash`, or a CheckpointError that says what is wrong and
+    what to do."""
+    payload = read_checkpoint(path)
+    if payload.get("config_hash") != config_hash:
+        raise CheckpointError(
+            f"cannot resume: {path} was written by a different configuration "
+            f"({payload.get('config_hash')} vs {config_hash}); resume with the run's own config"
+        )
+    return payload
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A dagrad checkpoint's contents (plain data, loaded without running anything), whatever run wrote it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"cannot resume: no checkpoint at {path} (start the run without --resume)")
@@ -77,11 +89,6 @@ def load_checkpoint(path: str | Path, config_hash: str) -> dict[str, Any]:
     for key, kind in REQUIRED.items():
         if not isinstance(payload.get(key), kind):
             raise CheckpointError(f"cannot resume: {path} lacks a valid {key!r} entry; {_restart_hint(path)}")
-    if payload.get("config_hash") != config_hash:
-        raise CheckpointError(
-            f"cannot resume: {path} was written by a different configuration "
-            f"({payload.get('config_hash')} vs {config_hash}); resume with the run's own config"
-        )
     return payload
 
 

@@ -11,7 +11,7 @@ import warnings
 from typing import Optional
 
 from dagrad.errors import DagradError
-from dagrad.warnlines import show_warnings_as_lines
+from dagrad.notices import show_warning, warnings_once
 
 
 def _threads_parent() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    show_warnings_as_lines()
+    warnings.showwarning = show_warning  # also for warnings raised while the parser is built
     args = build_parser().parse_args(argv)
     threads = getattr(args, "threads", None)
     if threads is not None:
@@ -54,8 +54,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         torch.set_num_threads(threads)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
+        with warnings_once():
             return args.handler(args)
     except DagradError as exc:
         print(f"dagrad: error: {exc}", file=sys.stderr)
@@ -71,8 +70,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"dagrad: error: {storage_error(exc.filename or '', exc, 'read or write')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dagrad: interrupted; a run continues from its last epoch with `dagrad train --resume --out DIR`",
-              file=sys.stderr)
+        print(getattr(args, "on_interrupt", None) or "dagrad: interrupted; a run continues from its last epoch with "
+              "`dagrad train --resume --out DIR`", file=sys.stderr)
         return 130
 
 

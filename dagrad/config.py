@@ -104,6 +104,26 @@ class AveragingConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases: on when `project` is set. Offline by default (cluster nodes often have no
+    internet; `wandb sync` uploads later)."""
+
+    project: Optional[str] = None  # the W&B project to log to; None: W&B off
+    mode: str = _setting("offline", str, choices=("offline", "online"))
+    entity: Optional[str] = None  # the W&B team or user; None: W&B's default
+
+
+@dataclass
+class TrackingConfig:
+    """Mirrors of the records for the trackers researchers already use (`pip install dagrad[tracking]`).
+
+    They show the same numbers as the records, which stay the source of truth; only rank 0 writes."""
+
+    tensorboard: bool = False  # event files in <run folder>/tensorboard
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # files in <run folder>/wandb
+
+
+@dataclass
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -111,6 +131,7 @@ class ExperimentConfig:
     gradsamp: GradSampConfig = field(default_factory=GradSampConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     epochs: int = _setting(10, int, low=1)
     steps_per_epoch: Optional[int] = _setting(None, int, low=1, nullable=True)  # None: one pass over the data
     trial_seed: int = _setting(0, int, low=0)  # drives the data split (DomainBed's trial_seed)
@@ -123,7 +144,7 @@ class ExperimentConfig:
 
 #: keys that say where or how fast a run executes, not what it computes: left out of its identity (so a
 #: sweep relaunched elsewhere finds its finished jobs) and out of the configuration a report groups by
-RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size")
+RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size", "tracking")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -307,16 +328,22 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        parts = key.strip().split(".")
-        if not all(parts):
-            raise ConfigError(f"override {item!r}: the key has an empty part")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: '{part}' is not a section")
-        node[parts[-1]] = value
+        set_key(out, key, value, item)
     return out
+
+
+def set_key(data: dict, key: str, value: Any, item: Optional[str] = None) -> None:
+    """Set the dotted `key` in `data` in place, making sections on the way; `item` names the override in errors."""
+    item = item if item is not None else f"{key}={value!r}"
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {item!r}: the key has an empty part")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: '{part}' is not a section")
+    node[parts[-1]] = value
 
 
 def load_config(paths: list[str] | str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -36,6 +36,7 @@ from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.runfolder import open_run_folder
 from dagrad.seeding import seed_everything, seed_hash
+from dagrad.tracking import Trackers
 
 GUARD_EXAMPLES_PER_ENV = 32
 
@@ -53,6 +54,8 @@ def resolve_device(name: str) -> torch.device:
 
 class Trainer:
     """Builds everything a run needs (before writing anything), then trains epoch by epoch."""
+
+    rank = 0  # this process's rank under multi-process training: trackers write on rank 0 only
 
     def __init__(self, experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
                  progress: bool | str | RunProgress = True):
@@ -88,6 +91,7 @@ class Trainer:
         else:
             self.records = RecordFile(records_path)
         self.meter = build_meter(cfg.energy, str(self.device))
+        self.trackers = Trackers(cfg.tracking, self.out, self.rank)  # packages checked; nothing written yet
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Path:
@@ -96,6 +100,7 @@ class Trainer:
                             self.start_epoch, self.data.test_envs, self.data.train_envs)
         if not self.records.lines:
             self.records.append(self._header())
+        self.trackers.start(self.records)  # mirrors the records so far, then every line appended
         for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
@@ -116,6 +121,7 @@ class Trainer:
         if not any(line["type"] == "summary" for line in self.records.lines):
             self._finish()
         self.meter.close()
+        self.trackers.close()
         return self.records.path
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:

@@ -9,7 +9,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from dagrad.atomic import write_atomic, write_text_atomic
 from dagrad.errors import RecordsError
@@ -25,10 +25,14 @@ class RecordFile:
     def __init__(self, path: str | Path, lines: Optional[list[dict]] = None):
         self.path = Path(path)
         self.lines: list[dict] = list(lines or [])
+        #: called as observer(line, lines) after each line is written (the trackers): they see the stored values
+        self.observers: list[Callable[[dict, list[dict]], None]] = []
 
     def append(self, record: dict) -> None:
         self.lines.append(plain(record))
         write_text_atomic(self.path, "".join(json.dumps(line, sort_keys=True) + "\n" for line in self.lines))
+        for observe in self.observers:
+            observe(self.lines[-1], self.lines)
 
     @classmethod
     def resume(cls, path: str | Path, next_epoch: int, saved: Optional[list[dict]] = None) -> "RecordFile":

@@ -18,13 +18,13 @@ ROOT = Path(dagrad.__file__).resolve().parent
 
 #: floor -> module or package names (a package's submodules share its floor)
 FLOORS = {
-    0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "warnlines"],
-    1: ["config", "records", "checkpoint", "plugins", "folderlock", "runfolder", "progress"],
-    2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy"],
+    0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "notices"],
+    1: ["config", "records", "checkpoint", "plugins", "record_values", "folderlock", "runfolder", "progress"],
+    2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
     3: ["experiment", "evaluation"],
-    4: ["engine"],
+    4: ["engine", "resuming"],
     5: ["launch", "analysis", "demo"],
-    6: ["commands", "cli", "__main__", "__init__"],
+    6: ["commands", "cli", "__main__", "__init__", "api"],
 }
 #: allowed imports between packages of one floor: (importer, imported)
 SIBLINGS: set[tuple[str, str]] = set()

@@ -1,4 +1,5 @@
-"""notebooks/analysis.ipynb runs top to bottom on the records of a small sweep and shows the table."""
+"""notebooks/analysis.ipynb runs top to bottom through the public API: it trains a run inline, reads a small
+sweep's runs and shows the report's table and plots."""
 
 from __future__ import annotations
 
@@ -45,3 +46,8 @@ def test_notebook_reproduces_the_table(tmp_path, monkeypatch):
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert (tmp_path / "nb" / "rotated_digits-pareto.svg").is_file()
+    assert (tmp_path / "nb" / "inline-run" / "records.jsonl").is_file()
+    assert "sampled" in text  # the inline run's epoch table
+    sources = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    assert "dagrad.train(" in sources and "dagrad.load_runs(" in sources and "dagrad.report(" in sources
+    assert "dagrad.analysis" not in sources  # the public API only

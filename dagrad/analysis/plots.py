@@ -3,7 +3,12 @@
 - `<dataset>-pareto`: OOD accuracy against total energy per configuration, SE error bars on both axes,
   the Pareto front (no other configuration is both cheaper and more accurate) marked.
 - `<dataset>-curves`: OOD accuracy against cumulative energy over epochs, the mean curve over the
-  chosen runs of each configuration."""
+  chosen runs of each configuration.
+- `run_figure`: one run's accuracy and cumulative energy over its epochs (the API's `Run.plot()`).
+
+Figures are built without pyplot (`matplotlib.figure.Figure`): nothing global is opened or switched,
+so the CLI stays headless and a notebook keeps its own backend; `*_figure` functions return them,
+`plot_*` functions save them."""
 
 from __future__ import annotations
 
@@ -11,18 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dagrad.analysis.frames import epochs_frame
 from dagrad.analysis.runs import Run
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def pareto_front(energy: list[float], accuracy: list[float]) -> list[int]:
@@ -36,18 +35,17 @@ def pareto_front(energy: list[float], accuracy: list[float]) -> list[int]:
     return sorted(front, key=lambda i: energy[i])
 
 
-def _save(fig, out: Path, stem: str) -> list[Path]:
+def _save(fig: Figure, out: Path, stem: str) -> list[Path]:
     files = [out / f"{stem}.png", out / f"{stem}.svg"]
     fig.savefig(files[0], dpi=130)
     fig.savefig(files[1])
-    _pyplot().close(fig)
     return files
 
 
 def _style(algorithm: str, setting: str, algorithms: list[str]) -> dict:
     """The same look in every figure: colour = algorithm, line and marker = GradSamp setting
     (full training solid circles, the skip control dotted squares, samplers dashed triangles)."""
-    colour = _pyplot().get_cmap("tab10")(sorted(algorithms).index(algorithm) % 10)
+    colour = colormaps["tab10"](sorted(algorithms).index(algorithm) % 10)
     if setting == "full":
         return {"color": colour, "linestyle": "-", "marker": "o"}
     if setting == "skip":
@@ -60,10 +58,10 @@ def _energy_label(sources: str) -> str:
     return "estimated" if kind == {"estimated"} else "measured" if kind == {"measured"} else "MIXED sources"
 
 
-def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
-    plt = _pyplot()
+def pareto_figure(summary: pd.DataFrame, dataset: str) -> Figure:
     s = summary[summary.dataset == dataset].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
     x, y = list(s["total_J"]), list(s["acc:Avg"])
     algorithms = list(s["algorithm"].unique())
     for r in s.sort_values(["algorithm", "setting"]).to_dict("records"):
@@ -80,13 +78,17 @@ def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out, f"{dataset}-pareto")
+    return fig
 
 
-def plot_curves(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
-    plt = _pyplot()
+def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
+    return _save(pareto_figure(summary, dataset), out, f"{dataset}-pareto")
+
+
+def curves_figure(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str) -> Figure:
     s = selected[selected.dataset == dataset]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
     algorithms = list(s["algorithm"].unique())
     for (algo, setting), g in s.groupby(["algorithm", "setting"]):
         e = epochs[epochs.run_id.isin(set(g["run_id"]))]
@@ -99,7 +101,42 @@ def plot_curves(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str, out:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out, f"{dataset}-curves")
+    return fig
+
+
+def plot_curves(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
+    return _save(curves_figure(epochs, selected, dataset), out, f"{dataset}-curves")
+
+
+def run_figure(epochs: pd.DataFrame, title: str) -> Figure:
+    """Accuracy (OOD, training-domain validation, SWAD's average when present) and cumulative energy by
+    phase over one run's epochs, sampled epochs marked; `epochs` is the API's `Run.epochs` frame."""
+    fig = Figure(figsize=(10, 3.8))
+    acc, energy = fig.subplots(1, 2)
+    x = epochs["epoch"]
+    acc.plot(x, 100 * epochs["ood_acc"], "o-", ms=3, label="OOD (test environments, in)")
+    acc.plot(x, 100 * epochs["val_acc"], "s--", ms=3, label="validation (training environments, out)")
+    if "averaged_ood_acc" in epochs:
+        acc.plot(x, 100 * epochs["averaged_ood_acc"], "^:", ms=3, label="OOD, averaged model")
+    sampled = epochs[epochs["kind"] == "sampled"]
+    if len(sampled):
+        acc.plot(sampled["epoch"], 100 * sampled["ood_acc"], "v", color="k", ms=7, fillstyle="none",
+                 label="sampled epochs (GradSamp)")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    sources = {s.strip() for col in ("train_sources", "eval_sources") for text in epochs[col]
+               for s in str(text).split(",") if s.strip()}
+    energy.plot(x, epochs["cum_train_J"], "o-", ms=3, label="train")
+    energy.plot(x, epochs["cum_eval_J"], "s--", ms=3, label="eval")
+    energy.plot(x, epochs["cum_J"], "k-", lw=1, label="train + eval")
+    energy.set(xlabel="epoch", ylabel=f"cumulative energy (J, {_energy_label(', '.join(sorted(sources)))})",
+               title="energy")
+    for ax in (acc, energy):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def plot_all(runs: list[Run], selected: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:

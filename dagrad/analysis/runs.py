@@ -15,9 +15,8 @@ from typing import Any, Iterable, Optional
 
 from dagrad.errors import RecordsError
 from dagrad.metrics import env_mean
+from dagrad.record_values import UNREADABLE, energy_joules, phase_energy, reading_energy  # noqa: F401 (re-exported)
 from dagrad.records import find_runs, read_records, split_run
-
-UNREADABLE = "unreadable"  # a source label added when some component of a reading had no joules
 
 
 def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float]:
@@ -31,29 +30,6 @@ def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, fl
         return mean, float("nan")
     var = sum((v - mean) ** 2 for v in finite) / (len(finite) - ddof)
     return mean, math.sqrt(var / len(finite))
-
-
-def energy_joules(reading: Optional[dict]) -> tuple[Optional[float], list[str]]:
-    """Total joules of a stored Reading and the sources it was summed over (None if none was readable)."""
-    if not reading:
-        return None, []
-    parts = [c for c in reading.get("components", {}).values() if c.get("joules") is not None]
-    if not parts:
-        return None, []
-    return sum(c["joules"] for c in parts), sorted({c["source"] for c in parts})
-
-
-def reading_energy(reading: Optional[dict]) -> tuple[float, set]:
-    """(joules, sources) of a stored Reading, the sources marked `unreadable` when a component was unread."""
-    joules, sources = energy_joules(reading)
-    labels = set(sources)
-    if reading and any(c.get("joules") is None for c in reading.get("components", {}).values()):
-        labels.add(UNREADABLE)
-    return joules or 0.0, labels
-
-
-def phase_energy(record: dict, phase: str) -> tuple[float, set]:
-    return reading_energy((record.get("energy") or {}).get(phase))
 
 
 @dataclass

@@ -1,11 +1,14 @@
-"""`dagrad train -c CONFIG [key=value ...] [--out DIR] [--resume | --restart]`: train (or resume) one experiment."""
+"""`dagrad train -c CONFIG [key=value ...] [--out DIR] [--resume | --restart]`: train (or resume) one experiment.
+
+`--resume --out DIR` needs no config: the run's records hold the config it was started with (configs given
+too must describe the same experiment; overrides alone apply on top of the recorded config)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from dagrad.plugins import add_consent_arguments, consent_from, with_plugins
+from dagrad.plugins import PluginConsent, add_consent_arguments, consent_from, with_plugins
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -17,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     p.add_argument("--out", type=Path, help="run folder (default runs/<name>-<run id>, the same for the same "
                    "experiment, so --resume and --restart find it)")
     again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    again.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint; "
+                       "its config comes from the run's records (configs given too must describe the same "
+                       "experiment; overrides alone apply on top of the recorded config)")
     again.add_argument("--restart", action="store_true", help="move the attempt in --out aside "
                        "(to <out>.broken-<time>/, nothing is deleted) and start afresh")
     add_consent_arguments(p)
@@ -27,17 +32,50 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from dagrad.analysis.runs import load_run
-    from dagrad.config import load_config
     from dagrad.engine import train
-    from dagrad.experiment import default_run_folder, resolve
+    from dagrad.experiment import default_run_folder
+    from dagrad.resuming import resume_command
 
-    cfg = load_config(args.config, args.overrides)
-    cfg.plugins = with_plugins(cfg.plugins, args.plugin)  # --plugin adds to the config's list (and consents)
-    exp = resolve(cfg, consent_from(args))
+    consent = consent_from(args)
+    if args.resume and args.out is not None and not args.config:
+        exp = _recorded_experiment(args.out, args.overrides, args.plugin, consent)
+    else:
+        exp = _given_experiment(args.config, args.overrides, args.plugin, consent)
+        if args.resume and args.out is not None:
+            _check_same_run(args.out, exp)
     out = args.out or default_run_folder(exp)
+    args.on_interrupt = f"dagrad: interrupted; continue this run with: {resume_command(out, exp.cfg.plugins)}"
     path = train(exp, out, resume=args.resume, restart=args.restart, progress="lines" if args.quiet else True)
     s = load_run(path).summary_figures()
     print(f"OOD accuracy {100 * s['ood_acc']:.1f} %, training-domain validation {100 * s['val_acc']:.1f} %, "
           f"train energy {s['train_J']:.0f} J ({', '.join(s['train_sources'])}), "
           f"eval energy {s['eval_J']:.0f} J\nrecords: {path}")
     return 0
+
+
+def _given_experiment(configs: list, overrides: list[str], plugins: list[str], consent: PluginConsent):
+    from dagrad.config import load_config
+    from dagrad.experiment import resolve
+
+    cfg = load_config(configs, overrides)
+    cfg.plugins = with_plugins(cfg.plugins, plugins)  # --plugin adds to the config's list (and consents)
+    return resolve(cfg, consent)
+
+
+def _recorded_experiment(folder: Path, overrides: list[str], plugins: list[str], consent: PluginConsent):
+    """The config the run in `folder` was started with, overrides on top; it must still be the same run."""
+    from dagrad.config import apply_overrides, from_dict
+    from dagrad.experiment import resolve
+    from dagrad.resuming import recorded_config
+
+    cfg = from_dict(apply_overrides(recorded_config(folder), overrides))
+    cfg.plugins = with_plugins(cfg.plugins, plugins)
+    return _check_same_run(folder, resolve(cfg, consent))
+
+
+def _check_same_run(folder: Path, exp):
+    """`exp` when `folder` holds no run yet or holds this experiment's; else one line naming what differs."""
+    from dagrad.records import RECORDS_NAME
+    from dagrad.resuming import check_same_run
+
+    return check_same_run(folder, exp) if (Path(folder) / RECORDS_NAME).is_file() else exp

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -77,14 +78,14 @@ def _restart(folder: Path, reason: str) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from dagrad.warnlines import show_warnings_as_lines
+    from dagrad.notices import show_warning
 
     parser = argparse.ArgumentParser(prog="python -m dagrad.launch.worker")
     parser.add_argument("folder", type=Path)
     parser.add_argument("--threads", type=int)
     add_consent_arguments(parser)
     args = parser.parse_args(argv)
-    show_warnings_as_lines()
+    warnings.showwarning = show_warning  # one line per distinct warning, as the CLI prints them
     return run_job(args.folder, args.threads, consent_from(args))
 
 

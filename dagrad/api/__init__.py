@@ -1,0 +1,22 @@
+"""dagrad's Python API, for notebooks and scripts (also reachable as `dagrad.train`, `dagrad.load_run`, ...).
+
+    import dagrad
+    run = dagrad.train("experiments/pacs", out="runs/pacs-erm", algorithm__name="coral")
+    run.epochs            # one row per epoch (DataFrame)
+    run.summary           # OOD accuracy, validation accuracy, energy by phase
+    run.plot()            # accuracy and energy over the epochs (Figure)
+    rep = dagrad.report("runs/digits-sweep")   # rep.tables, rep.figures, rep.text
+
+Bad input raises a `DagradError` subclass carrying the CLI's one-line message; nothing calls `sys.exit`.
+Each distinct warning is shown once, as in the CLI."""
+
+from __future__ import annotations
+
+from dagrad.api.configs import ConfigLike, check_config
+from dagrad.api.reports import Report, report
+from dagrad.api.runs import Run, load_run, load_runs, train
+from dagrad.api.sweeps import Sweep, sweep
+from dagrad.errors import CheckpointError, ConfigError, DagradError, DataError, RecordsError
+
+__all__ = ["train", "load_run", "load_runs", "sweep", "report", "check_config", "Run", "Sweep", "Report",
+           "ConfigLike", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError"]
