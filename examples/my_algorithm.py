@@ -6,8 +6,9 @@ Everything a new algorithm needs is here:
    Here `FeaturizerClassifier` (an Algorithm with a linear head and one Adam) saves the set-up;
 2. implement `update` (one optimisation step over one minibatch per training environment; return
    its statistics as detached 0-dim tensors, never `.item()`, which would wait for the GPU every
-   step; the engine reads them when a record needs them), `predict` (logits) and `optimizers` (every optimizer, by name, so the engine
-   can checkpoint it and GradSamp can reset it); FeaturizerClassifier provides the last two;
+   step; the engine reads them when a record needs them), `predict` (logits) and `optimizers`
+   (every optimizer, by name, so the engine can checkpoint it and GradSamp can reset it);
+   FeaturizerClassifier provides the last two;
 3. keep all state in parameters and buffers (integer buffers for counters), so checkpoints, GradSamp
    and SWAD see it without knowing your algorithm;
 4. register it under a name with its hyperparameters: a default and a random-search distribution each
