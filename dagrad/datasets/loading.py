@@ -65,7 +65,8 @@ class EvalLoader:
 
     Batches never mix splits: the batch sampler cuts each split into batches of `batch_size` (the last one
     may be shorter), split after split, and `owners[k]` is the position in `names` of batch k's split
-    (the loader keeps the sampler's order)."""
+    (the loader keeps the sampler's order). With workers, the next pass is started as soon as one ends,
+    so its first batches are decoded while the model trains (as DomainBed's ever-running loaders do)."""
 
     def __init__(self, splits: dict[str, Dataset], batch_size: int,
                  build: Callable[[Dataset, list[list[int]]], DataLoader]):
@@ -80,10 +81,15 @@ class EvalLoader:
                 self.owners.append(k)
             start += n
         self.loader = build(ConcatDataset(list(splits.values())) if splits else _Empty(), self.batches)
+        self._next: Any = None  # a pass already started (its workers prefetching), or None
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         """(split position, batch) pairs in order."""
-        return zip(self.owners, self.loader)
+        batches, self._next = (self._next if self._next is not None else iter(self.loader)), None
+        for k, batch in enumerate(batches):
+            yield self.owners[k], batch
+        if self.loader.num_workers > 0 and self.batches:
+            self._next = iter(self.loader)  # persistent workers start on the next pass now
 
     def __len__(self) -> int:
         return len(self.batches)
