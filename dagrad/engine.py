@@ -30,7 +30,7 @@ from dagrad.algorithms import build as build_algorithm
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dagrad.config import ExperimentConfig, to_dict
-from dagrad.datasets.loading import START_METHOD, batches_on, to_device
+from dagrad.datasets.loading import START_METHOD, batches_on, refuse_worker_bootstrap, to_device
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
 from dagrad.energy.ledger import Gaps, measure_idle_power
@@ -66,6 +66,7 @@ class Trainer:
 
     def __init__(self, experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
                  progress: bool = True):
+        refuse_worker_bootstrap()
         exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
         cfg = exp.cfg
         self.exp, self.cfg, self.out, self.progress = exp, cfg, Path(out_dir), progress

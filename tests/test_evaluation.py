@@ -91,3 +91,20 @@ def test_workers_are_one_pool_started_without_forking_the_trainer(tiny_config, t
     monkeypatch.setattr(os, "fork", no_fork)
     trainer.run()
     assert trainer.eval_loader.loader.multiprocessing_context.get_start_method() == START_METHOD == "forkserver"
+
+
+@pytest.mark.slow
+def test_an_unguarded_script_with_workers_gets_one_clear_line(tmp_path):
+    """Workers start through a fork server, which runs the main script again: say what to do about it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("import sys\nfrom dagrad.experiment import load_experiment\nfrom dagrad.engine import train\n"
+                      "exp = load_experiment(None, ['data.image_size=12', 'network.options.width=8', "
+                      "'data.batch_size=8', 'epochs=1', 'steps_per_epoch=1', 'data.num_workers=1'])\n"
+                      "train(exp, sys.argv[1], progress=False)\n")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert 'must guard its entry point with `if __name__ == "__main__":`' in done.stderr

@@ -25,6 +25,17 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 _ALWAYS_PRELOADED = ("torch", "dagrad.datasets.bundle")
 
 
+def refuse_worker_bootstrap() -> None:
+    """A data worker starting through the fork server runs the main script again (as `__mp_main__`); a
+    script without a main guard would start training inside every worker. Say so, in one line."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        from dagrad.errors import ConfigError
+
+        raise ConfigError("training was started while a data worker process was starting up: the script that "
+                          "calls dagrad.train must guard its entry point with `if __name__ == \"__main__\":` "
+                          "(data workers start through a fork server)")
+
+
 def _modules_of(dataset: Any, depth: int = 0) -> set[str]:
     """The modules defining a dataset and what it holds (environment, transform), for the fork server to
     import once instead of every worker importing them."""
@@ -117,4 +128,5 @@ def batches_on(device: torch.device, pairs: Sequence[tuple[torch.Tensor, torch.T
     return [(to_device(x, device, channels_last), y.to(device, non_blocking=True)) for x, y in pairs]
 
 
-__all__ = ["EvalLoader", "START_METHOD", "batches_on", "make_loader", "to_device", "worker_context"]
+__all__ = ["EvalLoader", "START_METHOD", "batches_on", "make_loader", "refuse_worker_bootstrap", "to_device",
+           "worker_context"]
