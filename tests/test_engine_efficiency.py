@@ -97,9 +97,9 @@ def _comparable(path):
 
 
 def test_bf16_trains_with_float32_parameters_deterministically(tiny_config, tmp_path):
-    a = train(tiny_config("precision=bf16"), tmp_path / "a", progress=False)
-    b = train(tiny_config("precision=bf16"), tmp_path / "b", progress=False)
-    full = train(tiny_config(), tmp_path / "full", progress=False)
+    a = train(tiny_config("precision=bf16", "device=cpu"), tmp_path / "a", progress=False)
+    b = train(tiny_config("precision=bf16", "device=cpu"), tmp_path / "b", progress=False)
+    full = train(tiny_config("device=cpu"), tmp_path / "full", progress=False)
     assert _comparable(a) == _comparable(b)  # bit-identical on CPU for a fixed seed
     assert _comparable(a) != _comparable(full)  # bfloat16 really ran
     header = read_records(a)[0]
@@ -113,8 +113,8 @@ def test_bf16_trains_with_float32_parameters_deterministically(tiny_config, tmp_
 
 
 def test_cpu_precisions_without_tf32_compute_the_same(tiny_config, tmp_path):
-    default = train(tiny_config("epochs=2"), tmp_path / "a", progress=False)
-    strict = train(tiny_config("epochs=2", "precision=fp32_strict"), tmp_path / "b", progress=False)
+    default = train(tiny_config("epochs=2", "device=cpu"), tmp_path / "a", progress=False)
+    strict = train(tiny_config("epochs=2", "precision=fp32_strict", "device=cpu"), tmp_path / "b", progress=False)
     assert _comparable(default) == _comparable(strict)
 
 
