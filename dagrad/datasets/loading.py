@@ -18,7 +18,7 @@ import multiprocessing
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset
 
 #: the start method of data workers ("fork" where the platform has no fork server)
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "fork"
@@ -76,22 +76,20 @@ class EvalLoader:
 
     Batches never mix splits: the batch sampler cuts each split into batches of `batch_size` (the last one
     may be shorter), split after split, and `owners[k]` is the position in `names` of batch k's split
-    (the loader keeps the sampler's order). With workers, the next pass is started as soon as one ends,
+    (the loader keeps the sampler's order). An example is addressed as (split position, index). With workers, the next pass is started as soon as one ends,
     so its first batches are decoded while the model trains (as DomainBed's ever-running loaders do)."""
 
     def __init__(self, splits: dict[str, Dataset], batch_size: int,
-                 build: Callable[[Dataset, list[list[int]]], DataLoader]):
+                 build: Callable[[Dataset, list[list[tuple[int, int]]]], DataLoader]):
         self.names = list(splits)
         self.sizes = [len(d) for d in splits.values()]
-        self.batches: list[list[int]] = []
+        self.batches: list[list[tuple[int, int]]] = []
         self.owners: list[int] = []
-        start = 0
         for k, n in enumerate(self.sizes):
             for lo in range(0, n, batch_size):
-                self.batches.append(list(range(start + lo, start + min(lo + batch_size, n))))
+                self.batches.append([(k, i) for i in range(lo, min(lo + batch_size, n))])
                 self.owners.append(k)
-            start += n
-        self.loader = build(ConcatDataset(list(splits.values())) if splits else _Empty(), self.batches)
+        self.loader = build(Splits(list(splits.values())), self.batches)
         self._next: Any = None  # a pass already started (its workers prefetching), or None
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
@@ -106,12 +104,18 @@ class EvalLoader:
         return len(self.batches)
 
 
-class _Empty(Dataset):
-    def __len__(self) -> int:
-        return 0
+class Splits(Dataset):
+    """Several datasets addressed by (which, index): one dataset for one loader, without a search per item."""
 
-    def __getitem__(self, index: int) -> Any:
-        raise IndexError(index)
+    def __init__(self, datasets: list[Dataset]):
+        self.datasets = datasets
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __getitem__(self, address: tuple[int, int]) -> Any:
+        which, index = address
+        return self.datasets[which][index]
 
 
 def to_device(x: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
