@@ -169,7 +169,7 @@ def zeus(ctx: MeterContext) -> list[Backend]:
     """Zeus (ML.ENERGY) windows; devices it cannot see are reported as unknown, not 0 J."""
     ctx.rejected.update(nvml="energy.backend=zeus", rapl="energy.backend=zeus")
     try:
-        return [ZeusBackend(ctx.device, monitor_factory=ctx.zeus_factory)]
+        return [ZeusBackend(_own_gpu(ctx.device) if ctx.cuda else ctx.device, monitor_factory=ctx.zeus_factory)]
     except BackendUnavailable as exc:
         raise ConfigError(f"energy.backend=zeus is unusable: {exc}; use backend=auto") from exc
 
