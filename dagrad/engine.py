@@ -33,8 +33,7 @@ from dagrad.config import ExperimentConfig, to_dict
 from dagrad.datasets.loading import START_METHOD, batches_on, refuse_worker_bootstrap, to_device
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
-from dagrad.energy.ledger import Gaps, measure_idle_power
-from dagrad.energy.reading import Reading, combine
+from dagrad.energy.ledger import Gaps, job_energy, measure_idle_power
 from dagrad.epochs import EpochKind, EpochOutcome, StepSums
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.evaluation import evaluate
@@ -221,7 +220,7 @@ class Trainer:
             summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
             tail.append(energy)
         summary["other_energy"] = tail[0].to_dict()
-        summary["run_energy"] = self._run_energy(tail).to_dict()
+        summary["run_energy"] = job_energy(self.records.lines, tail).to_dict()
         self.records.append(summary)
 
     def _training_inputs(self) -> Iterator[list[torch.Tensor]]:
@@ -231,17 +230,6 @@ class Trainer:
             yield [x for x, _ in labelled]
 
     # ------------------------------------------------------------------ records and checkpoints
-    def _run_energy(self, tail: list[Reading]) -> Reading:
-        """The whole job (every process of it, when resumed): the idle baseline, every epoch's train, eval
-        and other windows, and the windows after the last epoch."""
-        windows = [Reading.from_dict(self.records.lines[0]["idle_power"]["reading"])] \
-            if (self.records.lines[0].get("idle_power") or {}).get("reading") else []
-        for line in self.records.lines[1:]:
-            if line["type"] == "epoch":
-                windows += [Reading.from_dict(line["energy"][k]) for k in ("train", "eval", "other")
-                            if line["energy"].get(k)]
-        return combine("run", windows + tail)
-
     def _idle_baseline(self) -> Optional[dict]:
         """Idle power, measured once per job when energy.idle_baseline_s > 0 (outside the `other` gaps)."""
         seconds = self.cfg.energy.idle_baseline_s

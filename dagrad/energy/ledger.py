@@ -54,6 +54,19 @@ class Gaps:
         return combine("other", segments)
 
 
+def job_energy(records: list[dict], tail: list[Reading]) -> Reading:
+    """The whole job from its records (every process of it, when resumed): the idle baseline in the header,
+    every epoch's train, eval and other windows, then `tail`, the windows after the last epoch."""
+    header = records[0] if records and records[0].get("type") == "header" else {}
+    windows = [Reading.from_dict(header["idle_power"]["reading"])] \
+        if (header.get("idle_power") or {}).get("reading") else []
+    for line in records:
+        if line.get("type") == "epoch":
+            windows += [Reading.from_dict(line["energy"][k]) for k in ("train", "eval", "other")
+                        if (line.get("energy") or {}).get(k)]
+    return combine("run", windows + tail)
+
+
 def measure_idle_power(meter: Meter, seconds: float, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Idle power per component over `seconds` of doing nothing (after the device has drained its work,
     since backends synchronise before reading), stored once per job in the record header."""
