@@ -12,9 +12,9 @@
    PyTorch training script pays (`import torch` and constructing Adam, which imports torch._dynamo).
 4. Settings: s/step and energy/step of the engine's loop under each precision, determinism and layout.
 
-Every figure is measured here and printed with the device it ran on; wall seconds and, on a CPU, this
-process's CPU seconds (steadier on a shared machine); energy from the meter `build_meter` picks
-(NVML on a GPU, else RAPL or the labelled CPU-time estimate).
+Every figure is measured here and printed with the device it ran on: wall seconds, this process's CPU
+seconds (steadier on a shared machine; data workers' CPU is not in it, but is in the energy), and energy
+from the meter `build_meter` picks (NVML on a GPU, else RAPL or the labelled CPU-time estimate).
 
     python benchmarks/engine_overhead.py [--device cpu|cuda] [--steps 25] [--repeats 5] [--workers 0]
 """
@@ -194,7 +194,7 @@ def _compare(runs: dict[str, list[dict]], per: int, unit: str, noun: str) -> Non
     for name, rs in runs.items():
         joules = [r["joules"] for r in rs if r["joules"] is not None]
         energy = f"{statistics.median(joules) / per:.4f} J/{noun} ({', '.join(rs[0]['sources'])})" if joules else "–"
-        print(f"  {name:7s} wall {med[name]['wall']:.5f} {unit}  cpu {med[name]['cpu']:.5f} {unit}  {energy}")
+        print(f"  {name:7s} wall {med[name]['wall']:.5f} {unit}  main-process cpu {med[name]['cpu']:.5f} {unit}  {energy}")
     for k in ("wall", "cpu"):
         print(f"  dagrad / bare ({k}): {med['dagrad'][k] / med['bare'][k]:.3f} "
               f"({100 * (med['dagrad'][k] / med['bare'][k] - 1):+.1f} %)")
@@ -223,7 +223,7 @@ def evaluation(device: torch.device, repeats: int, workers: int, out: Path, time
     for name, rs in runs.items():
         wall = statistics.median(r["wall"] for r in rs)
         cpu = statistics.median(r["cpu"] for r in rs)
-        print(f"  {name:7s} {images / wall:9.0f} images/s (wall)  {images / cpu:9.0f} images/s (cpu)")
+        print(f"  {name:7s} {images / wall:9.0f} images/s (wall)  {images / cpu:9.0f} images/s (main-process cpu)")
     ratio = statistics.median(r["wall"] for r in runs["bare"]) / statistics.median(r["wall"] for r in runs["dagrad"])
     print(f"  dagrad / bare images/s: {ratio:.3f} (wall)")
 
