@@ -194,7 +194,8 @@ def _compare(runs: dict[str, list[dict]], per: int, unit: str, noun: str) -> Non
     for name, rs in runs.items():
         joules = [r["joules"] for r in rs if r["joules"] is not None]
         energy = f"{statistics.median(joules) / per:.4f} J/{noun} ({', '.join(rs[0]['sources'])})" if joules else "–"
-        print(f"  {name:7s} wall {med[name]['wall']:.5f} {unit}  main-process cpu {med[name]['cpu']:.5f} {unit}  {energy}")
+        print(f"  {name:7s} wall {med[name]['wall']:.5f} {unit}  main-process cpu {med[name]['cpu']:.5f} {unit}  "
+              f"{energy}")
     for k in ("wall", "cpu"):
         print(f"  dagrad / bare ({k}): {med['dagrad'][k] / med['bare'][k]:.3f} "
               f"({100 * (med['dagrad'][k] / med['bare'][k] - 1):+.1f} %)")

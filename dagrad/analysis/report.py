@@ -174,8 +174,8 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     envs = [c[4:] for c in s.columns if c.startswith("acc:") and c != "acc:Avg" and s[c].notna().any()]
     unit, scale = energy_unit(s["total_J"])
     dynamic = "dynamic_J" in s and bool(np.isfinite(s["dynamic_J"]).any())
-    header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})", f"eval ({unit})",
-              f"total{' gross' if dynamic else ''} ({unit})", *([f"total dynamic ({unit})"] if dynamic else []),
+    header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})",
+              f"eval ({unit})", f"total{' gross' if dynamic else ''} ({unit})", *([f"total dynamic ({unit})"] if dynamic else []),
               f"to selected ({unit})", "saving (train / total)", "energy source"]
     rows = []
     for d in s.to_dict("records"):

@@ -2,10 +2,13 @@
 worker pool) over every evaluation split.
 
 Workers start through a `forkserver` (where the platform has one), not by forking the training process.
-By the time the first batch is asked for, the training process has threads: torch's OpenMP pool, CUDA's
-driver threads, pin-memory threads of the loaders already running, a meter's polling thread. Forking a
+By the time the first batch is asked for, the training process has threads (counted at every fork of a
+tiny run: 3 to 13 OS threads, never 1): tqdm's monitor thread (the epoch bar exists before the first
+batch), torch's OpenMP pool, the multiprocessing queue-feeder threads of the loaders already started
+(one per worker), and on a GPU CUDA's driver threads and the pin-memory threads. Forking a
 multi-threaded process can deadlock the child, and Python >= 3.12 warns about it on every fork ("This
-process is multi-threaded, use of fork() may lead to deadlocks in the child"). The fork server is a
+process is multi-threaded, use of fork() may lead to deadlocks in the child"); dagrad's command shows
+every warning once, so it printed that one. The fork server is a
 single-threaded process started once per training process, which preloads torch and the modules the
 dataset needs, so workers are forked from it cheaply. As with Python >= 3.14's default start method, a
 script that calls `dagrad.train` with `data.num_workers > 0` must guard its entry point with
@@ -76,8 +79,9 @@ class EvalLoader:
 
     Batches never mix splits: the batch sampler cuts each split into batches of `batch_size` (the last one
     may be shorter), split after split, and `owners[k]` is the position in `names` of batch k's split
-    (the loader keeps the sampler's order). An example is addressed as (split position, index). With workers, the next pass is started as soon as one ends,
-    so its first batches are decoded while the model trains (as DomainBed's ever-running loaders do)."""
+    (the loader keeps the sampler's order). An example is addressed as (split position, index). With
+    workers, the next pass is started as soon as one ends, so its first batches are decoded while the
+    model trains (as DomainBed's ever-running loaders do)."""
 
     def __init__(self, splits: dict[str, Dataset], batch_size: int,
                  build: Callable[[Dataset, list[list[tuple[int, int]]]], DataLoader]):
