@@ -175,8 +175,9 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     unit, scale = energy_unit(s["total_J"])
     dynamic = "dynamic_J" in s and bool(np.isfinite(s["dynamic_J"]).any())
     header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})",
-              f"eval ({unit})", f"total{' gross' if dynamic else ''} ({unit})", *([f"total dynamic ({unit})"] if dynamic else []),
-              f"to selected ({unit})", "saving (train / total)", "energy source"]
+              f"eval ({unit})", f"total{' gross' if dynamic else ''} ({unit})",
+              *([f"total dynamic ({unit})"] if dynamic else []), f"to selected ({unit})", "saving (train / total)",
+              "energy source"]
     rows = []
     for d in s.to_dict("records"):
         flag = f" {MIXED}" if d["mixed"] else ""
