@@ -47,7 +47,7 @@ class DataConfig:
     split: str = _setting("random", str, choices=("random", "official"))  # official: the dataset's split files
     image_size: Optional[int] = _setting(None, int, low=8, nullable=True)  # None: the dataset's default
     batch_size: int = _setting(32, int, low=1)  # per training environment, as DomainBed
-    eval_batch_size: int = _setting(256, int, low=1)
+    eval_batch_size: int = _setting(64, int, low=1)  # DomainBed's; small enough to keep every worker busy
     num_workers: int = _setting(0, int, low=0)
     augment: bool = True
     val_augment: bool = False  # True matches DomainBed (augmented validation); False matches SWAD
@@ -93,6 +93,9 @@ class EnergyConfig:
     backends: dict = field(default_factory=dict)  # per-backend options, e.g. {estimate: {watts_per_thread: 4}}
     grid_intensity_g_per_kwh: Optional[float] = _setting(None, float, low=0.0, nullable=True)
     count_flops: bool = True
+    # > 0: measure idle power once per job for this many seconds (stored in the header), so reports can
+    # show dynamic energy (gross - idle power x seconds) beside gross energy; 0: off
+    idle_baseline_s: float = _setting(0.0, float, low=0.0)
 
 
 @dataclass
@@ -137,6 +140,12 @@ class ExperimentConfig:
     trial_seed: int = _setting(0, int, low=0)  # drives the data split (DomainBed's trial_seed)
     seed: Optional[int] = _setting(None, int, low=0, nullable=True)  # None: hashed from the run's identity
     device: str = _setting("auto", str, choices=("auto", "cpu", "cuda"))  # auto: cuda when available
+    # torch_default: PyTorch's defaults, DomainBed's numerics (float32 matmuls; cuDNN convolutions may use
+    # TF32 on Ampere+); fp32_strict: no TF32 anywhere; tf32: TF32 matmuls and convolutions; bf16: autocast
+    # to bfloat16 with float32 parameters, optimizer state and GradSamp (see dagrad/numerics.py)
+    precision: str = _setting("torch_default", str, choices=("torch_default", "fp32_strict", "tf32", "bf16"))
+    deterministic: bool = True  # as DomainBed: deterministic cuDNN; false lets cudnn.benchmark autotune
+    channels_last: bool = False  # NHWC weights and inputs for convolutional backbones (faster on tensor cores)
     eval_mode: str = _setting("full", str, choices=("full", "fast"))  # fast skips training envs' `in` (SWAD)
     plugins: list[str] = field(default_factory=list)  # modules or .py files registering components
     name: Optional[str] = None
@@ -144,7 +153,8 @@ class ExperimentConfig:
 
 #: keys that say where or how fast a run executes, not what it computes: left out of its identity (so a
 #: sweep relaunched elsewhere finds its finished jobs) and out of the configuration a report groups by
-RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size", "tracking")
+RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size", "deterministic",
+                        "channels_last", "energy.idle_baseline_s", "tracking")
 
 
 def to_dict(cfg: Any) -> dict:

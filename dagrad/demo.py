@@ -23,7 +23,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
              progress: bool | str = True) -> Path:
     """Train every setting on every seed, print the table, write records, table and plots; returns the folder."""
     from dagrad.analysis.plots import plot_all
-    from dagrad.analysis.report import build, render_markdown
+    from dagrad.analysis.report import build, numerics_line, render_markdown
     from dagrad.analysis.runs import load_runs
 
     out = Path(out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S"))
@@ -36,7 +36,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
         train(exp, out / f"{label}-seed{seed}", progress=progress)
     runs = load_runs(out)
     selected, summary = build(runs, SELECTION)
-    table = render_markdown(summary, SELECTION)
+    table = render_markdown(summary, SELECTION, numerics_line(selected))
     (out / "table.md").write_text(table)
     print(table)
     figures = [f for f in plot_all(runs, selected, summary, out) if f.suffix == ".png"]

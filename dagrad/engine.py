@@ -4,12 +4,18 @@ weight averaging (SWAD) and energy metering plug in from outside.
 Each epoch is either trained (steps_per_epoch updates) or, when GradSamp's schedule says so, sampled.
 Then every split is evaluated, one record is appended and a checkpoint written, both atomically, so an
 interrupted run resumes to the same result (on CPU, with a fixed seed).
+
+The step loop never waits for the device: batches come pinned and are copied asynchronously, the
+statistics `update` returns stay tensors and are summed on the device, and they are read once, when
+the epoch's record is written. Everything between the metered phases (startup, record writes,
+checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
-from collections import defaultdict
+import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -22,15 +28,18 @@ from dagrad.algorithms import build as build_algorithm
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dagrad.config import ExperimentConfig, to_dict
+from dagrad.datasets.loading import START_METHOD, batches_on, refuse_worker_bootstrap, to_device
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
-from dagrad.epochs import EpochKind, EpochOutcome
+from dagrad.energy.ledger import Gaps, job_energy, measure_idle_power
+from dagrad.epochs import EpochKind, EpochOutcome, StepSums
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.evaluation import evaluate
 from dagrad.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
 from dagrad.metrics import env_mean
 from dagrad.networks import build_featurizer
+from dagrad.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
@@ -42,13 +51,14 @@ GUARD_EXAMPLES_PER_ENV = 32
 
 
 def resolve_device(name: str) -> torch.device:
+    """The run's device; CUDA as `cuda:N` (torch's current device), the one GPU the job uses and meters.
+    cuDNN's determinism and TF32 flags are set by `Numerics` (DomainBed's by default)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     elif name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: cuda was asked for but no CUDA device is available; use device=cpu or auto")
     if name == "cuda":
-        torch.backends.cudnn.deterministic = True  # as DomainBed: reproducible at some speed cost
-        torch.backends.cudnn.benchmark = False
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
 
 
@@ -59,19 +69,26 @@ class Trainer:
 
     def __init__(self, experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
                  progress: bool | str | RunProgress = True):
+        refuse_worker_bootstrap()
         exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
         cfg = exp.cfg
         self.exp, self.cfg, self.out, self.progress = exp, cfg, Path(out_dir), RunProgress.of(progress)
         self.seed = exp.seed
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
+        self.meter = build_meter(cfg.energy, str(self.device))  # first, so startup is metered (as `other`)
+        self.gaps = Gaps(self.meter)
+        self._meter_closer = weakref.finalize(self, self.meter.close)  # a constructor that fails closes it too
+        self.numerics = Numerics(self.device, cfg.precision, cfg.deterministic, cfg.channels_last)
         self.data = datasets.build(cfg.data, cfg.trial_seed, cfg.eval_mode)
         featurizer = build_featurizer(cfg.network.name, exp.network_options, self.data.input_shape)
         self.algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, self.data.num_classes,
                                          len(self.data.train_envs)).to(self.device)
+        self.numerics.prepare(self.algorithm)
         self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
-        self.stream = self.data.training_loaders(self.steps, self.seed)
-        self.eval_loaders = self.data.eval_loaders()
+        pin = self.device.type == "cuda"
+        self.stream = self.data.training_loaders(self.steps, self.seed, pin_memory=pin)
+        self.eval_loader = self.data.eval_loader(pin_memory=pin)
         self.gradsamp = None
         if cfg.gradsamp.sampler != "none":
             guard = self.data.fixed_batch(GUARD_EXAMPLES_PER_ENV) if cfg.gradsamp.guard else None
@@ -90,38 +107,56 @@ class Trainer:
                               f"aside and start afresh, or choose another --out")
         else:
             self.records = RecordFile(records_path)
-        self.meter = build_meter(cfg.energy, str(self.device))
         self.trackers = Trackers(cfg.tracking, self.out, self.rank)  # packages checked; nothing written yet
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Path:
         """Train the remaining epochs; returns the record file."""
+        with self._job():
+            return self._run_epochs()
+
+    @contextlib.contextmanager
+    def _job(self) -> Iterator[None]:
+        """The run's numerics in force while it trains (the previous flags restored after), the meter
+        closed at the end."""
+        restore = self.numerics.apply()
+        try:
+            yield
+        finally:
+            restore()
+            self.gaps.pause()
+            self.meter.close()
+            self.trackers.close()
+
+    def _run_epochs(self) -> Path:
         self.progress.start(self.out, f"{self.cfg.algorithm.name} on {self.cfg.data.name}", self.cfg.epochs,
                             self.start_epoch, self.data.test_envs, self.data.train_envs)
         if not self.records.lines:
+            self.idle = self._idle_baseline()
             self.records.append(self._header())
         self.trackers.start(self.records)  # mirrors the records so far, then every line appended
         for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
             torch.manual_seed(seed_hash(self.seed, "epoch", epoch))  # dropout etc. independent of the past
+            other_energy = self.gaps.take()  # since the last epoch's eval: its record, its checkpoint (or startup)
             with self.meter.window("train") as train_energy:
                 outcome = self._train_or_sample(epoch)
                 if self.gradsamp is not None:  # the epoch-end snapshot is GradSamp's cost: metered here
                     self.gradsamp.observe(self.algorithm, outcome.kind, outcome.fallback)
             with self.meter.window("eval") as eval_energy:
-                metrics, eval_flops = evaluate(self.algorithm, self.eval_loaders, self.device, self.flops)
+                metrics, eval_flops = evaluate(self.algorithm, self.eval_loader, self.device, self.flops,
+                                               self.numerics)
                 averaged = self._observe_averager(metrics, outcome.kind)
+            self.gaps.resume()
             self.records.append(self._epoch_record(epoch, outcome, metrics, averaged, train_energy, eval_energy,
-                                                   eval_flops))
+                                                   eval_flops, other_energy))
             self.progress.epoch_done(self.records.lines[-1])
             self.stopped = bool(self.averager and self.averager.should_stop())
             self._checkpoint(epoch + 1)
         self.progress.close()
         if not any(line["type"] == "summary" for line in self.records.lines):
             self._finish()
-        self.meter.close()
-        self.trackers.close()
         return self.records.path
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:
@@ -130,7 +165,7 @@ class Trainer:
         outcome = EpochOutcome()
         if self.gradsamp is not None and self.gradsamp.wants_sample(epoch):
             drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
-                                         predict=self.algorithm.predict, meter=self.meter)
+                                         predict=self._predict, meter=self.meter)
             outcome = EpochOutcome(drawn.kind, drawn.fallback, drawn.stats)
             if outcome.kind is EpochKind.SAMPLED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
@@ -139,51 +174,60 @@ class Trainer:
         return outcome
 
     def _train_steps(self, epoch: int) -> tuple[dict, float]:
-        sums: dict[str, float] = defaultdict(float)
-        counts: dict[str, int] = defaultdict(int)  # keys may differ between steps (DANN's D and G steps)
+        sums = StepSums()
         total_flops, skipped = 0.0, 0
         budget = self.cfg.epochs * self.steps
+        channels_last = self.numerics.channels_last
         steps = self.progress.over_steps(self.stream.epoch(epoch), self.steps, epoch)
         for i, (labelled, unlabelled, n_skipped) in enumerate(steps):
-            labelled = [(x.to(self.device), y.to(self.device)) for x, y in labelled]
-            unlabelled = [x.to(self.device) for x in unlabelled] if unlabelled else None
+            labelled = batches_on(self.device, labelled, channels_last)
+            unlabelled = [to_device(x, self.device, channels_last) for x in unlabelled] if unlabelled else None
             self.algorithm.progress = (epoch * self.steps + i) / budget
             key = ("train", tuple(tuple(x.shape) for x, _ in labelled))
-            out, flops = self.flops.run(key, lambda: self.algorithm.update(labelled, unlabelled),
-                                        period=self.algorithm.flops_period)
+            with self.numerics.autocast():
+                out, flops = self.flops.run(key, lambda: self.algorithm.update(labelled, unlabelled),
+                                            period=self.algorithm.flops_period)
             if self.averager is not None:
                 self.averager.after_step(self.algorithm)
             total_flops += flops
             skipped += n_skipped
             self.updates += 1
-            for name, value in out.items():
-                sums[name] += value
-                counts[name] += 1
-        means = {name: value / counts[name] for name, value in sums.items()}
+            sums.add(out)
+        means = sums.means()  # the epoch's one read of the device
         if skipped:
             means["skipped_examples"] = skipped
         return means, total_flops
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits under the run's autocast, as float32 (for GradSamp's guard)."""
+        with self.numerics.autocast():
+            return self.algorithm.predict(to_device(x, self.device, self.numerics.channels_last)).float()
 
     def _observe_averager(self, metrics: dict[str, float], kind: EpochKind) -> Optional[dict[str, float]]:
         if self.averager is None:
             return None
         self.averager.after_epoch(self.algorithm, env_mean(metrics, self.data.train_envs, "out", "loss"), kind)
         model = self.averager.averaged_module()
-        return evaluate(model, self.eval_loaders, self.device)[0] if model is not None else None
+        return evaluate(model, self.eval_loader, self.device, numerics=self.numerics)[0] if model is not None else None
 
     def _finish(self) -> None:
         """The summary line: which model is reported (SWAD's final average, else the last epoch's)."""
         summary: dict[str, Any] = {"type": "summary", "updates": self.updates, "stopped_early": self.stopped,
                                    "reported": "online", "metrics": None}
+        tail = [self.gaps.take()]  # the last epoch's record and checkpoint
         final = None
         if self.averager is not None:  # settling the average (SWAD: BatchNorm re-estimation too) is metered
             with self.meter.window("averaging") as energy:
                 final = self.averager.finalize(batches=self._training_inputs())
             summary["averaging_energy"] = energy.to_dict()
+            tail.append(energy)
         if final is not None:
             with self.meter.window("final_eval") as energy:
-                summary["metrics"] = evaluate(final, self.eval_loaders, self.device)[0]
+                summary["metrics"] = evaluate(final, self.eval_loader, self.device, numerics=self.numerics)[0]
             summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
+            tail.append(energy)
+        summary["other_energy"] = tail[0].to_dict()
+        summary["run_energy"] = job_energy(self.records.lines, tail).to_dict()
         self.records.append(summary)
 
     def _training_inputs(self) -> Iterator[list[torch.Tensor]]:
@@ -193,15 +237,26 @@ class Trainer:
             yield [x for x, _ in labelled]
 
     # ------------------------------------------------------------------ records and checkpoints
+    def _idle_baseline(self) -> Optional[dict]:
+        """Idle power, measured once per job when energy.idle_baseline_s > 0 (outside the `other` gaps)."""
+        seconds = self.cfg.energy.idle_baseline_s
+        if not seconds:
+            return None
+        self.gaps.pause()
+        idle = measure_idle_power(self.meter, seconds)
+        self.gaps.resume()
+        return idle
+
     def _epoch_record(self, epoch: int, outcome: EpochOutcome, metrics: dict, averaged: Optional[dict],
-                      train_energy: Any, eval_energy: Any, eval_flops: float) -> dict:
+                      train_energy: Any, eval_energy: Any, eval_flops: float, other_energy: Any = None) -> dict:
         return {
             "type": "epoch", "epoch": epoch, "step": (epoch + 1) * self.steps, "updates": self.updates,
             "kind": str(outcome.kind), "fallback": outcome.fallback, "sampler": self.cfg.gradsamp.sampler,
             "metrics": metrics, "averaged_metrics": averaged, "update_stats": outcome.update_stats,
             "sampler_stats": outcome.sampler_stats or None,
             "averager": self.averager.stats() if self.averager else None,
-            "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict()},
+            "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict(),
+                       "other": other_energy.to_dict() if other_energy is not None else None},
             "flops": {"train": outcome.flops, "eval": eval_flops, "convention": self.flops.convention},
             "seconds": train_energy.seconds + eval_energy.seconds,
         }
@@ -219,6 +274,11 @@ class Trainer:
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                          "torch_threads": torch.get_num_threads(), "device": str(self.device)},
             "meter": self.meter.describe(),
+            "numerics": self.numerics.describe(self.algorithm),
+            "loading": {"num_workers": self.data.num_workers, "eval_batch_size": self.data.eval_batch_size,
+                        "worker_start": START_METHOD if self.data.num_workers else None,
+                        "pin_memory": self.device.type == "cuda", "eval_batches": len(self.eval_loader)},
+            "idle_power": self.idle,
         }
 
     def _checkpoint(self, next_epoch: int) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
+
+import torch
 
 
 class EpochKind(str, enum.Enum):
@@ -55,3 +58,35 @@ class EpochOutcome:
     def moved(self) -> bool:
         """Whether θ changed: false only when a rejected draw kept θ_{t-1}."""
         return self.fallback != "keep"
+
+
+class StepSums:
+    """An epoch's per-statistic sums over its steps, for the record's means. Tensors are summed on their
+    own device in float64 (exactly what adding their `.item()` values on the host gives, without waiting
+    for the device every step); floats are summed on the host. Keys may differ between steps (DANN's
+    discriminator and generator steps); each mean is over the steps that reported it."""
+
+    def __init__(self) -> None:
+        self._device: dict[str, torch.Tensor] = {}
+        self._host: dict[str, float] = defaultdict(float)
+        self._counts: dict[str, int] = defaultdict(int)
+
+    def add(self, stats: Mapping[str, Any]) -> None:
+        for name, value in stats.items():
+            if isinstance(value, torch.Tensor):
+                total = self._device.get(name)
+                if total is None:
+                    self._device[name] = value.detach().to(torch.float64, copy=True)
+                else:
+                    total.add_(value.detach())
+            else:
+                self._host[name] += float(value)
+            self._counts[name] += 1
+
+    def means(self) -> dict[str, float]:
+        """The means, reading the device once."""
+        names = list(self._device)
+        read = dict(zip(names, torch.stack([self._device[n].reshape(()).to(self._device[names[0]].device)
+                                            for n in names]).tolist())) if names else {}
+        return {name: (read.get(name, 0.0) + self._host.get(name, 0.0)) / count
+                for name, count in self._counts.items()}

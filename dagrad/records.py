@@ -53,6 +53,8 @@ class RecordFile:
         if saved is not None:
             if kept is None or _text(kept) != _text(saved):
                 _keep_disagreeing(path, kept, saved)
+            elif lines and lines[-1]["type"] == "summary" and _text(lines[:-1]) == _text(saved):
+                saved = [*saved, lines[-1]]  # a finished run: its summary line came after the last checkpoint
             kept = [dict(line) for line in saved]
         if not kept or kept[0]["type"] != "header":
             raise RecordsError(f"{path}: no header line; the record file does not belong to a dagrad run")

@@ -5,8 +5,10 @@ Everything a new algorithm needs is here:
    `(featurizer, num_classes, num_domains, hparams)`; `featurizer.n_outputs` is the feature width.
    Here `FeaturizerClassifier` (an Algorithm with a linear head and one Adam) saves the set-up;
 2. implement `update` (one optimisation step over one minibatch per training environment; return
-   floats for the record), `predict` (logits) and `optimizers` (every optimizer, by name, so the engine
-   can checkpoint it and GradSamp can reset it); FeaturizerClassifier provides the last two;
+   its statistics as detached 0-dim tensors, never `.item()`, which would wait for the GPU every
+   step; the engine reads them when a record needs them), `predict` (logits) and `optimizers`
+   (every optimizer, by name, so the engine can checkpoint it and GradSamp can reset it);
+   FeaturizerClassifier provides the last two;
 3. keep all state in parameters and buffers (integer buffers for counters), so checkpoints, GradSamp
    and SWAD see it without knowing your algorithm;
 4. register it under a name with its hyperparameters: a default and a random-search distribution each
@@ -23,7 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
+from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
 from dagrad.algorithms.registry import log_uniform, register
 from dagrad.registry import Option
 
@@ -52,7 +54,7 @@ class Mixup(FeaturizerClassifier):
     """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
     with the same weights; featurizer + linear classifier, one Adam."""
 
-    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         alpha = float(self.hparams["mixup_alpha"])
         beta = torch.distributions.Beta(torch.tensor(alpha), torch.tensor(alpha))
         objective = 0.0
@@ -62,4 +64,4 @@ class Mixup(FeaturizerClassifier):
             objective = objective + lam * F.cross_entropy(logits, yi) + (1 - lam) * F.cross_entropy(logits, yj)
         objective = objective / len(minibatches)
         self.step(objective)
-        return {"loss": objective.item()}
+        return {"loss": objective.detach()}

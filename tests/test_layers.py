@@ -18,7 +18,7 @@ ROOT = Path(dagrad.__file__).resolve().parent
 
 #: floor -> module or package names (a package's submodules share its floor)
 FLOORS = {
-    0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "notices"],
+    0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "notices", "numerics"],
     1: ["config", "records", "checkpoint", "plugins", "record_values", "folderlock", "runfolder", "progress"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
     3: ["experiment", "evaluation"],

@@ -27,7 +27,8 @@ ARGS = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "s
 def comparable(folder):
     _, epochs, summary = split_run(read_records(folder / "records.jsonl"))
     keep = ("epoch", "step", "updates", "kind", "metrics", "sampler_stats", "update_stats")
-    return [{k: r[k] for k in keep} for r in epochs], summary
+    return [{k: r[k] for k in keep} for r in epochs], {k: v for k, v in (summary or {}).items()
+                                                         if not k.endswith("_energy")}
 
 
 def dagrad_main(*argv: str) -> tuple[int, str]:

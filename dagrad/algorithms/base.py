@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import nn
 
 Minibatch = tuple[torch.Tensor, torch.Tensor]
+#: what `update` returns: statistic name -> 0-dim detached tensor (or a float known on the host)
+Stats = dict[str, Union[torch.Tensor, float]]
 
 
 class Algorithm(nn.Module, ABC):
@@ -16,7 +18,10 @@ class Algorithm(nn.Module, ABC):
 
     - `update(minibatches, unlabeled)` takes one labelled minibatch per training environment (and, in the
       DA setting, one unlabelled minibatch of target inputs per test environment), performs one
-      optimisation step and returns scalar statistics for the record.
+      optimisation step and returns scalar statistics for the record as 0-dim tensors, detached, on the
+      parameters' device (plain floats are allowed for values known on the host). Never call `.item()`
+      or `float()` on a device tensor in `update`: that waits for the GPU once per step. The engine
+      sums the statistics on the device and reads them once, when a record or progress line needs them.
     - `predict(x)` returns logits.
     - `optimizers()` exposes every optimizer by name so the engine can save, restore and (for GradSamp)
       reset them.
@@ -36,8 +41,8 @@ class Algorithm(nn.Module, ABC):
         self.progress = 0.0
 
     @abstractmethod
-    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
-        """One optimisation step; returns statistics such as {'loss': 0.31}."""
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
+        """One optimisation step; returns statistics such as {'loss': tensor(0.31)} (see the class docstring)."""
 
     @abstractmethod
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
+from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
 from dagrad.algorithms.registry import log_uniform, register
 from dagrad.errors import ConfigError
 from dagrad.registry import Option
@@ -71,7 +71,7 @@ class CORAL(FeaturizerClassifier):
 
     uses_unlabeled = True
 
-    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         features = [self.featurizer(x) for x, _ in minibatches]
         objective = torch.stack(
             [F.cross_entropy(self.classifier(f), y) for f, (_, y) in zip(features, minibatches)]
@@ -80,7 +80,7 @@ class CORAL(FeaturizerClassifier):
         penalty = coral_penalty(aligned)
         loss = objective + self.hparams["mmd_gamma"] * penalty
         self.step(loss)
-        return {"loss": objective.item(), "penalty": penalty.item()}
+        return {"loss": objective.detach(), "penalty": penalty.detach()}
 
 
 __all__ = ["CORAL", "coral_penalty", "CORAL_HPARAMS"]

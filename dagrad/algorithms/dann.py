@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dagrad.algorithms.base import Algorithm, Minibatch
+from dagrad.algorithms.base import Algorithm, Minibatch, Stats
 from dagrad.algorithms.registry import common_hparams, log_uniform, register
 from dagrad.registry import Option
 
@@ -76,7 +76,11 @@ class DANN(Algorithm):
         super().__init__(num_classes, num_domains, hparams)
         h = self.hparams
         width = featurizer.n_outputs
+        # the count lives on the host (choosing the step must not wait for the GPU); the buffer mirrors it
+        # for checkpoints, and a loaded state dict sets the host count back from the buffer
         self.register_buffer("update_count", torch.zeros((), dtype=torch.long))
+        self.updates_done = 0
+        self.register_load_state_dict_post_hook(_count_from_buffer)
         self.featurizer = featurizer
         self.classifier = nn.Linear(width, num_classes)
         self.discriminator = domainbed_mlp(
@@ -102,8 +106,9 @@ class DANN(Algorithm):
         d = int(self.hparams["d_steps_per_g_step"])
         return count % (1 + d) < d
 
-    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
-        self.update_count += 1
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
+        self.updates_done += 1
+        self.update_count.fill_(self.updates_done)
         x = torch.cat([x for x, _ in minibatches])
         y = torch.cat([y for _, y in minibatches])
         domains = torch.cat(
@@ -112,20 +117,20 @@ class DANN(Algorithm):
         z = self.featurizer(x)
         disc_out = self.discriminator(z)
         disc_loss = F.cross_entropy(disc_out, domains)
-        stats = {"disc_acc": (disc_out.argmax(1) == domains).float().mean().item()}
+        stats = {"disc_acc": (disc_out.argmax(1) == domains).float().mean().detach()}
         if self.hparams["grad_penalty"] > 0:
             grad = torch.autograd.grad(
                 F.cross_entropy(disc_out, domains, reduction="sum"), [z], create_graph=True
             )[0]
             gp = grad.pow(2).sum(1).mean()
             disc_loss = disc_loss + self.hparams["grad_penalty"] * gp
-            stats["grad_penalty"] = gp.item()
+            stats["grad_penalty"] = gp.detach()
 
-        if self.is_discriminator_step(int(self.update_count.item())):
+        if self.is_discriminator_step(self.updates_done):
             self.disc_opt.zero_grad()
             disc_loss.backward()
             self.disc_opt.step()
-            return {"disc_loss": disc_loss.item(), **stats}
+            return {"disc_loss": disc_loss.detach(), **stats}
 
         class_loss = F.cross_entropy(self.classifier(z), y)
         gen_loss = class_loss - self.hparams["lambda"] * disc_loss
@@ -133,10 +138,15 @@ class DANN(Algorithm):
         self.gen_opt.zero_grad()
         gen_loss.backward()
         self.gen_opt.step()
-        return {"gen_loss": gen_loss.item(), "loss": class_loss.item(), "disc_loss": disc_loss.item(), **stats}
+        return {"gen_loss": gen_loss.detach(), "loss": class_loss.detach(), "disc_loss": disc_loss.detach(), **stats}
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.featurizer(x))
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"disc": self.disc_opt, "gen": self.gen_opt}
+
+
+def _count_from_buffer(module: DANN, incompatible_keys: object) -> None:
+    """After load_state_dict: the host count continues from the checkpoint's (one read, at load time only)."""
+    module.updates_done = int(module.update_count)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dagrad.algorithms.base import Algorithm, Minibatch
+from dagrad.algorithms.base import Algorithm, Minibatch, Stats
 from dagrad.algorithms.registry import log_uniform, register
 from dagrad.registry import Option
 
@@ -94,7 +94,7 @@ class DANNGRL(Algorithm):
     def grl_coeff(self) -> float:
         return grl_coefficient(self.progress, float(self.hparams["grl_lambda"]))
 
-    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         labelled = torch.cat([x for x, _ in minibatches])
         y = torch.cat([y for _, y in minibatches])
         targets = list(unlabeled or [])
@@ -122,8 +122,8 @@ class DANNGRL(Algorithm):
         loss.backward()
         self.optimizer.step()
         return {
-            "loss": class_loss.item(), "domain_loss": domain_loss.item(),
-            "domain_acc": domain_acc.item(), "grl_coeff": coeff,
+            "loss": class_loss.detach(), "domain_loss": domain_loss.detach(),
+            "domain_acc": domain_acc.detach(), "grl_coeff": coeff,
         }
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:

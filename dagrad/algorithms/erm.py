@@ -8,15 +8,15 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from dagrad.algorithms.base import FeaturizerClassifier, Minibatch
+from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
 from dagrad.algorithms.registry import register
 
 
 @register("erm", description="Empirical risk minimisation over the pooled training environments (DomainBed)")
 class ERM(FeaturizerClassifier):
-    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> dict[str, float]:
+    def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         x = torch.cat([x for x, _ in minibatches])
         y = torch.cat([y for _, y in minibatches])
         loss = F.cross_entropy(self.predict(x), y)
         self.step(loss)
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}

@@ -10,12 +10,13 @@ get equal configuration keys however their YAML was written.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from dagrad.analysis.runs import Run, phase_energy
 from dagrad.config import RUN_ENVIRONMENT_KEYS, stable_hash, without_keys
+
+if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
+    import pandas as pd
 
 #: what DomainBed varies inside one table cell: runs differing only in these share a configuration
 CELL_KEYS = ("seed", "trial_seed", "algorithm.hparams_seed", "data.test_envs")
@@ -87,6 +88,8 @@ def labels(runs: list[Run]) -> dict[str, tuple[str, str]]:
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per run: identity, protocol coordinates, labels, whole-run energy by phase with sources."""
+    import pandas as pd
+
     names = labels(runs)
     rows = []
     for run in runs:
@@ -109,6 +112,8 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
 
 def epochs_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per epoch record: kind, every metric, cumulative energy by phase."""
+    import pandas as pd
+
     rows = []
     for run in runs:
         train = evals = 0.0

@@ -7,6 +7,9 @@ algorithm's full training, the accuracy change against full training (paired by 
 every GradSamp setting the comparison with its equal-energy control: the `skip` run whose GradSamp settings
 are the same in everything but the sampler (same schedule, history, buffers, optimizer state and guard).
 Figures that mix measured and estimated energy, or have unreadable components, are flagged (‡).
+Runs that measured an idle-power baseline (energy.idle_baseline_s) also show their dynamic energy
+(gross - idle power x seconds) beside the gross figure. The footer states the precision and cuDNN
+determinism the runs used, from their record headers.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ def _sources(series: pd.Series) -> set[str]:
 
 
 def mixed(sources: set[str]) -> bool:
-    """True when a figure would add measured and estimated joules, or misses a component."""
+    """True when a figure would add measured joules to estimated or attributed ones, or misses a component."""
     kinds = {s.split(":", 1)[0] for s in sources}
-    return UNREADABLE in sources or {"measured", "estimated"} <= kinds
+    return UNREADABLE in sources or ("measured" in kinds and bool(kinds & {"estimated", "attributed"}))
 
 
 def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
@@ -54,6 +57,8 @@ def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
                          "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
                          "train_J": g["run_train_J"].mean(), "eval_J": g["run_eval_J"].mean(),
                          "total_J": (g["run_train_J"] + g["run_eval_J"]).mean(), "updates": g["run_updates"].mean(),
+                         "dynamic_J": (g["run_dyn_train_J"] + g["run_dyn_eval_J"]).mean(skipna=False)
+                         if "run_dyn_train_J" in g else float("nan"),
                          "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean()})
     return pd.DataFrame(rows)
 
@@ -89,6 +94,9 @@ def summarize(selected: pd.DataFrame) -> pd.DataFrame:
         row["acc:Avg"], row["se:Avg"], row["n:Avg"] = mean_se(t["acc"])
         for phase in ("train", "eval", "total", "selected"):
             row[f"{phase}_J"], row[f"{phase}_J_se"], _ = mean_se(t[f"{phase}_J"])
+        dynamic = t["dynamic_J"] if "dynamic_J" in t else []
+        row["dynamic_J"], row["dynamic_J_se"], _ = mean_se(dynamic) if len(dynamic) and np.isfinite(dynamic).all() \
+            else (np.nan, np.nan, 0)
         row["updates"] = float(t["updates"].mean())
         sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
         row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
@@ -135,6 +143,10 @@ def tidy(summary: pd.DataFrame) -> pd.DataFrame:
             rows.append({**base, "quantity": f"{phase}_energy_J", "column": "", "mean": d[f"{phase}_J"],
                          "se": d[f"{phase}_J_se"], "n": d["n:Avg"], "sources": d["sources"],
                          "flag": MIXED if d["mixed"] else ""})
+        if np.isfinite(d.get("dynamic_J", np.nan)):
+            rows.append({**base, "quantity": "total_dynamic_energy_J", "column": "", "mean": d["dynamic_J"],
+                         "se": d["dynamic_J_se"], "n": d["n:Avg"], "sources": d["sources"],
+                         "flag": MIXED if d["mixed"] else ""})
         for name, se, n in (("delta_full", "delta_full_se", "delta_full_n"),
                             ("delta_control", "delta_control_se", "delta_control_n")):
             if np.isfinite(d.get(name, np.nan)):
@@ -163,8 +175,11 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     s = summary[summary.dataset == dataset]
     envs = [c[4:] for c in s.columns if c.startswith("acc:") and c != "acc:Avg" and s[c].notna().any()]
     unit, scale = energy_unit(s["total_J"])
-    header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})", f"eval ({unit})",
-              f"total ({unit})", f"to selected ({unit})", "saving (train / total)", "energy source"]
+    dynamic = "dynamic_J" in s and bool(np.isfinite(s["dynamic_J"]).any())
+    header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})",
+              f"eval ({unit})", f"total{' gross' if dynamic else ''} ({unit})",
+              *([f"total dynamic ({unit})"] if dynamic else []), f"to selected ({unit})", "saving (train / total)",
+              "energy source"]
     rows = []
     for d in s.to_dict("records"):
         flag = f" {MIXED}" if d["mixed"] else ""
@@ -175,11 +190,12 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
         delta = _pm(d.get("delta_full", np.nan), d.get("delta_full_se", np.nan))
         saved = d.get("saving_updates_pct", np.nan)
         updates = f"{d['updates']:.0f}" + (f" ({saved:.0f} %)" if np.isfinite(saved) else "")
+        phases = ("train", "eval", "total", *(["dynamic"] if dynamic else []), "selected")
         rows.append([d["algorithm"], d["setting"], *[_pm(d.get(f"acc:{e}", np.nan), d.get(f"se:{e}", np.nan))
                                                for e in envs],
                      _pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp", updates,
-                     *[_pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) + flag
-                       for p in ("train", "eval", "total", "selected")], saving, d["sources"]])
+                     *[_pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) +
+                       (flag if np.isfinite(d[f"{p}_J"]) else "") for p in phases], saving, d["sources"]])
     notes = []
     for d in s[s["control_key"].isna() & ~s["sampler"].isin(["none", "skip"])].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']}: {d['verdict']}.")
@@ -190,7 +206,20 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     return header, rows, notes
 
 
-def _footer(summary: pd.DataFrame, selection: str) -> list[str]:
+def numerics_line(selected: pd.DataFrame) -> str:
+    """How the runs computed, from their record headers: precision and cuDNN determinism, with counts."""
+    from dagrad.numerics import PRECISIONS
+
+    if "precision" not in selected:
+        return ""
+    counts = selected.groupby(["precision", "deterministic"])["run_id"].nunique()
+    parts = [f"{precision} ({PRECISIONS.get(precision, 'unknown precision')}), "
+             f"{'deterministic' if deterministic else 'non-deterministic (cudnn.benchmark)'} cuDNN: {n} run(s)"
+             for (precision, deterministic), n in counts.items()]
+    return "Numerics (from the record headers): " + "; ".join(parts) + "."
+
+
+def _footer(summary: pd.DataFrame, selection: str, numerics: str = "") -> list[str]:
     n = sorted({int(v) for v in summary["n:Avg"] if np.isfinite(v) and v})
     lines = [f"Selection: {DESCRIPTIONS[selection]}. Accuracy (%) on the test environment's `in` split; "
              f"mean ± SE over {'/'.join(map(str, n)) or 0} trial seeds (SE = std(ddof=1)/√n); Avg = mean over test "
@@ -202,23 +231,32 @@ def _footer(summary: pd.DataFrame, selection: str) -> list[str]:
              "selected epoch (what stopping there would have cost). Saving = 1 − energy / full training's energy.",
              f"GradSamp 'beats' its control only when the paired difference exceeds {BEATS_SE:g} SE "
              "(not a formal test with few seeds)."]
+    if "dynamic_J" in summary and np.isfinite(summary["dynamic_J"]).any():
+        lines.append("Gross energy is what the meters read. Dynamic energy = gross − idle power × seconds, window "
+                     "by window, with idle power measured once per job (energy.idle_baseline_s); shown only for "
+                     "rows whose every run measured a baseline.")
+    if numerics:
+        lines.append(numerics)
     sources = _sources(summary["sources"])
+    if any(s.startswith("attributed") for s in sources):
+        lines.append("Attributed energy (attributed:*) is a measured node total times the job's share of CPU time "
+                     "(jobs shared the node), not a measurement of the job alone.")
     if any(s.startswith("estimated") for s in sources):
         lines.append("Estimated energy (estimated:*) is CPU-seconds × watts per thread or a similar model, "
                      "not a measurement.")
     if summary["mixed"].any() or summary.get("saving_flag", pd.Series(dtype=bool)).fillna(False).any():
-        lines.append(f"{MIXED} mixes measured and estimated figures, has unreadable components, or compares "
-                     "rows with different sources: not a like-for-like number.")
+        lines.append(f"{MIXED} mixes measured and estimated (or attributed) figures, has unreadable components, or "
+                     "compares rows with different sources: not a like-for-like number.")
     return lines
 
 
-def render_markdown(summary: pd.DataFrame, selection: str) -> str:
+def render_markdown(summary: pd.DataFrame, selection: str, numerics: str = "") -> str:
     out = []
     for dataset in summary["dataset"].unique():
         header, rows, notes = table_cells(summary, dataset)
         out += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows] + [""] + [f"- {n}" for n in notes] + [""]
-    return "\n".join(out + [f"_{line}_" for line in _footer(summary, selection)]) + "\n"
+    return "\n".join(out + [f"_{line}_" for line in _footer(summary, selection, numerics)]) + "\n"
 
 
 def _tex(text: str) -> str:
@@ -229,7 +267,7 @@ def _tex(text: str) -> str:
     return text
 
 
-def render_latex(summary: pd.DataFrame, selection: str) -> str:
+def render_latex(summary: pd.DataFrame, selection: str, numerics: str = "") -> str:
     """booktabs tables (one per dataset); needs \\usepackage{booktabs}."""
     out = []
     for dataset in summary["dataset"].unique():
@@ -239,7 +277,7 @@ def render_latex(summary: pd.DataFrame, selection: str) -> str:
                 " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
         out += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
         out += [r"\bottomrule", r"\end{tabular}"]
-        out += [r"\par\footnotesize " + _tex(n) for n in notes + _footer(summary, selection)]
+        out += [r"\par\footnotesize " + _tex(n) for n in notes + _footer(summary, selection, numerics)]
         out += [r"\end{table}", ""]
     return "\n".join(out)
 
@@ -247,8 +285,21 @@ def render_latex(summary: pd.DataFrame, selection: str) -> str:
 def build(runs: str | Path | list[Run], selection: str = "training_domain") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(selected models, per-configuration summary) for the given runs, or every run below a folder."""
     runs = load_runs(runs) if isinstance(runs, (str, Path)) else runs
-    selected = select(runs, selection)
+    selected = with_run_facts(select(runs, selection), runs)
     return selected, summarize(selected) if len(selected) else pd.DataFrame()
+
+
+def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """The selected rows with each run's dynamic energy and numerics (from its records)."""
+    by_path = {str(r.path): r for r in runs}
+    out = selected.copy()
+    facts = [by_path[p] for p in out["path"]] if len(out) else []
+    dynamic = [r.dynamic_energy() for r in facts]
+    out["run_dyn_train_J"] = [d[0] for d in dynamic]
+    out["run_dyn_eval_J"] = [d[1] for d in dynamic]
+    out["precision"] = [r.numerics["precision"] for r in facts]
+    out["deterministic"] = [bool(r.numerics["deterministic"]) for r in facts]
+    return out
 
 
 def write_report(runs_dir: str | Path, fmt: str = "md", selection: str = "training_domain",
@@ -297,7 +348,9 @@ def _write(out: Path, runs: list[Run], selected: pd.DataFrame, summary: pd.DataF
         write_text_atomic(out / "summary.csv", text)
         files += [out / "selected.csv", out / "summary.csv"]
     else:
-        text = render_markdown(summary, selection) if fmt == "md" else render_latex(summary, selection)
+        numerics = numerics_line(selected)
+        render = render_markdown if fmt == "md" else render_latex
+        text = render(summary, selection, numerics)
         files.append(out / ("table.md" if fmt == "md" else "table.tex"))
         write_text_atomic(files[-1], text)
     if plots:

@@ -115,6 +115,35 @@ class Run:
                           frozenset(t_src | settle_src), frozenset(e_src | src))]
         return points
 
+    @property
+    def numerics(self) -> dict:
+        """Precision and determinism the run used, from its header (runs recorded before these settings
+        existed ran PyTorch's defaults with deterministic cuDNN)."""
+        given = self.header.get("numerics") or {}
+        return {"precision": given.get("precision", self.config.get("precision", "torch_default")),
+                "deterministic": given.get("deterministic", self.config.get("deterministic", True))}
+
+    def dynamic_energy(self) -> tuple[float, float]:
+        """(train, eval) joules of the whole run net of idle power (gross - idle watts x seconds, window by
+        window, with the idle power measured once per job); nan without a baseline or with an unreadable
+        component. Phases as in `points()`: SWAD's settling counts as train, its final evaluation as eval."""
+        from dagrad.energy.ledger import dynamic_joules
+
+        idle = self.header.get("idle_power")
+        windows = [((r.get("energy") or {}).get("train"), (r.get("energy") or {}).get("eval")) for r in self.epochs]
+        if self.averaged:
+            windows.append((self.summary.get("averaging_energy"), self.summary.get("final_eval_energy")))
+        totals = [0.0, 0.0]
+        for pair in windows:
+            for k, reading in enumerate(pair):
+                if reading is None:
+                    continue
+                joules = dynamic_joules(reading, idle)
+                if joules is None:
+                    return math.nan, math.nan
+                totals[k] += joules
+        return totals[0], totals[1]
+
     def final_metrics(self) -> dict:
         """The reported model's metrics: SWAD's final average, else the last epoch's online model."""
         return (self.summary or {}).get("metrics") or (self.epochs[-1]["metrics"] if self.epochs else {})

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
 
 from dagrad.errors import ConfigError
 from dagrad.analysis.frames import configuration_key, control_key, family_key, labels
 from dagrad.analysis.runs import Point, Run
+
+if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
+    import pandas as pd
 
 METHODS = ("training_domain", "leave_one_out", "oracle", "last")
 DESCRIPTIONS = {
@@ -92,6 +94,8 @@ def select(runs: list[Run], method: str = "training_domain") -> pd.DataFrame:
 
     Energy columns: `sel_*` = spent up to and including the chosen epoch; `run_*` = the chosen run's
     whole training; `search_J` = every run the selection looked at (all hparams, LOO pairs), whole runs."""
+    import pandas as pd
+
     if method not in METHODS:
         raise ConfigError(f"selection {method!r} is unknown; choose one of: {', '.join(METHODS)}")
     runs = [r for r in runs if r.complete]

@@ -42,7 +42,7 @@ class Report:
         return tables.tidy(self.summary)
 
     def _repr_markdown_(self) -> str:
-        return tables.render_markdown(self.summary, self.selection)
+        return tables.render_markdown(self.summary, self.selection, tables.numerics_line(self.selected))
 
 
 def _runs(source: Any) -> list[records_runs.Run]:
@@ -83,7 +83,7 @@ def report(runs: Any, *, selection: str = "training_domain", format: str = "md")
             text = tables.tidy(summary).to_csv(index=False)
         else:
             render = tables.render_markdown if format == "md" else tables.render_latex
-            text = render(summary, selection)
+            text = render(summary, selection, tables.numerics_line(selected))
         epochs = epochs_frame(loaded)
         figures = {}
         for dataset in summary["dataset"].unique():

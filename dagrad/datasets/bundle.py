@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from dagrad.datasets.base import DomainSuite, Environment, Transform
+from dagrad.datasets.loading import EvalLoader, make_loader
 from dagrad.datasets.specs import build_suite
 from dagrad.datasets.splits import random_split
 from dagrad.errors import ConfigError, DataError
@@ -102,11 +103,11 @@ class DataBundle:
         largest = max(len(self.splits[f"env{i}_in"]) for i in self.train_envs)
         return max(1, math.ceil(largest / self.batch_size))
 
-    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
-        workers = self.num_workers
-        return DataLoader(dataset, num_workers=workers, persistent_workers=workers > 0, collate_fn=collate, **kwargs)
+    def _loader(self, dataset: Dataset, pin_memory: bool = False, **kwargs: Any) -> DataLoader:
+        return make_loader(dataset, self.num_workers, collate, pin_memory, **kwargs)
 
-    def training_loaders(self, steps: int, seed: int) -> "TrainingStream":
+    def training_loaders(self, steps: int, seed: int, pin_memory: bool = False) -> "TrainingStream":
+        """One loader per environment (one minibatch of each per step, as DomainBed); `pin_memory` for CUDA."""
         labelled = [f"env{i}_in" for i in self.train_envs]
         unlabelled = [f"env{i}_in" for i in self.test_envs] if self.setting == "da" else []
         samplers, loaders = [], []
@@ -114,16 +115,22 @@ class DataBundle:
             s = EpochBatchSampler(len(self.splits[name]), self.batch_size, steps, seed, k)
             dataset = self.splits[name] if k < len(labelled) else self._unlabelled_view(name)
             samplers.append(s)
-            loaders.append(self._loader(dataset, batch_sampler=s))
+            loaders.append(self._loader(dataset, pin_memory, batch_sampler=s))
         return TrainingStream(samplers, loaders, len(labelled))
 
     def _unlabelled_view(self, name: str) -> SplitDataset:
         split = self.splits[name]
         return SplitDataset(split.env, split.indices, self.suite.train_transform, split.skip_corrupt)
 
-    def eval_loaders(self) -> dict[str, DataLoader]:
-        names = [n for n in self.splits if not (self.eval_mode == "fast" and _is_train_in(n, self.train_envs))]
-        return {n: self._loader(self.splits[n], batch_size=self.eval_batch_size, shuffle=False) for n in names}
+    def eval_splits(self) -> dict[str, SplitDataset]:
+        """The splits every evaluation reports (eval_mode fast leaves out the training envs' `in`, as SWAD)."""
+        return {n: s for n, s in self.splits.items()
+                if not (self.eval_mode == "fast" and _is_train_in(n, self.train_envs))}
+
+    def eval_loader(self, pin_memory: bool = False) -> EvalLoader:
+        """All evaluation splits through one loader and one worker pool; batches never mix splits."""
+        return EvalLoader(self.eval_splits(), self.eval_batch_size,
+                          lambda dataset, batches: self._loader(dataset, pin_memory, batch_sampler=batches))
 
     def fixed_batch(self, per_env: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first `per_env` examples of every training environment's `out` split (e.g. GradSamp's guard)."""

@@ -27,7 +27,8 @@ def usable_cpus() -> int:
 
 
 def torch_gpu_names(device: str) -> list[str]:
-    """CUDA device names via torch, only when the run uses CUDA (querying names initialises CUDA)."""
+    """CUDA device names via torch, only when the run uses CUDA (querying names initialises CUDA): the one
+    GPU of `cuda:N`, every visible one for a bare 'cuda'."""
     if not device.startswith("cuda"):
         return []
     try:
@@ -35,6 +36,8 @@ def torch_gpu_names(device: str) -> list[str]:
 
         if not torch.cuda.is_available():
             return []
+        if ":" in device:  # the job's own GPU
+            return [torch.cuda.get_device_name(int(device.split(":", 1)[1]))]
         return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except Exception:  # noqa: BLE001 - a description must never break metering
         return []

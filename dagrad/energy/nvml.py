@@ -60,7 +60,8 @@ def _cuda_index(device: str) -> int | None:
 
 
 class NvmlBackend:
-    """Component "gpu": summed energy of the GPUs this process uses (all visible ones for 'cuda')."""
+    """Component "gpu": summed energy of the GPUs this process uses: `cuda:N` meters that one GPU; a bare
+    'cuda' meters every visible GPU (the engine always passes its own device, `cuda:N`)."""
 
     name = "nvml"
 
@@ -113,7 +114,11 @@ class NvmlBackend:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if any(g.mode == "power-sampling" for g in self.gpus):
-            self._sample_power()
+            try:  # the first sample anchors the integral: a GPU whose power cannot be read is not measured
+                self._sample_power()
+            except Exception as exc:  # noqa: BLE001 - the binding raises several NVMLError subclasses
+                self._shutdown()
+                raise BackendUnavailable(f"NVML power read failed: {type(exc).__name__}: {exc}") from exc
             self._thread = threading.Thread(target=self._poll, name="dagrad-nvml-power", daemon=True)
             self._thread.start()
 

@@ -7,6 +7,12 @@ counter) is never read. Counters wrap at `max_energy_range_uj`; every read folds
 into a running total, and a light background poll (default every 60 s, well under the ~10-45 min a
 counter takes to wrap) keeps long windows to at most one wrap between reads. AMD CPUs expose the
 same interface since Linux 5.8 (package zones, no DRAM).
+
+RAPL measures the whole package. When several jobs share the node (a sweep with `--workers N`), each
+job's figure is attributed: the package and DRAM joules times the job's share of the node's busy CPU
+time over the window (the job's CPU seconds, children included, over the busy seconds of every CPU in
+/proc/stat), labelled `attributed:rapl` rather than `measured:rapl`. Option `attribution`: `node` (the
+whole package), `cpu_share`, or `auto` (cpu_share when the launcher says workers share the node).
 """
 
 from __future__ import annotations
@@ -21,7 +27,12 @@ from dagrad.energy.backend import BackendUnavailable
 from dagrad.energy.reading import ComponentEnergy
 
 SOURCE = "measured:rapl"
+ATTRIBUTED = "attributed:rapl"
 DEFAULT_ROOT = "/sys/class/powercap"
+PROC_STAT = "/proc/stat"
+#: set by a launcher that runs several jobs on one node at once (its value: how many)
+SHARED_NODE_ENV = "DAGRAD_SHARED_NODE"
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (guest time is inside user)
 _ZONE = re.compile(r"^intel-rapl(?::\d+)+$")
 
 
@@ -48,9 +59,19 @@ class RaplBackend:
         root: str = DEFAULT_ROOT,
         read_text: Callable[[str], str] = _read_text,
         poll_seconds: float | None = 60.0,
+        attribution: str = "node",
+        proc_stat: str = PROC_STAT,
+        environ: dict | None = None,
     ) -> None:
         self.root = root
         self._read = read_text
+        if attribution not in ("auto", "node", "cpu_share"):
+            raise ValueError(f"attribution must be auto, node or cpu_share, got {attribution!r}")
+        shared = (environ if environ is not None else os.environ).get(SHARED_NODE_ENV, "")
+        self.attribution = ("cpu_share" if shared not in ("", "0", "1") else "node") if attribution == "auto" \
+            else attribution
+        self.proc_stat = proc_stat
+        self._tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self.zones, self.ignored = self._discover()
         self._lock = threading.Lock()
         try:
@@ -135,31 +156,51 @@ class RaplBackend:
             except (OSError, ValueError) as exc:
                 self.last_error = f"background RAPL read failed: {exc}"
 
-    def begin(self) -> list[int] | str:
+    def node_busy_seconds(self) -> float:
+        """Busy CPU seconds of the whole node since boot (every CPU, from the first line of /proc/stat)."""
+        fields = self._read(self.proc_stat).splitlines()[0].split()
+        if fields[0] != "cpu":
+            raise ValueError(f"{self.proc_stat}: the first line is not the 'cpu' total")
+        ticks = [int(v) for v in fields[1:]]
+        return sum(ticks[i] for i in _BUSY_FIELDS if i < len(ticks)) / self._tick
+
+    def begin(self) -> tuple | str:
         try:
-            return self._sample()
-        except (OSError, ValueError) as exc:
+            busy = self.node_busy_seconds() if self.attribution == "cpu_share" else None
+            return self._sample(), busy
+        except (OSError, ValueError, IndexError) as exc:
             return f"RAPL read failed at window start: {exc}"
 
-    def end(self, start: list[int] | str, seconds: float, cpu_seconds: float) -> dict[str, ComponentEnergy]:
+    def end(self, start: tuple | str, seconds: float, cpu_seconds: float) -> dict[str, ComponentEnergy]:
         components = sorted({z.component for z in self.zones})
         try:
             if isinstance(start, str):
                 raise OSError(start)
-            now = self._sample()
-        except (OSError, ValueError) as exc:
+            (before, busy0), now = start, self._sample()
+            share = None
+            if busy0 is not None:
+                node = self.node_busy_seconds() - busy0
+                share = min(1.0, cpu_seconds / node) if node > 0 else 1.0
+        except (OSError, ValueError, IndexError) as exc:
             reason = {"reason": str(exc)}
             return {c: ComponentEnergy(None, "unavailable:rapl", dict(reason)) for c in components}
         out: dict[str, ComponentEnergy] = {}
         for comp in components:
             idx = [i for i, z in enumerate(self.zones) if z.component == comp]
-            joules = sum(now[i] - start[i] for i in idx) / 1e6
-            out[comp] = ComponentEnergy(joules, SOURCE, {"zones": [self.zones[i].name for i in idx]})
+            joules = sum(now[i] - before[i] for i in idx) / 1e6
+            params: dict = {"zones": [self.zones[i].name for i in idx]}
+            if share is None:
+                out[comp] = ComponentEnergy(joules, SOURCE, params)
+            else:
+                params.update(node_joules=joules, cpu_share=share,
+                              rule="job CPU seconds / node busy CPU seconds (/proc/stat) x package energy")
+                out[comp] = ComponentEnergy(joules * share, ATTRIBUTED, params)
         return out
 
     def describe(self) -> dict:
         return {
-            "source": SOURCE,
+            "source": ATTRIBUTED if self.attribution == "cpu_share" else SOURCE,
+            "attribution": self.attribution,
             "root": self.root,
             "zones": {z.entry: {"name": z.name, "component": z.component, "max_energy_range_uj": z.max_range_uj}
                       for z in self.zones},

@@ -88,3 +88,25 @@ def co2_grams(joules: float | None, grid_intensity_g_per_kwh: float | None) -> f
     if joules is None or grid_intensity_g_per_kwh is None:
         return None
     return joules / JOULES_PER_KWH * grid_intensity_g_per_kwh
+
+
+def combine(name: str, readings: list[Reading]) -> Reading:
+    """One reading for consecutive windows: seconds and joules added per component. A component some
+    window could not read (or did not measure) is unknown in the sum, never a partial figure."""
+    out = Reading(name, sum(r.seconds for r in readings), sum(r.cpu_seconds for r in readings))
+    for key in sorted({k for r in readings for k in r.components}):
+        parts = [r.components.get(key) for r in readings]
+        sources = sorted({p.source for p in parts if p is not None})
+        if any(p is None or p.joules is None for p in parts):
+            out.components[key] = ComponentEnergy(None, UNAVAILABLE_SUM, {
+                "reason": f"{key} was unreadable or unmeasured in some of the {len(parts)} windows",
+                "sources": sources})
+        else:
+            out.components[key] = ComponentEnergy(sum(p.joules for p in parts), "+".join(sources),
+                                                  {"windows": len(parts)})
+    co2 = [r.co2_grams for r in readings]
+    out.co2_grams = None if not co2 or any(c is None for c in co2) else sum(co2)
+    return out
+
+
+UNAVAILABLE_SUM = "unavailable:sum"

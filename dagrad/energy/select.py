@@ -1,9 +1,10 @@
 """Energy backends by name: each entry is a recipe that picks the meter's parts for a device, and
 records why the others were not used.
 
-- auto: GPU layer = NVML when the device is CUDA or a GPU is visible (a CUDA run whose GPU cannot be
-  read gets a gpu component with joules=None, never 0); CPU layer = RAPL when readable, else the
-  CPU-time estimate, announced by one warning per meter.
+- auto: GPU layer = NVML for the one GPU the job runs on (`cuda:N`; a CPU job meters no GPU, whatever
+  its node has; a CUDA run whose GPU cannot be read gets a gpu component with joules=None, never 0);
+  CPU layer = RAPL when readable (attributed by CPU-time share when jobs share the node, see rapl.py),
+  else the CPU-time estimate, announced by one warning per meter.
 - nvml, rapl: like auto, but insist that their backend works (ConfigError otherwise).
 - estimate, zeus, codecarbon: only that backend.
 
@@ -72,7 +73,7 @@ class MeterContext:
 
 
 def _cuda_sync(device: str) -> Callable[[], None] | None:
-    """Synchronise every CUDA device before counter reads, when the run uses CUDA."""
+    """Synchronise the job's CUDA device before counter reads, so queued kernels count in their window."""
     if not device.startswith("cuda"):
         return None
     try:
@@ -81,10 +82,10 @@ def _cuda_sync(device: str) -> Callable[[], None] | None:
         return None
     if not torch.cuda.is_available():
         return None
+    index = int(device.split(":", 1)[1]) if ":" in device else None
 
     def sync() -> None:
-        for i in range(torch.cuda.device_count()):
-            torch.cuda.synchronize(i)
+        torch.cuda.synchronize(index)
 
     return sync
 
@@ -93,17 +94,33 @@ def _estimate(ctx: MeterContext) -> EstimateBackend:
     return EstimateBackend(**ctx.opts("estimate"))
 
 
+def _own_gpu(device: str) -> str:
+    """`cuda:N` for the GPU a job on `device` uses: a bare 'cuda' is torch's current device (0 when CUDA
+    is not initialised), so a job never meters the other GPUs of its node."""
+    if ":" in device:
+        return device
+    try:
+        import torch
+
+        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - no usable CUDA runtime: the first visible GPU
+        index = 0
+    return f"cuda:{index}"
+
+
 def _gpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
-    visible = ctx.gpu_is_visible if ctx.gpu_is_visible is not None else (ctx.cuda or gpu_visible())
-    if not (ctx.cuda or visible):
-        why = f"device is {ctx.device!r} and no CUDA GPU is visible"
+    if not ctx.cuda:
+        visible = ctx.gpu_is_visible if ctx.gpu_is_visible is not None else gpu_visible()
+        why = f"device is {ctx.device!r}: the job trains on no GPU" + (
+            " (GPUs are visible, but other jobs' use of them is not this job's energy)" if visible else
+            " and no CUDA GPU is visible")
         if insist:
             raise ConfigError(f"energy.backend=nvml but {why}; use backend=auto or estimate")
         ctx.rejected["nvml"] = why
         return []
     try:
-        return [NvmlBackend(ctx.nvml, device=ctx.device if ctx.cuda else "cuda", synchronize=_cuda_sync(ctx.device),
-                            **ctx.opts("nvml"))]
+        device = _own_gpu(ctx.device)
+        return [NvmlBackend(ctx.nvml, device=device, synchronize=_cuda_sync(device), **ctx.opts("nvml"))]
     except BackendUnavailable as exc:
         if insist:
             raise ConfigError(f"energy.backend=nvml but NVML is unusable: {exc}; use backend=auto") from exc
@@ -113,7 +130,7 @@ def _gpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
 
 def _cpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
     try:
-        return [RaplBackend(ctx.rapl_root, read_text=ctx.rapl_reader)]
+        return [RaplBackend(ctx.rapl_root, read_text=ctx.rapl_reader, **ctx.opts("rapl"))]
     except BackendUnavailable as exc:
         if insist:
             raise ConfigError(f"energy.backend=rapl but RAPL is unusable: {exc}; use backend=auto") from exc
@@ -152,7 +169,7 @@ def zeus(ctx: MeterContext) -> list[Backend]:
     """Zeus (ML.ENERGY) windows; devices it cannot see are reported as unknown, not 0 J."""
     ctx.rejected.update(nvml="energy.backend=zeus", rapl="energy.backend=zeus")
     try:
-        return [ZeusBackend(ctx.device, monitor_factory=ctx.zeus_factory)]
+        return [ZeusBackend(_own_gpu(ctx.device) if ctx.cuda else ctx.device, monitor_factory=ctx.zeus_factory)]
     except BackendUnavailable as exc:
         raise ConfigError(f"energy.backend=zeus is unusable: {exc}; use backend=auto") from exc
 
@@ -169,7 +186,10 @@ def codecarbon(ctx: MeterContext) -> list[Backend]:
 BACKENDS.register("auto", auto)
 BACKENDS.register("nvml", nvml, options={
     "poll_hz": Option(10.0, float, "power sampling rate on GPUs without an energy counter", low=0.0, low_open=True)})
-BACKENDS.register("rapl", rapl)
+BACKENDS.register("rapl", rapl, options={
+    "attribution": Option("auto", str, "node: the whole package's energy; cpu_share: the job's share of it by CPU "
+                          "time (labelled attributed:rapl); auto: cpu_share when a sweep runs several workers "
+                          "on the node", choices=("auto", "node", "cpu_share"))})
 BACKENDS.register("estimate", estimate, options={
     "watts_per_thread": Option(4.0, float, "W per busy thread (CodeCarbon's default for an unknown CPU)", low=0.0,
                                low_open=True),

@@ -1,7 +1,13 @@
 """Launchers run sweep jobs: `local` (one after another in this process) and `processes` (N worker
 subprocesses at once). Both follow the `Launcher` protocol and are registered in `LAUNCHERS`, where a
 cluster launcher (or a plugin's) registers the same way. A failed job is reported with its log and never
-stops the others."""
+stops the others.
+
+On a GPU node the `processes` launcher gives each worker slot its own GPU, round-robin over the GPUs the
+launcher sees (its CUDA_VISIBLE_DEVICES, else every GPU torch counts), through the worker's
+CUDA_VISIBLE_DEVICES; each job then trains on, and meters, its own GPU. With more workers than GPUs,
+workers share GPUs in turn. Several workers at once also mark the node as shared (DAGRAD_SHARED_NODE),
+so each job's RAPL CPU energy is attributed by its share of CPU time."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence, TextIO
 
 from dagrad.energy.hardware import usable_cpus
+from dagrad.energy.rapl import SHARED_NODE_ENV
 from dagrad.launch.jobs import BUSY_EXIT, Job
 from dagrad.registry import Registry
 
@@ -134,22 +141,55 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
+def visible_gpus(environ: Optional[dict] = None) -> list[str]:
+    """The GPUs this process may hand to workers, as CUDA_VISIBLE_DEVICES entries: its own list when set
+    (up to the first entry CUDA would stop at), else one index per GPU torch counts (none without CUDA)."""
+    env = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        tokens = []
+        for token in (t.strip() for t in env.split(",")):
+            if not token or token.startswith("-"):
+                break
+            tokens.append(token)
+        return tokens
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no usable CUDA runtime: CPU workers
+        return []
+
+
 class ProcessLauncher:
     """Up to `workers` jobs at once, each in its own `python -m dagrad.launch.worker` process with
-    max(1, cores // workers) torch threads; output goes to the job's log."""
+    max(1, cores // workers) torch threads and, on a GPU node, its own GPU (see the module docstring);
+    output goes to the job's log. `gpus` overrides the GPUs handed out (default: `visible_gpus()`)."""
 
     name = "processes"
 
     def __init__(self, workers: int = 1, threads: Optional[int] = None, poll_seconds: float = 0.2,
-                 python: str = sys.executable):
+                 python: str = sys.executable, gpus: Optional[Sequence[str]] = None):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers, self.poll, self.python = workers, poll_seconds, python
         self.threads = threads or max(1, usable_cpus() // workers)
+        self.gpus = [str(g) for g in gpus] if gpus is not None else visible_gpus()
 
-    def _start(self, job: Job) -> tuple[subprocess.Popen, float]:
+    def worker_env(self, slot: int) -> dict[str, str]:
+        """The environment of the worker in `slot` (0 .. workers-1): threads, its GPU, the shared-node mark."""
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+        if self.workers > 1:
+            env[SHARED_NODE_ENV] = str(self.workers)
+        return env
+
+    def _start(self, job: Job, slot: int) -> tuple[subprocess.Popen, float]:
+        env = self.worker_env(slot)
         with open(job.log, "a") as log:
+            if self.gpus:
+                log.write(f"--- launcher: worker slot {slot}, CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}\n")
+                log.flush()
             proc = subprocess.Popen(worker_command(job, self.threads, self.python), stdout=log,
                                     stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env,
@@ -158,23 +198,26 @@ class ProcessLauncher:
 
     def launch(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]:
         pending, running, results = list(jobs), {}, []
+        free = list(range(self.workers))  # worker slots; a slot keeps its GPU for every job it runs
         try:
             while pending or running:
-                while pending and len(running) < self.workers:
-                    job = pending.pop(0)
-                    running[job.id] = (job, *self._start(job))
+                while pending and free:
+                    job, slot = pending.pop(0), free.pop(0)
+                    running[job.id] = (job, *self._start(job, slot), slot)
                     progress.start(job)
-                for key, (job, proc, started) in list(running.items()):
+                for key, (job, proc, started, slot) in list(running.items()):
                     code = proc.poll()
                     if code is None:
                         continue
                     del running[key]
+                    free.append(slot)
+                    free.sort()
                     result = JobResult(job, _status(code), code, time.time() - started)
                     progress.finish(result)
                     results.append(result)
                 time.sleep(self.poll)
         finally:
-            for _, proc, _ in running.values():  # interrupted: stop our own workers (resumable later)
+            for _, proc, _, _ in running.values():  # interrupted: stop our own workers (resumable later)
                 proc.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)

@@ -92,10 +92,11 @@ def test_update_reports_objective_and_penalty_and_target_joins_alignment():
         expected_dg = coral_penalty(feats).item()
         expected_da = coral_penalty(feats + [model.featurizer(target)]).item()
     stats = make().update(mb)
-    assert stats["penalty"] == pytest.approx(expected_dg, rel=1e-5)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in stats.values())
+    assert float(stats["penalty"]) == pytest.approx(expected_dg, rel=1e-5)
     stats_da = make().update(mb, [target])
-    assert stats_da["penalty"] == pytest.approx(expected_da, rel=1e-5)
-    assert stats_da["loss"] == pytest.approx(stats["loss"], rel=1e-6)  # classification: labelled data only
+    assert float(stats_da["penalty"]) == pytest.approx(expected_da, rel=1e-5)
+    assert float(stats_da["loss"]) == pytest.approx(float(stats["loss"]), rel=1e-6)  # labelled data only
     assert CORAL.uses_unlabeled
 
 

@@ -81,3 +81,32 @@ def test_da_setting_gives_unlabelled_target_inputs():
 def test_bad_data_config(cfg, message):
     with pytest.raises(ConfigError, match=message):
         build(cfg, 0)
+
+
+def test_digits_and_rotation_match_scikit_learn_and_torchvision_exactly():
+    """dagrad reads the digits and rotates them without importing scikit-learn or torchvision (seconds of
+    startup); the images are bit-identical to what those libraries give."""
+    TF = pytest.importorskip("torchvision.transforms.functional")
+    from sklearn.datasets import load_digits
+
+    from dagrad.datasets.digits import load_digit_images, rotate
+
+    images, labels = load_digit_images()
+    reference = load_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    g = torch.Generator().manual_seed(0)
+    for size in (12, 13, 16, 28):
+        x = torch.rand(20, 1, size, size, generator=g)
+        for angle in (0.0, 15.0, 45.0, 75.0, -33.3, 180.0):
+            assert torch.equal(rotate(x, angle), TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR))
+
+
+def test_building_the_digits_imports_neither_scikit_learn_nor_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dagrad.config import DataConfig; from dagrad.datasets import build; "
+            "build(DataConfig(), 0); print(sorted(m for m in ('sklearn', 'torchvision', 'pandas') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -108,15 +108,14 @@ def test_unreadable_image_while_loading_names_the_file(tmp_path):
 
 def test_skip_corrupt_counts_the_skipped_images(tmp_path):
     bundle, _ = _corrupt_build(tmp_path, skip=True)
-    loaders = bundle.eval_loaders()
-    skipped = 0
+    loader = bundle.eval_loader()
+    skipped = {name: 0 for name in loader.names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name in ("env1_in", "env1_out"):
-            for x, y, s in loaders[name]:
-                skipped += s
-                assert x.shape[1:] == (3, 16, 16)
-    assert skipped == 1
+        for k, (x, y, s) in loader:
+            skipped[loader.names[k]] += s
+            assert x.shape[1:] == (3, 16, 16)
+    assert skipped["env1_in"] + skipped["env1_out"] == 1 and sum(skipped.values()) == 1
 
 
 def test_erm_trains_a_few_steps_on_a_tiny_pacs_tree(tmp_path):
