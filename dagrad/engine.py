@@ -61,12 +61,13 @@ class Trainer:
         self.seed = exp.seed
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
-        self.data = datasets.build(cfg.data, cfg.trial_seed, cfg.eval_mode)
+        guard_examples = GUARD_EXAMPLES_PER_ENV if cfg.gradsamp.sampler != "none" and cfg.gradsamp.guard else 0
+        self.data = datasets.build(exp.data_config(), cfg.trial_seed, cfg.eval_mode, guard_per_env=guard_examples)
         featurizer = build_featurizer(cfg.network.name, exp.network_options, self.data.input_shape)
         self.algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, self.data.num_classes,
                                          len(self.data.train_envs)).to(self.device)
         self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
-        self.stream = self.data.training_loaders(self.steps, self.seed)
+        self.stream = self.data.training_loaders(self.steps, self.seed, unlabelled=self.algorithm.uses_unlabeled)
         self.eval_loaders = self.data.eval_loaders()
         self.gradsamp = None
         if cfg.gradsamp.sampler != "none":
@@ -203,10 +204,10 @@ class Trainer:
         data = self.data
         return {
             "type": "header", "format": FORMAT, "run_id": self.hash, "seed": self.seed, "config": to_dict(self.cfg),
-            "resolved": self.exp.canonical(), "hparams": self.algorithm.hparams,
+            "resolved": self.exp.canonical(), "hparams": self.algorithm.hparams, "searched": self.exp.searched,
             "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
                      "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
-                     "split_sizes": {name: len(split) for name, split in data.splits.items()}},
+                     "batch_size": data.batch_size, "unlabelled_splits": self.stream.unlabelled_splits, **data.info},
             "versions": {"dagrad": dagrad.__version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
