@@ -1,0 +1,142 @@
+"""The whole report, as DomainBed's collect_results prints it: for every model-selection method
+(training-domain validation, leave-one-domain-out where the pair runs exist, the test-domain oracle) one
+table per dataset (rows = algorithm x setting, columns = each test environment and Avg) and a compact
+"all datasets" table (each dataset's Avg and their mean) closing that method's section; then, for runs
+under `data.protocol: wilds`, WILDS's own metrics and selection. Markdown, LaTeX or CSV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dagrad.analysis import report
+from dagrad.analysis.report import SE_DDOF, markdown_table, pm, se_words, summarize, tex, tidy
+from dagrad.analysis.runs import Run, load_runs
+from dagrad.analysis.selection import DESCRIPTIONS, METHODS, select
+from dagrad.analysis import wilds
+from dagrad.analysis.wilds import select_wilds, summarize_wilds
+from dagrad.errors import ConfigError, DataError
+
+#: what `dagrad report` prints without --selection, in collect_results' order
+DEFAULT_METHODS = ("training_domain", "leave_one_out", "oracle")
+TITLES = {"training_domain": "Training-domain validation", "leave_one_out": "Leave-one-domain-out cross-validation",
+          "oracle": "Test-domain validation (oracle)", "last": "Last checkpoint, default hparams (no selection)"}
+
+
+def compact_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """DomainBed's "Averages" table: one row per (algorithm, setting), one column per dataset holding its
+    Avg (mean ± SE over trial seeds of the per-trial mean over test environments), and the mean of those
+    over the datasets (only when every dataset has one; else "–")."""
+    datasets = list(summary["dataset"].unique())
+    header = ["algorithm", "setting", *datasets, "Avg"]
+    rows = []
+    for (algorithm, setting), g in summary.groupby(["algorithm", "setting"], sort=False):
+        by = {d["dataset"]: d for d in g.to_dict("records")}
+        cells = [pm(by[d]["acc:Avg"], by[d]["se:Avg"]) if d in by else "–" for d in datasets]
+        means = [by[d]["acc:Avg"] if d in by else float("nan") for d in datasets]
+        overall = f"{np.mean(means):.1f}" if all(np.isfinite(means)) else "–"
+        rows.append([algorithm, setting, *cells, overall])
+    return header, rows
+
+
+def method_results(runs: list[Run], methods: Sequence[str], ddof: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """method -> (selected, summary) for each method that selects anything (LOO needs pair runs)."""
+    out = {}
+    for method in methods:
+        selected = select(runs, method)
+        if len(selected):
+            out[method] = (selected, summarize(selected, ddof))
+    return out
+
+
+def render_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
+    out = []
+    for method, (_, summary) in results.items():
+        out += [f"## {TITLES[method]}", "", report.render_markdown(summary, method, level="###").rstrip(), "",
+                "### All datasets", "", *markdown_table(*compact_cells(summary)), ""]
+    out += [f"_{TITLES[m]}: no runs to select from (leave-one-domain-out needs the runs holding out each pair "
+            f"of environments, e.g. a sweep's `leave_one_out_envs`)._" for m in skipped]
+    if wilds_summary is not None and len(wilds_summary):
+        out += ["", "## WILDS protocol", ""]
+        for dataset in wilds_summary["dataset"].unique():
+            out += [f"### {dataset}", "", *markdown_table(*wilds.table_cells(wilds_summary, dataset)), ""]
+        out.append(f"_{wilds.footer(wilds_summary)}_")
+    return "\n".join(out).strip() + "\n"
+
+
+def _latex_table(caption: str, header: list[str], rows: list[list[str]], notes: Sequence[str] = ()) -> list[str]:
+    lines = [r"\begin{table}[t]", r"\centering\small", rf"\caption{{{tex(caption)}}}",
+             r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
+             " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"] + [r"\par\footnotesize " + tex(n) for n in notes]
+    return lines + [r"\end{table}", ""]
+
+
+def render_latex(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
+    """booktabs tables, one \\subsection per selection method; needs \\usepackage{booktabs}."""
+    out = []
+    for method, (_, summary) in results.items():
+        out += [rf"\subsection{{Model selection: {tex(TITLES[method])}}}", report.render_latex(summary, method)]
+        out += _latex_table(f"All datasets ({TITLES[method]})", *compact_cells(summary))
+    out += [rf"% {TITLES[m]}: no runs to select from" for m in skipped]
+    if wilds_summary is not None and len(wilds_summary):
+        out.append(r"\subsection{WILDS protocol}")
+        for dataset in wilds_summary["dataset"].unique():
+            out += _latex_table(f"{dataset} (WILDS)", *wilds.table_cells(wilds_summary, dataset),
+                                [wilds.footer(wilds_summary)])
+    return "\n".join(out)
+
+
+def _methods(selection: Optional[str | Sequence[str]]) -> list[str]:
+    methods = list(DEFAULT_METHODS) if not selection else [selection] if isinstance(selection, str) else list(selection)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"--selection: {unknown[0]!r} is unknown; choose from: {', '.join(METHODS)}")
+    return methods
+
+
+def write_report(runs_dir: str | Path, fmt: str = "md", selection: Optional[str | Sequence[str]] = None,
+                 out: Optional[str | Path] = None, plots: bool = True, se: str = "sample") -> tuple[str, list[Path]]:
+    """Write table.md / table.tex / selected.csv + summary.csv (every method, a `method` column) and
+    the plots (training-domain selection, else the first method reported); returns (text, files)."""
+    if se not in SE_DDOF:
+        raise ConfigError(f"--se: {se!r} is unknown; choose from: {', '.join(SE_DDOF)}")
+    ddof, methods = SE_DDOF[se], _methods(selection)
+    runs = load_runs(runs_dir)
+    results = method_results(runs, methods, ddof)
+    wilds_selected = select_wilds(runs)
+    wilds_summary = summarize_wilds(wilds_selected, ddof) if len(wilds_selected) else None
+    if not results and wilds_summary is None:
+        raise DataError(f"{runs_dir}: no finished runs to report with {', '.join(methods)} selection "
+                        "(tables need single-test-environment runs, or runs under data.protocol=wilds)")
+    skipped = [m for m in methods if m not in results]
+    out = Path(out) if out is not None else Path(runs_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    if fmt == "csv":
+        selected = pd.concat([s for s, _ in results.values()] or [pd.DataFrame()], ignore_index=True)
+        summary = pd.concat([tidy(s).assign(method=m) for m, (_, s) in results.items()] or [pd.DataFrame()],
+                            ignore_index=True)
+        selected.drop(columns=["path"], errors="ignore").to_csv(out / "selected.csv", index=False)
+        summary.assign(se_convention=se_words(ddof)).to_csv(out / "summary.csv", index=False)
+        files += [out / "selected.csv", out / "summary.csv"]
+        if wilds_summary is not None:
+            wilds_summary.to_csv(out / "wilds.csv", index=False)
+            files.append(out / "wilds.csv")
+        text = (out / "summary.csv").read_text()
+    else:
+        render = render_markdown if fmt == "md" else render_latex
+        text = render(results, wilds_summary, skipped)
+        files.append(out / ("table.md" if fmt == "md" else "table.tex"))
+        files[-1].write_text(text)
+    if plots and results:
+        from dagrad.analysis.plots import plot_all
+
+        method = "training_domain" if "training_domain" in results else next(iter(results))
+        files += plot_all(runs, *results[method], out)
+    return text, files
