@@ -27,6 +27,10 @@ TITLES = {"training_domain": "Training-domain validation", "leave_one_out": "Lea
           "oracle": "Test-domain validation (oracle)", "last": "Last checkpoint, default hparams (no selection)"}
 
 
+COMPACT_NOTE = ("All datasets: each dataset's Avg (mean ± SE over trial seeds of the mean over its test "
+                "environments); Avg = their mean, shown only when every dataset has one (DomainBed's Averages table).")
+
+
 def compact_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """DomainBed's "Averages" table: one row per (algorithm, setting), one column per dataset holding its
     Avg (mean ± SE over trial seeds of the per-trial mean over test environments), and the mean of those
@@ -45,11 +49,16 @@ def compact_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def method_results(runs: list[Run], methods: Sequence[str], ddof: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """method -> (selected, summary) for each method that selects anything (LOO needs pair runs)."""
+    expected: dict[str, dict[int, str]] = {}  # the test environments of the single-test-environment runs
+    for run in runs:
+        if run.complete and len(run.test_envs) == 1 and not wilds.is_wilds(run):
+            t = run.test_envs[0]
+            expected.setdefault(run.dataset, {})[t] = run.environments[t] if t < len(run.environments) else str(t)
     out = {}
     for method in methods:
         selected = select(runs, method)
         if len(selected):
-            out[method] = (selected, summarize(selected, ddof))
+            out[method] = (selected, summarize(selected, ddof, expected))
     return out
 
 
@@ -57,15 +66,21 @@ def render_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skippe
     out = []
     for method, (_, summary) in results.items():
         out += [f"## {TITLES[method]}", "", report.render_markdown(summary, method, level="###").rstrip(), "",
-                "### All datasets", "", *markdown_table(*compact_cells(summary)), ""]
-    out += [f"_{TITLES[m]}: no runs to select from (leave-one-domain-out needs the runs holding out each pair "
-            f"of environments, e.g. a sweep's `leave_one_out_envs`)._" for m in skipped]
+                "### All datasets", "", *markdown_table(*compact_cells(summary)), "", f"_{COMPACT_NOTE}_", ""]
+    out += [f"_{TITLES[m]}: {_why_empty(m)}._" for m in skipped if results]
     if wilds_summary is not None and len(wilds_summary):
         out += ["", "## WILDS protocol", ""]
         for dataset in wilds_summary["dataset"].unique():
             out += [f"### {dataset}", "", *markdown_table(*wilds.table_cells(wilds_summary, dataset)), ""]
         out.append(f"_{wilds.footer(wilds_summary)}_")
     return "\n".join(out).strip() + "\n"
+
+
+def _why_empty(method: str) -> str:
+    if method == "leave_one_out":
+        return ("no table: it needs the runs holding out each pair of environments (a sweep's "
+                "`leave_one_out_envs`)")
+    return "no finished single-test-environment runs to select from"
 
 
 def _latex_table(caption: str, header: list[str], rows: list[list[str]], notes: Sequence[str] = ()) -> list[str]:
@@ -82,8 +97,8 @@ def render_latex(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: 
     out = []
     for method, (_, summary) in results.items():
         out += [rf"\subsection{{Model selection: {tex(TITLES[method])}}}", report.render_latex(summary, method)]
-        out += _latex_table(f"All datasets ({TITLES[method]})", *compact_cells(summary))
-    out += [rf"% {TITLES[m]}: no runs to select from" for m in skipped]
+        out += _latex_table(f"All datasets ({TITLES[method]})", *compact_cells(summary), [COMPACT_NOTE])
+    out += [rf"% {TITLES[m]}: {_why_empty(m)}" for m in skipped if results]
     if wilds_summary is not None and len(wilds_summary):
         out.append(r"\subsection{WILDS protocol}")
         for dataset in wilds_summary["dataset"].unique():

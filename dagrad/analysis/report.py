@@ -42,7 +42,7 @@ def se_words(ddof: int) -> str:
     """How a table's SE was computed, in words (for its footer)."""
     if ddof == 0:
         return "SE = std(ddof=0)/√n, DomainBed's collect_results convention"
-    return "SE = std(ddof=1)/√n, the sample standard deviation (DomainBed's collect_results uses ddof=0: --se domainbed)"
+    return "SE = std(ddof=1)/√n, the sample standard deviation; DomainBed's collect_results uses ddof=0 (--se domainbed)"
 
 
 def _sources(series: pd.Series) -> set[str]:
@@ -55,12 +55,13 @@ def mixed(sources: set[str]) -> bool:
     return UNREADABLE in sources or {"measured", "estimated"} <= kinds
 
 
-def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
+def per_trial(selected: pd.DataFrame, expected: Optional[dict] = None) -> pd.DataFrame:
     """One row per (dataset, configuration, trial seed): mean over test envs of accuracy (only when every
-    test env of the dataset is present) and of the chosen runs' energy."""
+    test env of the dataset is present: those in `expected` {dataset: {test env: name}} when given, as
+    DomainBed leaves the average out when a cell is empty) and of the chosen runs' energy."""
     rows = []
     for dataset, ds in selected.groupby("dataset"):
-        envs = set(ds["test_env"])
+        envs = set((expected or {}).get(dataset, {})) or set(ds["test_env"])
         for (key, trial), g in ds.groupby(["config_key", "trial_seed"]):
             rows.append({"dataset": dataset, "config_key": key, "trial_seed": trial,
                          "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
@@ -87,10 +88,11 @@ def verdict(diff: float, se: float, n: int) -> str:
     return "no clear difference"
 
 
-def summarize(selected: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
+def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = None) -> pd.DataFrame:
     """One row per (dataset, configuration): accuracy per test env and average, energy, comparisons
-    (SEs with the given ddof)."""
-    trials = per_trial(selected)
+    (SEs with the given ddof). `expected` ({dataset: {test env: name}}) names the test environments a
+    table should have even where this selection found nothing (their cells and the Avg stay empty)."""
+    trials = per_trial(selected, expected)
     rows = []
     for (dataset, key), g in selected.groupby(["dataset", "config_key"], sort=False):
         first = g.iloc[0]
@@ -134,6 +136,7 @@ def summarize(selected: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     out["_order"] = [(r.family, order.get(r.sampler, 1), r.setting) for r in out.itertuples()]
     out = out.sort_values(["dataset", "algorithm", "_order"]).drop(columns="_order").reset_index(drop=True)
     out.attrs["ddof"] = ddof
+    out.attrs["envs"] = {d: [names[k] for k in sorted(names)] for d, names in (expected or {}).items()}
     return out
 
 
@@ -177,6 +180,9 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     """(header, rows of cell strings, notes) of one dataset's table; shared by markdown and LaTeX."""
     s = summary[summary.dataset == dataset]
     envs = [c[4:] for c in s.columns if c.startswith("acc:") and c != "acc:Avg" and s[c].notna().any()]
+    named = summary.attrs.get("envs", {}).get(dataset)
+    if named:  # every test environment the sweep has, in order, empty where this selection found nothing
+        envs = named + [e for e in envs if e not in named]
     unit, scale = energy_unit(s["total_J"])
     header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})", f"eval ({unit})",
               f"total ({unit})", f"to selected ({unit})", "saving (train / total)", "energy source"]
@@ -206,7 +212,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
 
 
 def _footer(summary: pd.DataFrame, selection: str) -> list[str]:
-    n = sorted({int(v) for v in summary["n:Avg"] if np.isfinite(v) and v})
+    n = sorted({int(v) for c in summary.columns if c.startswith("n:") for v in summary[c] if np.isfinite(v) and v})
     lines = [f"Selection: {DESCRIPTIONS[selection]}. Accuracy (%) on the test environment's `in` split; "
              f"mean ± SE over {'/'.join(map(str, n)) or 0} trial seeds ({se_words(summary.attrs.get('ddof', 1))}); "
              "Avg = mean over test "
