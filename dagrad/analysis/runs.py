@@ -20,12 +20,13 @@ UNREADABLE = "unreadable"  # a source label added when some component of a readi
 
 def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float]:
     """Mean and standard error over the finite values: std(ddof) / sqrt(n). ddof 1 (the sample std) is
-    dagrad's default; DomainBed's collect_results uses ddof 0. One value: SE is nan."""
+    dagrad's default; DomainBed's collect_results uses ddof 0. SE is nan when n <= ddof (one value with
+    ddof 1); with ddof 0 one value has SE 0, as np.std gives in collect_results."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not finite:
         return float("nan"), float("nan")
     mean = sum(finite) / len(finite)
-    if len(finite) < 2:
+    if len(finite) <= ddof:
         return mean, float("nan")
     var = sum((v - mean) ** 2 for v in finite) / (len(finite) - ddof)
     return mean, math.sqrt(var / len(finite))

@@ -19,8 +19,8 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     p.add_argument("runs", type=Path, help="a run or sweep folder")
     p.add_argument("--format", choices=["md", "latex", "csv"], default="md")
     p.add_argument("--selection", choices=list(METHODS), action="append",
-                   help=f"report only this model selection (repeatable; default: {', '.join(DEFAULT_METHODS)}, "
-                        "leave-one-out where its pair runs exist)")
+                   help=f"report only this model selection (repeatable; default: {', '.join(DEFAULT_METHODS)}; "
+                        "leave_one_out only where its pair runs exist)")
     p.add_argument("--se", choices=list(SE_DDOF), default="sample",
                    help="standard error: sample (std with ddof 1, the default) or domainbed (np.std, ddof 0, as "
                         "DomainBed's collect_results, to compare with published tables)")

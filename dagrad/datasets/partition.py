@@ -88,7 +88,7 @@ def partition(suite: DomainSuite, cfg: Any, trial_seed: int, guard_per_env: int 
                                   f"too few to hold out {guard_per_env} for the guard")
             in_idx, out.guard[i] = guard_split(np.sort(in_idx), guard_per_env, trial_seed, i)
         out.indices[f"env{i}_in"] = np.sort(np.asarray(in_idx, dtype=np.int64))
-        if training or len(out_idx) or protocol is None:  # a protocol's held-out env may have no `out`
+        if len(out_idx) or protocol is None:  # under a dataset's protocol an environment may have no `out`
             out.indices[f"env{i}_out"] = np.sort(np.asarray(out_idx, dtype=np.int64))
         if training and cfg.augment:
             out.augmented.add(f"env{i}_in")
