@@ -44,9 +44,21 @@ class DataConfig:
     test_envs: list[int] = _setting([5], list, item=int, low=0)
     setting: str = _setting("dg", str, choices=("dg", "da"))  # da: the test envs' inputs are given unlabelled
     holdout_fraction: float = _setting(0.2, float, low=0.0, high=1.0, low_open=True, high_open=True)
+    # DomainBed's --uda_holdout_fraction: this fraction of each test env's `in` split becomes its `uda`
+    # split (the unlabelled inputs of the DA setting); accuracy is reported on the rest. Also carved in DG
+    # runs when > 0, so DG and DA runs score on the same examples, as in DomainBed
+    uda_holdout_fraction: float = _setting(0.0, float, low=0.0, high=1.0, high_open=True)
+    # domainbed: adapt to the `uda` split, score on the disjoint rest; transductive: adapt to and score on
+    # the whole `in` split (Dassl, TLlib)
+    da_protocol: str = _setting("domainbed", str, choices=("domainbed", "transductive"))
+    # domainbed: environments split in/out at random (or by data.split); wilds: WILDS's own splits and
+    # held-out domains (wilds_camelyon17, wilds_fmow, wilds_domain_net), data.test_envs and data.split unused
+    protocol: str = _setting("domainbed", str, choices=("domainbed", "wilds"))
     split: str = _setting("random", str, choices=("random", "official"))  # official: the dataset's split files
     image_size: Optional[int] = _setting(None, int, low=8, nullable=True)  # None: the dataset's default
-    batch_size: int = _setting(32, int, low=1)  # per training environment, as DomainBed
+    # per training environment; None: DomainBed's default (32; 64 on small-image datasets) at hparams_seed
+    # 0, else drawn by the random search as DomainBed's `batch_size` hyperparameter
+    batch_size: Optional[int] = _setting(None, int, low=1, nullable=True)
     eval_batch_size: int = _setting(64, int, low=1)  # DomainBed's; small enough to keep every worker busy
     num_workers: int = _setting(0, int, low=0)
     augment: bool = True

@@ -80,14 +80,16 @@ class Trainer:
         self.gaps = Gaps(self.meter)
         self._meter_closer = weakref.finalize(self, self.meter.close)  # a constructor that fails closes it too
         self.numerics = Numerics(self.device, cfg.precision, cfg.deterministic, cfg.channels_last)
-        self.data = datasets.build(cfg.data, cfg.trial_seed, cfg.eval_mode)
+        guard_examples = GUARD_EXAMPLES_PER_ENV if cfg.gradsamp.sampler != "none" and cfg.gradsamp.guard else 0
+        self.data = datasets.build(exp.data_config(), cfg.trial_seed, cfg.eval_mode, guard_per_env=guard_examples)
         featurizer = build_featurizer(cfg.network.name, exp.network_options, self.data.input_shape)
         self.algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, self.data.num_classes,
                                          len(self.data.train_envs)).to(self.device)
         self.numerics.prepare(self.algorithm)
         self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
         pin = self.device.type == "cuda"
-        self.stream = self.data.training_loaders(self.steps, self.seed, pin_memory=pin)
+        self.stream = self.data.training_loaders(self.steps, self.seed, unlabelled=self.algorithm.uses_unlabeled,
+                                                 pin_memory=pin)
         self.eval_loader = self.data.eval_loader(pin_memory=pin)
         self.gradsamp = None
         if cfg.gradsamp.sampler != "none":
@@ -265,10 +267,10 @@ class Trainer:
         data = self.data
         return {
             "type": "header", "format": FORMAT, "run_id": self.hash, "seed": self.seed, "config": to_dict(self.cfg),
-            "resolved": self.exp.canonical(), "hparams": self.algorithm.hparams,
+            "resolved": self.exp.canonical(), "hparams": self.algorithm.hparams, "searched": self.exp.searched,
             "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
                      "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
-                     "split_sizes": {name: len(split) for name, split in data.splits.items()}},
+                     "batch_size": data.batch_size, "unlabelled_splits": self.stream.unlabelled_splits, **data.info},
             "versions": {"dagrad": dagrad.__version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),

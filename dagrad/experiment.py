@@ -8,6 +8,12 @@ its folder alone) and the resolved values a run uses. Nothing is built, loaded o
 The experiment's identity (`run_id`) hashes the *canonical* configuration: options with their defaults
 filled in, and the settings of a switched-off GradSamp or averager left out, so two spellings of the
 same experiment share one identity, and keys that only say where a run executes are left out.
+
+Random search covers what DomainBed's covers: the algorithm's hyperparameters, the backbone's dropout
+(DomainBed's `resnet_dropout`) and the batch size, each drawn for (hparams_seed, trial_seed) as
+DomainBed's train.py draws them, unless the config sets it. A searched setting appears in the canonical
+configuration as `SEARCHED` (the same for every hparams seed, as an algorithm's drawn hyperparameters
+are not in it either); the values a run uses are `Experiment.searched` (recorded in the run's header).
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from dagrad.algorithms import ALGORITHMS, resolve_hparams
+from dagrad.algorithms.registry import batch_size_option, draw
 from dagrad.averaging import AVERAGERS
-from dagrad.config import RUN_ENVIRONMENT_KEYS, ExperimentConfig, from_dict, load_config, stable_hash, to_dict, \
-    without_keys
+from dagrad.config import RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, load_config, stable_hash, \
+    to_dict, without_keys
 from dagrad.datasets import DATASETS, DatasetSpec
+from dagrad.datasets.partition import check_da
 from dagrad.energy.select import BACKENDS, backend_options
 from dagrad.errors import ConfigError
 from dagrad.gradsamp.samplers import SAMPLERS, sampler_options
@@ -33,6 +41,8 @@ from dagrad.seeding import seed_hash
 
 #: the choice that switches GradSamp / averaging off (not a registered component)
 OFF = "none"
+#: how the canonical configuration writes a setting left to the random search
+SEARCHED = "search"
 
 
 @dataclass
@@ -48,12 +58,32 @@ class Experiment:
     schedule_options: dict = field(default_factory=dict)
     averaging_options: dict = field(default_factory=dict)
     energy_backends: dict = field(default_factory=dict)
+    #: settings outside the algorithm's hyperparameters that the random search set, by dotted key
+    #: (e.g. {"network.options.dropout": 0.1, "data.batch_size": 39}); defaults at hparams_seed 0
+    searched: dict = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        """Examples per training environment per step: the config's, or DomainBed's default or draw."""
+        return int(self.searched.get("data.batch_size", self.cfg.data.batch_size))
+
+    def data_config(self) -> DataConfig:
+        """The data settings a run builds its data from (the batch size resolved)."""
+        return dataclasses.replace(self.cfg.data, batch_size=self.batch_size)
 
     def canonical(self) -> dict:
         """The configuration as plain data with every option filled in (what identities and reports use)."""
         data = to_dict(self.cfg)
         data["data"]["options"] = copy.deepcopy(self.data_options)
         data["network"]["options"] = copy.deepcopy(self.network_options)
+        for key in self.searched:
+            section, *path = key.split(".")
+            node = data[section]
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = SEARCHED
+        if self.cfg.data.protocol != "domainbed":  # the protocol fixes the held-out environments
+            data["data"]["test_envs"] = []
         data["energy"]["backends"] = {name: opts for name, opts in self.energy_backends.items()
                                       if name in _backends_used(self.cfg.energy.backend)}
         if self.cfg.gradsamp.sampler == OFF:
@@ -78,7 +108,8 @@ class Experiment:
         c = self.cfg
         if c.seed is not None:
             return c.seed
-        return seed_hash(c.data.name, c.algorithm.name, c.data.test_envs, c.algorithm.hparams_seed, c.trial_seed)
+        test_envs = c.data.test_envs if c.data.protocol == "domainbed" else []
+        return seed_hash(c.data.name, c.algorithm.name, test_envs, c.algorithm.hparams_seed, c.trial_seed)
 
 
 def _backends_used(name: str) -> set[str]:
@@ -93,24 +124,24 @@ def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Exper
     data_entry = DATASETS.get(cfg.data.name)
     spec: DatasetSpec = data_entry.load()
     data_options = data_entry.resolve(cfg.data.options, "data.options")
-    if not cfg.data.test_envs:
-        raise ConfigError("data.test_envs: give at least one test environment (the domain to generalize to)")
-    if len(set(cfg.data.test_envs)) != len(cfg.data.test_envs):
-        raise ConfigError(f"data.test_envs: {cfg.data.test_envs} names an environment twice")
-    environments = spec.environments_for(dataclasses.replace(cfg.data, options=data_options))
-    if environments is not None:
-        bad = [i for i in cfg.data.test_envs if i >= len(environments)]
-        if bad:
-            listing = ", ".join(f"{i}={name}" for i, name in enumerate(environments)) or "none"
-            raise ConfigError(f"data.test_envs: {bad[0]} is not an environment of {cfg.data.name}; "
-                              f"environments: {listing}")
-        if len(cfg.data.test_envs) >= len(environments):
-            raise ConfigError("data.test_envs: every environment is held out; leave at least one to train on")
+    if cfg.data.protocol == "domainbed":  # other protocols hold out their own environments
+        _check_test_envs(dataclasses.replace(cfg.data, options=data_options), spec)
+    _check_data_protocol(cfg.data, spec)
     entry, _ = network_entry(cfg.network.name)
     network_options = entry.resolve(cfg.network.options, "network.options")
     ALGORITHMS.get(cfg.algorithm.name)
-    hparams = resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, cfg.algorithm.hparams_seed,
-                              spec.small_images)
+    hparams_seed, trial_seed = cfg.algorithm.hparams_seed, cfg.trial_seed
+    hparams = resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, hparams_seed, spec.small_images,
+                              trial_seed=trial_seed)
+    searched = {}
+    names = entry.info.get("search_names", {})
+    for name, option in entry.option_table().items():
+        if option.search is not None and name not in (cfg.network.options or {}):
+            network_options[name] = draw(option, hparams_seed, names.get(name, name), trial_seed)
+            searched[f"network.options.{name}"] = network_options[name]
+    if cfg.data.batch_size is None:
+        option = batch_size_option(spec.small_images, spec.batch_size_exponents)
+        searched["data.batch_size"] = draw(option, hparams_seed, "batch_size", trial_seed)
     gs = cfg.gradsamp
     sampler_opts, schedule_opts = {}, {}
     if gs.sampler != OFF:
@@ -123,7 +154,34 @@ def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Exper
     BACKENDS.get(cfg.energy.backend)
     energy = backend_options(cfg.energy.backends)
     return Experiment(cfg, spec, data_options, network_options, hparams, sampler_opts, schedule_opts,
-                      averaging_opts, energy)
+                      averaging_opts, energy, searched)
+
+
+def _check_test_envs(data: DataConfig, spec: DatasetSpec) -> None:
+    """The test environments exist (where the dataset's environments are known without reading it) and
+    leave at least one to train on; `data.options` must be resolved."""
+    if not data.test_envs:
+        raise ConfigError("data.test_envs: give at least one test environment (the domain to generalize to)")
+    if len(set(data.test_envs)) != len(data.test_envs):
+        raise ConfigError(f"data.test_envs: {data.test_envs} names an environment twice")
+    environments = spec.environments_for(data)
+    if environments is not None:
+        bad = [i for i in data.test_envs if i >= len(environments)]
+        if bad:
+            listing = ", ".join(f"{i}={name}" for i, name in enumerate(environments)) or "none"
+            raise ConfigError(f"data.test_envs: {bad[0]} is not an environment of {data.name}; "
+                              f"environments: {listing}")
+        if len(data.test_envs) >= len(environments):
+            raise ConfigError("data.test_envs: every environment is held out; leave at least one to train on")
+
+
+def _check_data_protocol(data: DataConfig, spec: DatasetSpec) -> None:
+    """The protocol and DA settings fit together and the dataset supports the protocol."""
+    if data.protocol != "domainbed" and data.protocol not in spec.protocols:
+        supported = sorted(e.name for e in DATASETS.entries() if data.protocol in e.load().protocols)
+        raise ConfigError(f"data.protocol: {data.name} has no {data.protocol} protocol; datasets that have one: "
+                          f"{', '.join(supported) or 'none'}")
+    check_da(data)
 
 
 def load_experiment(paths: Any = None, overrides: Optional[list[str]] = None,

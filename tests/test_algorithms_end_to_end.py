@@ -21,6 +21,7 @@ def run(tiny_config, tmp_path, name, *overrides):
 @pytest.mark.parametrize("gradsamp", [False, True])
 def test_algorithm_runs(tiny_config, tmp_path, algorithm, setting, gradsamp):
     overrides = [f"algorithm.name={algorithm}", f"data.setting={setting}", "epochs=4"] + (GRADSAMP if gradsamp else [])
+    overrides += ["data.uda_holdout_fraction=0.2"] if setting == "da" else []
     header, epochs, summary = run(tiny_config, tmp_path, "run", *overrides)
     kinds = [r["kind"] for r in epochs]
     assert kinds == (["train", "train", "sampled", "train"] if gradsamp else ["train"] * 4)
@@ -41,7 +42,8 @@ def test_swad_wraps_every_algorithm_with_gradsamp(tiny_config, tmp_path, algorit
 
 @pytest.mark.parametrize("algorithm", ["erm", "coral", "dann", "dann_grl"])
 def test_interrupted_run_resumes_identically(tiny_config, tmp_path, algorithm, monkeypatch):
-    overrides = [f"algorithm.name={algorithm}", "epochs=6", "data.setting=da", *GRADSAMP, *SWAD,
+    overrides = [f"algorithm.name={algorithm}", "epochs=6", "data.setting=da", "data.uda_holdout_fraction=0.2",
+                 *GRADSAMP, *SWAD,
                  "averaging.options.early_stop=false"]
     _, full, full_summary = run(tiny_config, tmp_path, "full", *overrides)
 

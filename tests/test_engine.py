@@ -115,7 +115,7 @@ def test_skip_control_keeps_parameters_and_costs_nothing(tiny_config, tmp_path):
 
 
 def test_da_setting_trains(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("data.setting=da", "epochs=1"), tmp_path / "run", progress=False))
+    epochs = epochs_of(train(tiny_config("data.setting=da", "data.uda_holdout_fraction=0.2", "epochs=1"), tmp_path / "run", progress=False))
     assert epochs[0]["kind"] == "train"
 
 

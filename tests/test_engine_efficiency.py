@@ -62,7 +62,8 @@ def test_step_sums_equal_the_host_sums_of_item_values():
 
 @pytest.mark.parametrize("algorithm", ["erm", "coral", "dann", "dann_grl"])
 def test_updates_return_tensors_and_the_epoch_reads_them_once(tiny_config, tmp_path, monkeypatch, algorithm):
-    trainer = Trainer(tiny_config(f"algorithm.name={algorithm}", "epochs=2", "data.setting=da"), tmp_path / "r",
+    trainer = Trainer(tiny_config(f"algorithm.name={algorithm}", "epochs=2", "data.setting=da",
+                                "data.uda_holdout_fraction=0.2"), tmp_path / "r",
                       progress=False)
     returned, reads = [], []
     update = trainer.algorithm.update

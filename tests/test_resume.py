@@ -66,8 +66,8 @@ def test_bad_key_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert err.strip().splitlines() == [
         "dagrad: error: unknown key 'data.fo'; allowed keys in data: name, root, test_envs, setting, "
-        "holdout_fraction, split, image_size, batch_size, eval_batch_size, num_workers, augment, val_augment, "
-        "skip_corrupt, options"]
+        "holdout_fraction, uda_holdout_fraction, da_protocol, protocol, split, image_size, batch_size, "
+        "eval_batch_size, num_workers, augment, val_augment, skip_corrupt, options"]
     assert not (tmp_path / "run").exists()
 
 

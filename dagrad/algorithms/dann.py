@@ -51,7 +51,8 @@ def dann_hparams(small_images: bool) -> dict[str, Option]:
         "lambda": Option(1.0, float, "weight of the adversarial term", low=0.0, search=log_uniform(-2, 2)),
         "lr_d": common["lr"],
         "lr_g": common["lr"],
-        "weight_decay_d": common["weight_decay"],
+        # DomainBed draws the discriminator's weight decay for every dataset, the digits included
+        "weight_decay_d": Option(0.0, float, "discriminator Adam weight decay", low=0.0, search=log_uniform(-6, -2)),
         "weight_decay_g": common["weight_decay"],
         "d_steps_per_g_step": Option(1, int, "discriminator steps per generator step", low=1,
                                      search=lambda r: int(2 ** r.uniform(0, 3))),
@@ -59,7 +60,7 @@ def dann_hparams(small_images: bool) -> dict[str, Option]:
         "beta1": Option(0.5, float, "Adam beta1 of both optimizers", low=0.0, high=1.0, high_open=True,
                         search=lambda r: float(r.choice([0.0, 0.5]))),
         "mlp_width": Option(256, int, "discriminator width", low=1, search=lambda r: int(2 ** r.uniform(6, 10))),
-        "mlp_depth": Option(3, int, "discriminator depth (layers)", low=2, search=lambda r: int(r.uniform(3, 5))),
+        "mlp_depth": Option(3, int, "discriminator depth (layers)", low=2, search=lambda r: int(r.choice([3, 4, 5]))),
         "mlp_dropout": Option(0.0, float, "discriminator dropout", low=0.0, high=1.0, high_open=True,
                               search=lambda r: float(r.choice([0.0, 0.1, 0.5]))),
     }

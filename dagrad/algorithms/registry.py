@@ -1,8 +1,13 @@
 """Algorithms by name, with DomainBed-style hyperparameters: each one an `Option` with a default, a valid
-range and a random-search distribution, declared next to the algorithm. Draws use a generator seeded
-by (hparams_seed, hyperparameter name), so adding a hyperparameter never changes the others' draws;
-hparams_seed 0 means the defaults. Learning rate and weight decay follow DomainBed's two tables: one
-for small-image datasets (its MNIST defaults), one for everything else."""
+range and a random-search distribution, declared next to the algorithm.
+
+Random search is seeded as DomainBed's `train.py` seeds it: the hyperparameter `name` of trial
+`trial_seed` under `hparams_seed` is drawn from `RandomState(seed_hash(seed_hash(hparams_seed,
+trial_seed), name))`, so every trial seed draws its own configuration (the search's noise is inside the
+error bar, as in DomainBed), adding a hyperparameter never changes the others' draws, and dagrad's draws
+equal DomainBed's for the same (algorithm, dataset, hparams_seed, trial_seed). hparams_seed 0 means the
+defaults. Learning rate and weight decay follow DomainBed's two tables: one for small-image datasets (its
+MNIST defaults), one for everything else."""
 
 from __future__ import annotations
 
@@ -37,6 +42,14 @@ def common_hparams(small_images: bool) -> dict[str, Option]:
     }
 
 
+def batch_size_option(small_images: bool, exponents: Optional[tuple[float, float]] = None) -> Option:
+    """DomainBed's `batch_size` hyperparameter (per training environment): 64, int(2^U(3, 9)) on small
+    images; 32, int(2^U(3, 5.5)) otherwise; a dataset may narrow the exponents (DomainNet: (3, 5))."""
+    low, high = exponents or ((3.0, 9.0) if small_images else (3.0, 5.5))
+    return Option(64 if small_images else 32, int, "examples per training environment per step", low=1,
+                  search=lambda r: int(2 ** r.uniform(low, high)))
+
+
 def register(name: str, hparams: Optional[HParamTable] = None, description: str = "") -> Callable[[type], type]:
     """Class decorator: make an Algorithm subclass available as `algorithm.name: <name>`.
 
@@ -54,26 +67,34 @@ def hparam_table(name: str, small_images: bool) -> dict[str, Option]:
     return ALGORITHMS.get(name).option_table(small_images=small_images)
 
 
-def resolve_hparams(name: str, overrides: Mapping[str, Any], hparams_seed: int, small_images: bool) -> dict[str, Any]:
-    """Defaults (hparams_seed 0) or a random-search draw, then the user's overrides on top, each checked
-    against the hyperparameter's valid range."""
+def resolve_hparams(name: str, overrides: Mapping[str, Any], hparams_seed: int, small_images: bool,
+                    trial_seed: int = 0) -> dict[str, Any]:
+    """Defaults (hparams_seed 0) or the random-search draw of (hparams_seed, trial_seed), then the user's
+    overrides on top, each checked against the hyperparameter's valid range."""
     table = hparam_table(name, small_images)
     unknown = sorted(set(overrides) - set(table))
     if unknown:
         raise ConfigError(
             f"algorithm.hparams.{unknown[0]}: not a hyperparameter of {name}; allowed: {', '.join(sorted(table))}"
         )
-    values = {key: draw(opt, hparams_seed, key) for key, opt in table.items()}
+    values = {key: draw(opt, hparams_seed, key, trial_seed) for key, opt in table.items()}
     for key, value in overrides.items():
         values[key] = table[key].check(value, f"algorithm.hparams.{key}")
     return values
 
 
-def draw(option: Option, hparams_seed: int, key: str) -> Any:
-    """The option's default for hparams_seed 0, else its random-search draw for this seed."""
+def search_seed(hparams_seed: int, trial_seed: int, key: str) -> int:
+    """The seed of one hyperparameter's draw: DomainBed's `misc.seed_hash(misc.seed_hash(hparams_seed,
+    trial_seed), name)` (train.py hands `seed_hash(hparams_seed, trial_seed)` to `random_hparams`, whose
+    `_hparam` seeds each name with `seed_hash(random_seed, name)`)."""
+    return seed_hash(seed_hash(hparams_seed, trial_seed), key)
+
+
+def draw(option: Option, hparams_seed: int, key: str, trial_seed: int = 0) -> Any:
+    """The option's default for hparams_seed 0, else its random-search draw for (hparams_seed, trial_seed)."""
     if hparams_seed == 0 or option.search is None:
         return option.default
-    return option.search(np.random.RandomState(seed_hash(hparams_seed, key)))
+    return option.search(np.random.RandomState(search_seed(hparams_seed, trial_seed, key)))
 
 
 def build(name: str, hparams: Mapping[str, Any], featurizer: Any, num_classes: int, num_domains: int) -> Any:

@@ -1,6 +1,9 @@
 """Tables from records: per dataset, rows = algorithm x GradSamp setting, columns = each test
-environment and their average, cells = accuracy mean ± SE over trial seeds (SE = std(ddof=1)/sqrt(n),
-as DomainBed; the average is taken per trial seed over the test environments, then mean ± SE).
+environment and their average, cells = accuracy mean ± SE over trial seeds; the average is taken per trial
+seed over the test environments, then mean ± SE. SE = std / sqrt(n) with the sample standard deviation
+(ddof 1) by default; DomainBed's collect_results uses np.std (ddof 0), which `ddof=0` (`dagrad report --se
+domainbed`) reproduces so a table compares with published ones (ddof 1 is sqrt(n / (n - 1)) times larger:
+1.22x at 3 seeds). `dagrad.analysis.document` puts the tables of every selection method into one report.
 
 Beside them: the chosen runs' energy by phase with its source labels, the saving against the same
 algorithm's full training, the accuracy change against full training (paired by trial seed), and for
@@ -23,17 +26,26 @@ import pandas as pd
 from dagrad.analysis.runs import UNREADABLE, Run, load_runs
 from dagrad.analysis.runs import mean_se as runs_mean_se
 from dagrad.analysis.selection import DESCRIPTIONS, select
-from dagrad.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
-from dagrad.errors import StorageError
 
 BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
 MIXED = "‡"
 
 
-def mean_se(values) -> tuple[float, float, int]:
+#: `--se` conventions: the ddof of the standard deviation behind the standard error
+SE_DDOF = {"sample": 1, "domainbed": 0}
+
+
+def mean_se(values, ddof: int = 1) -> tuple[float, float, int]:
     """analysis.runs.mean_se over the finite values, and how many there were."""
     finite = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return (*runs_mean_se(finite), len(finite))
+    return (*runs_mean_se(finite, ddof), len(finite))
+
+
+def se_words(ddof: int) -> str:
+    """How a table's SE was computed, in words (for its footer)."""
+    if ddof == 0:
+        return "SE = std(ddof=0)/√n, DomainBed's collect_results convention"
+    return "SE = std(ddof=1)/√n, the sample standard deviation; DomainBed's collect_results uses ddof=0 (--se domainbed)"
 
 
 def _sources(series: pd.Series) -> set[str]:
@@ -46,12 +58,13 @@ def mixed(sources: set[str]) -> bool:
     return UNREADABLE in sources or ("measured" in kinds and bool(kinds & {"estimated", "attributed"}))
 
 
-def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
+def per_trial(selected: pd.DataFrame, expected: Optional[dict] = None) -> pd.DataFrame:
     """One row per (dataset, configuration, trial seed): mean over test envs of accuracy (only when every
-    test env of the dataset is present) and of the chosen runs' energy."""
+    test env of the dataset is present: those in `expected` {dataset: {test env: name}} when given, as
+    DomainBed leaves the average out when a cell is empty) and of the chosen runs' energy."""
     rows = []
     for dataset, ds in selected.groupby("dataset"):
-        envs = set(ds["test_env"])
+        envs = set((expected or {}).get(dataset, {})) or set(ds["test_env"])
         for (key, trial), g in ds.groupby(["config_key", "trial_seed"]):
             rows.append({"dataset": dataset, "config_key": key, "trial_seed": trial,
                          "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
@@ -63,11 +76,11 @@ def per_trial(selected: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _paired(trials: pd.DataFrame, a: str, b: str) -> tuple[float, float, int]:
+def _paired(trials: pd.DataFrame, a: str, b: str, ddof: int = 1) -> tuple[float, float, int]:
     """Mean ± SE over trial seeds of acc(a) - acc(b), paired by trial seed."""
     x = trials[trials.config_key == a].set_index("trial_seed")["acc"]
     y = trials[trials.config_key == b].set_index("trial_seed")["acc"]
-    return mean_se((x - y).dropna())
+    return mean_se((x - y).dropna(), ddof)
 
 
 def verdict(diff: float, se: float, n: int) -> str:
@@ -80,9 +93,11 @@ def verdict(diff: float, se: float, n: int) -> str:
     return "no clear difference"
 
 
-def summarize(selected: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, configuration): accuracy per test env and average, energy, comparisons."""
-    trials = per_trial(selected)
+def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = None) -> pd.DataFrame:
+    """One row per (dataset, configuration): accuracy per test env and average, energy, comparisons
+    (SEs with the given ddof). `expected` ({dataset: {test env: name}}) names the test environments a
+    table should have even where this selection found nothing (their cells and the Avg stay empty)."""
+    trials = per_trial(selected, expected)
     rows = []
     for (dataset, key), g in selected.groupby(["dataset", "config_key"], sort=False):
         first = g.iloc[0]
@@ -90,13 +105,13 @@ def summarize(selected: pd.DataFrame) -> pd.DataFrame:
         row = {"dataset": dataset, "algorithm": first.algorithm, "setting": first.setting, "config_key": key,
                "family": first.family, "control": first.control, "sampler": first.sampler}
         for env, e in g.groupby("env_name", sort=False):
-            row[f"acc:{env}"], row[f"se:{env}"], row[f"n:{env}"] = mean_se(100 * e["test_acc"])
-        row["acc:Avg"], row["se:Avg"], row["n:Avg"] = mean_se(t["acc"])
+            row[f"acc:{env}"], row[f"se:{env}"], row[f"n:{env}"] = mean_se(100 * e["test_acc"], ddof)
+        row["acc:Avg"], row["se:Avg"], row["n:Avg"] = mean_se(t["acc"], ddof)
         for phase in ("train", "eval", "total", "selected"):
-            row[f"{phase}_J"], row[f"{phase}_J_se"], _ = mean_se(t[f"{phase}_J"])
+            row[f"{phase}_J"], row[f"{phase}_J_se"], _ = mean_se(t[f"{phase}_J"], ddof)
         dynamic = t["dynamic_J"] if "dynamic_J" in t else []
-        row["dynamic_J"], row["dynamic_J_se"], _ = mean_se(dynamic) if len(dynamic) and np.isfinite(dynamic).all() \
-            else (np.nan, np.nan, 0)
+        row["dynamic_J"], row["dynamic_J_se"], _ = mean_se(dynamic, ddof) \
+            if len(dynamic) and np.isfinite(dynamic).all() else (np.nan, np.nan, 0)
         row["updates"] = float(t["updates"].mean())
         sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
         row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
@@ -114,20 +129,23 @@ def summarize(selected: pd.DataFrame) -> pd.DataFrame:
             out.loc[i, "saving_total_pct"] = 100 * (1 - row.total_J / base.total_J) if base.total_J else np.nan
             out.loc[i, "saving_updates_pct"] = 100 * (1 - row.updates / base.updates) if base.updates else np.nan
             out.loc[i, "saving_flag"] = row.mixed or base.mixed or row.sources != base.sources
-            d = _paired(trials[trials.dataset == row.dataset], row.config_key, base.config_key)
+            d = _paired(trials[trials.dataset == row.dataset], row.config_key, base.config_key, ddof)
             out.loc[i, "delta_full"], out.loc[i, "delta_full_se"], out.loc[i, "delta_full_n"] = d
         control = same[(same.sampler == "skip") & (same.control == row.control)]
         if row.sampler not in ("none", "skip") and not len(control):
             out.loc[i, "verdict"] = "no exact control (no skip run with the same GradSamp settings)"
         if len(control) and row.sampler not in ("none", "skip"):
             ctrl = control.iloc[0]
-            d = _paired(trials[trials.dataset == row.dataset], row.config_key, ctrl.config_key)
+            d = _paired(trials[trials.dataset == row.dataset], row.config_key, ctrl.config_key, ddof)
             out.loc[i, "control_key"] = ctrl.config_key
             out.loc[i, "delta_control"], out.loc[i, "delta_control_se"], out.loc[i, "delta_control_n"] = d
             out.loc[i, "verdict"] = verdict(*d)
     order = {"none": 0, "skip": 2}
     out["_order"] = [(r.family, order.get(r.sampler, 1), r.setting) for r in out.itertuples()]
-    return out.sort_values(["dataset", "algorithm", "_order"]).drop(columns="_order").reset_index(drop=True)
+    out = out.sort_values(["dataset", "algorithm", "_order"]).drop(columns="_order").reset_index(drop=True)
+    out.attrs["ddof"] = ddof
+    out.attrs["envs"] = {d: [names[k] for k in sorted(names)] for d, names in (expected or {}).items()}
+    return out
 
 
 def tidy(summary: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +182,7 @@ def energy_unit(values) -> tuple[str, float]:
     return ("MJ", 1e6) if top >= 1e6 else ("kJ", 1e3) if top >= 1e4 else ("J", 1.0)
 
 
-def _pm(mean: float, se: float, digits: int = 1) -> str:
+def pm(mean: float, se: float, digits: int = 1) -> str:
     if not np.isfinite(mean):
         return "–"
     return f"{mean:.{digits}f} ± {se:.{digits}f}" if np.isfinite(se) else f"{mean:.{digits}f}"
@@ -174,6 +192,9 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     """(header, rows of cell strings, notes) of one dataset's table; shared by markdown and LaTeX."""
     s = summary[summary.dataset == dataset]
     envs = [c[4:] for c in s.columns if c.startswith("acc:") and c != "acc:Avg" and s[c].notna().any()]
+    named = summary.attrs.get("envs", {}).get(dataset)
+    if named:  # every test environment the sweep has, in order, empty where this selection found nothing
+        envs = named + [e for e in envs if e not in named]
     unit, scale = energy_unit(s["total_J"])
     dynamic = "dynamic_J" in s and bool(np.isfinite(s["dynamic_J"]).any())
     header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})",
@@ -187,21 +208,21 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
         if np.isfinite(d.get("saving_total_pct", np.nan)):
             saving = f"{d['saving_train_pct']:.0f} % / {d['saving_total_pct']:.0f} %" + \
                 (f" {MIXED}" if d.get("saving_flag") else "")
-        delta = _pm(d.get("delta_full", np.nan), d.get("delta_full_se", np.nan))
+        delta = pm(d.get("delta_full", np.nan), d.get("delta_full_se", np.nan))
         saved = d.get("saving_updates_pct", np.nan)
         updates = f"{d['updates']:.0f}" + (f" ({saved:.0f} %)" if np.isfinite(saved) else "")
         phases = ("train", "eval", "total", *(["dynamic"] if dynamic else []), "selected")
-        rows.append([d["algorithm"], d["setting"], *[_pm(d.get(f"acc:{e}", np.nan), d.get(f"se:{e}", np.nan))
+        rows.append([d["algorithm"], d["setting"], *[pm(d.get(f"acc:{e}", np.nan), d.get(f"se:{e}", np.nan))
                                                for e in envs],
-                     _pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp", updates,
-                     *[_pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) +
+                     pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp", updates,
+                     *[pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) +
                        (flag if np.isfinite(d[f"{p}_J"]) else "") for p in phases], saving, d["sources"]])
     notes = []
     for d in s[s["control_key"].isna() & ~s["sampler"].isin(["none", "skip"])].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']}: {d['verdict']}.")
     for d in s[s["control_key"].notna()].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']} vs its equal-energy control (skip, same epochs): "
-                     f"{_pm(d['delta_control'], d['delta_control_se'])} pp over {int(d['delta_control_n'])} "
+                     f"{pm(d['delta_control'], d['delta_control_se'])} pp over {int(d['delta_control_n'])} "
                      f"trial seed(s): {d['verdict']}.")
     return header, rows, notes
 
@@ -220,9 +241,10 @@ def numerics_line(selected: pd.DataFrame) -> str:
 
 
 def _footer(summary: pd.DataFrame, selection: str, numerics: str = "") -> list[str]:
-    n = sorted({int(v) for v in summary["n:Avg"] if np.isfinite(v) and v})
+    n = sorted({int(v) for c in summary.columns if c.startswith("n:") for v in summary[c] if np.isfinite(v) and v})
     lines = [f"Selection: {DESCRIPTIONS[selection]}. Accuracy (%) on the test environment's `in` split; "
-             f"mean ± SE over {'/'.join(map(str, n)) or 0} trial seeds (SE = std(ddof=1)/√n); Avg = mean over test "
+             f"mean ± SE over {'/'.join(map(str, n)) or 0} trial seeds ({se_words(summary.attrs.get('ddof', 1))}); "
+             "Avg = mean over test "
              "environments per trial seed, then mean ± SE. Δ vs full: paired by trial seed against the same "
              "algorithm's full training.",
              "Energy: the chosen runs' whole training (train phase incl. sampled epochs, eval phase = every "
@@ -250,16 +272,20 @@ def _footer(summary: pd.DataFrame, selection: str, numerics: str = "") -> list[s
     return lines
 
 
-def render_markdown(summary: pd.DataFrame, selection: str, numerics: str = "") -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_markdown(summary: pd.DataFrame, selection: str, numerics: str = "", level: str = "###") -> str:
     out = []
     for dataset in summary["dataset"].unique():
         header, rows, notes = table_cells(summary, dataset)
-        out += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(r) + " |" for r in rows] + [""] + [f"- {n}" for n in notes] + [""]
+        out += [f"{level} {dataset}", "", *markdown_table(header, rows), ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out + [f"_{line}_" for line in _footer(summary, selection, numerics)]) + "\n"
 
 
-def _tex(text: str) -> str:
+def tex(text: str) -> str:
+    """Text escaped for LaTeX, with the report's symbols in math mode."""
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("‡", r"$^\ddagger$"), ("√", r"$\sqrt{}$"), ("−", "-"),
                  ("×", r"$\times$"), ("–", "--")):
@@ -272,21 +298,22 @@ def render_latex(summary: pd.DataFrame, selection: str, numerics: str = "") -> s
     out = []
     for dataset in summary["dataset"].unique():
         header, rows, notes = table_cells(summary, dataset)
-        out += [r"\begin{table}[t]", r"\centering\small", rf"\caption{{{_tex(dataset)}}}",
+        out += [r"\begin{table}[t]", r"\centering\small", rf"\caption{{{tex(dataset)}}}",
                 r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
-                " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
-        out += [" & ".join(_tex(c) for c in r) + r" \\" for r in rows]
+                " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
+        out += [" & ".join(tex(c) for c in r) + r" \\" for r in rows]
         out += [r"\bottomrule", r"\end{tabular}"]
-        out += [r"\par\footnotesize " + _tex(n) for n in notes + _footer(summary, selection, numerics)]
+        out += [r"\par\footnotesize " + tex(n) for n in notes + _footer(summary, selection, numerics)]
         out += [r"\end{table}", ""]
     return "\n".join(out)
 
 
-def build(runs: str | Path | list[Run], selection: str = "training_domain") -> tuple[pd.DataFrame, pd.DataFrame]:
+def build(runs: str | Path | list[Run], selection: str = "training_domain",
+          ddof: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(selected models, per-configuration summary) for the given runs, or every run below a folder."""
     runs = load_runs(runs) if isinstance(runs, (str, Path)) else runs
     selected = with_run_facts(select(runs, selection), runs)
-    return selected, summarize(selected) if len(selected) else pd.DataFrame()
+    return selected, summarize(selected, ddof) if len(selected) else pd.DataFrame()
 
 
 def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
@@ -302,59 +329,9 @@ def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
     return out
 
 
-def write_report(runs_dir: str | Path, fmt: str = "md", selection: str = "training_domain",
-                 out: Optional[str | Path] = None, plots: bool = True) -> tuple[str, list[Path]]:
-    """Write the table (table.md / table.tex / selected.csv + summary.csv) and plots; returns (text, files).
-    A failed write removes what it created and raises a StorageError naming the file."""
-    from dagrad.errors import DataError
+def write_report(runs_dir: str | Path, fmt: str = "md", selection: Optional[str | list[str]] = None,
+                 out: Optional[str | Path] = None, plots: bool = True, se: str = "sample") -> tuple[str, list[Path]]:
+    """Every selection method's tables in one report (see dagrad.analysis.document.write_report)."""
+    from dagrad.analysis.document import write_report as write
 
-    runs_dir = Path(runs_dir)
-    if runs_dir.is_file():
-        raise DataError(f"{runs_dir} is a file; dagrad report reads a run or sweep folder: "
-                        f"dagrad report {runs_dir.parent}")
-    if not runs_dir.is_dir():
-        raise DataError(f"{runs_dir}: no such folder (give a run or sweep folder)")
-    out = Path(out) if out is not None else runs_dir / "report"
-    runs = load_runs(runs_dir)
-    selected, summary = build(runs, selection)
-    if summary.empty:
-        raise DataError(_nothing_to_report(runs_dir, runs, selection))
-    created = make_folders(out)
-    before = set(out.iterdir())
-    try:
-        return _write(out, runs, selected, summary, fmt, selection, plots)
-    except (OSError, StorageError) as exc:
-        for path in set(out.iterdir()) - before:
-            path.unlink(missing_ok=True)
-        remove_empty_folders(created)
-        raise exc if isinstance(exc, StorageError) else storage_error(exc.filename or out, exc) from None
-
-
-def _nothing_to_report(runs_dir: Path, runs: list[Run], selection: str) -> str:
-    singles = [r for r in runs if r.complete and len(r.test_envs) == 1]
-    if selection == "leave_one_out" and singles:
-        return (f"{runs_dir}: leave_one_out selection needs, for each run with test environment t, finished runs "
-                f"with the pairs of test environments {{t, v}} for every other environment v (in a sweep: "
-                f"grid.leave_one_out_envs); none of the {len(singles)} single-test-environment runs has all of them")
-    return f"{runs_dir}: no finished single-test-environment runs to report with {selection} selection"
-
-
-def _write(out: Path, runs: list[Run], selected: pd.DataFrame, summary: pd.DataFrame, fmt: str, selection: str,
-           plots: bool) -> tuple[str, list[Path]]:
-    files: list[Path] = []
-    if fmt == "csv":
-        write_text_atomic(out / "selected.csv", selected.drop(columns=["path"]).to_csv(index=False))
-        text = tidy(summary).to_csv(index=False)
-        write_text_atomic(out / "summary.csv", text)
-        files += [out / "selected.csv", out / "summary.csv"]
-    else:
-        numerics = numerics_line(selected)
-        render = render_markdown if fmt == "md" else render_latex
-        text = render(summary, selection, numerics)
-        files.append(out / ("table.md" if fmt == "md" else "table.tex"))
-        write_text_atomic(files[-1], text)
-    if plots:
-        from dagrad.analysis.plots import plot_all
-
-        files += plot_all(runs, selected, summary, out)
-    return text, files
+    return write(runs_dir, fmt, selection, out, plots, se)

@@ -21,12 +21,13 @@ from dagrad.records import find_runs, read_records, split_run
 
 def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float]:
     """Mean and standard error over the finite values: std(ddof) / sqrt(n). ddof 1 (the sample std) is
-    dagrad's default; DomainBed's collect_results uses ddof 0. One value: SE is nan."""
+    dagrad's default; DomainBed's collect_results uses ddof 0. SE is nan when n <= ddof (one value with
+    ddof 1); with ddof 0 one value has SE 0, as np.std gives in collect_results."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not finite:
         return float("nan"), float("nan")
     mean = sum(finite) / len(finite)
-    if len(finite) < 2:
+    if len(finite) <= ddof:
         return mean, float("nan")
     var = sum((v - mean) ** 2 for v in finite) / (len(finite) - ddof)
     return mean, math.sqrt(var / len(finite))
@@ -150,11 +151,20 @@ class Run:
 
     def summary_figures(self) -> dict[str, Any]:
         """What a run's summary line shows: the final model's OOD accuracy (mean over the test envs' `in`
-        splits) and training-domain validation accuracy, energy by phase with sources, updates, time."""
+        splits; under a dataset's own protocol, its pooled test accuracy) and training-domain validation
+        accuracy, energy by phase with sources, updates, time."""
         final = self.final_metrics()
         last = self.points()[-1] if self.epochs else None
+        ood, val = env_mean(final, self.test_envs, "in"), env_mean(final, self.train_envs, "out")
+        protocol = self.header.get("data", {}).get("protocol_metrics")
+        if protocol:  # e.g. WILDS: the pooled test and in-distribution validation accuracies
+            from dagrad.analysis.wilds import figures
+
+            figs = figures(final, protocol, self.header["data"].get("split_sizes", {}))
+            ood = figs.get("test:acc_avg", ood)
+            val = figs.get("id_val:acc_avg", figs.get("id_test:acc_avg", val))
         return {
-            "ood_acc": env_mean(final, self.test_envs, "in"), "val_acc": env_mean(final, self.train_envs, "out"),
+            "ood_acc": ood, "val_acc": val,
             "train_J": last.cum_train_J if last else 0.0, "eval_J": last.cum_eval_J if last else 0.0,
             "train_sources": sorted(last.train_sources) if last else [],
             "eval_sources": sorted(last.eval_sources) if last else [],

@@ -14,7 +14,8 @@ one trial seed, differing only in hparams_seed. Methods (DomainBed's model_selec
 
 A run that averages weights (SWAD: summary.reported == "averaged") offers one model only, its final
 averaged model, to every method, as SWAD reports it. Ties go to the earlier epoch, then the lower
-hparams seed. Only single-test-environment runs fill table cells; pairs serve leave_one_out.
+hparams seed. Only single-test-environment runs fill table cells; pairs serve leave_one_out. Runs under
+another data protocol (WILDS's) are left to that protocol's own selection (dagrad.analysis.wilds).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def select(runs: list[Run], method: str = "training_domain") -> pd.DataFrame:
 
     if method not in METHODS:
         raise ConfigError(f"selection {method!r} is unknown; choose one of: {', '.join(METHODS)}")
-    runs = [r for r in runs if r.complete]
+    runs = [r for r in runs if r.complete and r.header.get("data", {}).get("protocol", "domainbed") == "domainbed"]
     names = labels(runs)
     groups: dict[tuple, list[Run]] = defaultdict(list)
     pairs: dict[tuple, dict[int, Run]] = defaultdict(dict)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
+from dagrad.analysis import document
 from dagrad.analysis import report as tables
 from dagrad.analysis import runs as records_runs
 from dagrad.errors import ConfigError, DataError
@@ -20,16 +21,19 @@ FORMATS = ("md", "latex", "csv")
 class Report:
     """What `dagrad report` shows, as objects.
 
-    - `tables`: dataset -> the table as the CLI prints it (one row per algorithm x GradSamp setting,
-      cells as printed: "mean ± SE"); `notes`: dataset -> the lines under it (comparisons with the
-      equal-energy control);
-    - `summary`: the numbers behind the tables (one row per configuration); `selected`: the model chosen
-      per (configuration, test environment, trial seed); `tidy`: one row per table figure;
-    - `text`: the report in `format` (md, latex or csv); `figures`: name -> matplotlib Figure
-      (`<dataset>-pareto`, `<dataset>-curves`), the plots `dagrad report` saves."""
+    - `results`: selection method -> (selected models, summary), for every method that selected anything
+      (training-domain validation, leave-one-domain-out where pair runs exist, the test-domain oracle);
+    - `selection`: the first of those methods; `selected`, `summary`, `tables` and `notes` are its: `tables`
+      maps a dataset to the table as the CLI prints it (one row per algorithm x GradSamp setting, cells as
+      printed: "mean ± SE"), `notes` the lines under it (comparisons with the equal-energy control);
+    - `wilds`: the WILDS-protocol summary, when runs used it; `tidy`: one row per table figure;
+    - `text`: the report in `format` (md, latex or csv), exactly as `dagrad report` writes it; `figures`:
+      name -> matplotlib Figure (`<dataset>-pareto`, `<dataset>-curves`), the plots `dagrad report` saves."""
 
     selection: str
     format: str
+    results: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
+    wilds: Optional[pd.DataFrame]
     selected: pd.DataFrame
     summary: pd.DataFrame
     tables: dict[str, pd.DataFrame]
@@ -42,7 +46,7 @@ class Report:
         return tables.tidy(self.summary)
 
     def _repr_markdown_(self) -> str:
-        return tables.render_markdown(self.summary, self.selection, tables.numerics_line(self.selected))
+        return document.render("md", self.results, self.wilds, []) if self.format != "md" else self.text
 
 
 def _runs(source: Any) -> list[records_runs.Run]:
@@ -59,34 +63,37 @@ def _runs(source: Any) -> list[records_runs.Run]:
     return out
 
 
-def report(runs: Any, *, selection: str = "training_domain", format: str = "md") -> Report:
-    """The report of the runs below a folder (or of a list of runs): tables, text and figures."""
+def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format: str = "md",
+           se: str = "sample") -> Report:
+    """The report of the runs below a folder (or of a list of runs): every selection method's tables (or
+    those named in `selection`), the text `dagrad report` writes, and the figures. `se`: "sample" (ddof 1,
+    dagrad's default) or "domainbed" (ddof 0, as DomainBed's collect_results)."""
     from dagrad.analysis.frames import epochs_frame
     from dagrad.analysis.plots import curves_figure, pareto_figure
-    from dagrad.analysis.selection import METHODS
 
-    if selection not in METHODS:
-        raise ConfigError(f"selection {selection!r} is unknown; choose one of: {', '.join(METHODS)}")
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():
         loaded = _runs(runs)
-        selected, summary = tables.build(loaded, selection)
-        if summary.empty:
+        results, wilds_summary, skipped, ddof = document.report_results(loaded, selection, se)
+        if not results:
             where = runs if isinstance(runs, (str, Path)) else "the runs given"
-            raise DataError(f"{where}: no finished single-test-environment runs to report with {selection} selection")
+            raise DataError(f"{where}: no finished single-test-environment runs to report with "
+                            f"{selection or 'any'} selection")
+        method = next(iter(results))
+        selected, summary = results[method]
         tabs, notes = {}, {}
         for dataset in summary["dataset"].unique():
             header, rows, lines = tables.table_cells(summary, dataset)
             tabs[dataset], notes[dataset] = pd.DataFrame(rows, columns=header), lines
         if format == "csv":
-            text = tables.tidy(summary).to_csv(index=False)
+            text = document.csv_tables(results, ddof)[1].to_csv(index=False)
         else:
-            render = tables.render_markdown if format == "md" else tables.render_latex
-            text = render(summary, selection, tables.numerics_line(selected))
+            text = document.render(format, results, wilds_summary, skipped)
+        plotted = "training_domain" if "training_domain" in results else method
         epochs = epochs_frame(loaded)
         figures = {}
-        for dataset in summary["dataset"].unique():
-            figures[f"{dataset}-pareto"] = pareto_figure(summary, dataset)
-            figures[f"{dataset}-curves"] = curves_figure(epochs, selected, dataset)
-    return Report(selection, format, selected, summary, tabs, notes, text, figures)
+        for dataset in results[plotted][1]["dataset"].unique():
+            figures[f"{dataset}-pareto"] = pareto_figure(results[plotted][1], dataset)
+            figures[f"{dataset}-curves"] = curves_figure(epochs, results[plotted][0], dataset)
+    return Report(method, format, results, wilds_summary, selected, summary, tabs, notes, text, figures)

@@ -55,6 +55,22 @@ class TensorEnvironment(Environment):
 
 
 @dataclass
+class ProtocolSplits:
+    """A dataset's own evaluation protocol (e.g. WILDS's): which environments are trained on, every
+    environment's (in, out) indices, and how the protocol's metrics are made from the split accuracies.
+
+    `metrics` is plain data, recorded in the run header so the analysis computes the protocol's figures
+    from the records alone: {"splits": {protocol split: [dagrad split names]}, "groups": {dagrad split:
+    group name} (worst-group figures), "worst_group": what a group is (e.g. "region") or None,
+    "exclude_groups": groups left out of the worst group, "selection": [split, statistic]}."""
+
+    name: str
+    train_envs: list[int]
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
 class DomainSuite:
     """A dataset as a list of environments with shared classes (what a dataset builder returns)."""
 
@@ -67,6 +83,8 @@ class DomainSuite:
     class_names: list[str] = field(default_factory=list)
     #: per environment, the dataset's own (in, out) index arrays, when it ships split files
     official_splits: Optional[list[tuple[np.ndarray, np.ndarray]]] = None
+    #: the dataset's own protocols by name (`data.protocol`), e.g. {"wilds": ProtocolSplits(...)}
+    protocols: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
 
     @property

@@ -62,7 +62,7 @@ register_dataset("domain_net", DatasetSpec(
     DOMAIN_NET_SOURCE + "; DomainBed's copy deletes 9,431 duplicates, so its total is smaller",
     Source(tuple(Remote(f"{d}.zip", DOMAINNET_URL + ("groundtruth/" if d in ("clipart", "painting") else "")
                         + f"{d}.zip", {d: f"domain_net/{d}"}) for d in DOMAIN_NET_ENVS),
-           "domain_net", DOMAINBED_RECIPE, remove_duplicates=True)),
+           "domain_net", DOMAINBED_RECIPE, remove_duplicates=True), batch_size_exponents=(3.0, 5.0)),
     {**CACHE,
      "remove_duplicates": Option(False, bool, "leave out DomainBed's 9,431 listed duplicates without deleting"),
      "duplicates_file": Option(None, str, "the duplicates list (default <dataset dir>/domain_net_duplicates.txt)",
@@ -100,16 +100,27 @@ register_dataset("office_home_dg", DatasetSpec(
 register_dataset("domain_net_dassl", DatasetSpec(
     _DASSL + "domain_net_dassl", "DomainNet with Dassl's official train/test split files", "dassl_domain_net",
     "domainnet", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}, DOMAIN_NET_TOTAL, DOMAIN_NET_SOURCE,
-    notes="Dassl: the t-shirt class (327) is missing from painting_train.txt"), CHECK_FILES)
+    batch_size_exponents=(3.0, 5.0), notes="Dassl: the t-shirt class (327) is missing from painting_train.txt"),
+    CHECK_FILES)
 
 _WILDS = "dagrad.datasets.wilds_adapter:"
+WILDS_PROTOCOL = ("wilds",)
 register_dataset("wilds_domain_net", DatasetSpec(
     _WILDS + "wilds_domain_net", "DomainNet from WILDS' metadata.csv, all six domains as environments",
-    "wilds_domain_net", "domainnet_v1.0", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}))
+    "wilds_domain_net", "domainnet_v1.0", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS},
+    batch_size_exponents=(3.0, 5.0), protocols=WILDS_PROTOCOL,
+    notes="data.protocol=wilds: WILDS's source -> target pair (environments [source, target])"),
+    {"source_domain": Option("real", str, "data.protocol=wilds: the source domain (WILDS example config: real)",
+                             choices=DOMAIN_NET_ENVS),
+     "target_domain": Option("sketch", str, "data.protocol=wilds: the target domain (WILDS example config: "
+                             "sketch)", choices=DOMAIN_NET_ENVS)})
 register_dataset("wilds_camelyon17", DatasetSpec(
     _WILDS + "wilds_camelyon17", "Camelyon17 from WILDS' metadata.csv, hospitals 0-4 as environments",
     "wilds_camelyon17", "camelyon17_v1.0", tuple(f"hospital_{i}" for i in range(5)), 2,
-    {f"hospital_{i}": None for i in range(5)}))
+    {f"hospital_{i}": None for i in range(5)}, protocols=WILDS_PROTOCOL,
+    notes="data.protocol=wilds: train on hospitals 0, 3, 4; validate (OOD) on 1; test on 2"))
 register_dataset("wilds_fmow", DatasetSpec(
     _WILDS + "wilds_fmow", "FMoW from WILDS' rgb_metadata.csv, regions as environments", "wilds_fmow", "fmow_v1.1",
-    (), 62, notes="environments region_0..5 in order of first appearance, as DomainBed"))
+    (), 62, protocols=WILDS_PROTOCOL,
+    notes="environments region_0..5 in order of first appearance, as DomainBed; data.protocol=wilds: years "
+          "2002-2012 train, (OOD split, region) groups held out"))

@@ -1,13 +1,15 @@
-"""A dataset made ready for one run: environments split into `in`/`out`, per-split transforms, and the
-loaders the engine draws from. Training batches follow DomainBed: one minibatch per training
-environment per step, sampled with replacement; here the draw is seeded by (seed, epoch, environment),
-so a resumed run sees exactly the batches an uninterrupted one would."""
+"""A dataset made ready for one run: environments split into `in`/`out` (and `uda`, and the guard's
+slice; see partition.py), per-split transforms, and the loaders the engine draws from. Training batches
+follow DomainBed: one minibatch per training environment per step, sampled with replacement; here the
+draw is seeded by (seed, epoch, environment), so a resumed run sees exactly the batches an uninterrupted
+one would. In the DA setting the unlabelled target batches come from each test environment's `uda`
+split (DomainBed) or its whole `in` split (transductive), and only for algorithms that use them."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
@@ -16,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from dagrad.datasets.base import DomainSuite, Environment, Transform
 from dagrad.datasets.loading import EvalLoader, make_loader
-from dagrad.datasets.specs import build_suite
-from dagrad.datasets.splits import random_split
+from dagrad.datasets.partition import Partition, describe, partition
+from dagrad.datasets.specs import build_suite, dataset_spec
 from dagrad.errors import ConfigError, DataError
 from dagrad.seeding import generator
 
@@ -89,6 +91,10 @@ class DataBundle:
     eval_batch_size: int
     num_workers: int
     eval_mode: str
+    da_protocol: str = "domainbed"
+    augment: bool = True
+    guard: dict = field(default_factory=dict)  # training environment -> the guard's SplitDataset
+    info: dict = field(default_factory=dict)  # what the header records about the splits
 
     @property
     def num_classes(self) -> int:
@@ -106,26 +112,41 @@ class DataBundle:
     def _loader(self, dataset: Dataset, pin_memory: bool = False, **kwargs: Any) -> DataLoader:
         return make_loader(dataset, self.num_workers, collate, pin_memory, **kwargs)
 
-    def training_loaders(self, steps: int, seed: int, pin_memory: bool = False) -> "TrainingStream":
-        """One loader per environment (one minibatch of each per step, as DomainBed); `pin_memory` for CUDA."""
+    def training_loaders(self, steps: int, seed: int, unlabelled: bool = True,
+                         pin_memory: bool = False) -> "TrainingStream":
+        """Per step, one labelled batch per training environment (as DomainBed) and, in the DA setting when
+        `unlabelled` (the algorithm's `uses_unlabeled`), one unlabelled batch per test environment; an
+        algorithm that ignores target inputs gets none, so none are read. `pin_memory` for CUDA."""
         labelled = [f"env{i}_in" for i in self.train_envs]
-        unlabelled = [f"env{i}_in" for i in self.test_envs] if self.setting == "da" else []
+        targets = self.unlabelled_splits() if unlabelled else []
         samplers, loaders = [], []
-        for k, name in enumerate(labelled + unlabelled):
-            s = EpochBatchSampler(len(self.splits[name]), self.batch_size, steps, seed, k)
+        for k, name in enumerate(labelled + targets):
             dataset = self.splits[name] if k < len(labelled) else self._unlabelled_view(name)
+            s = EpochBatchSampler(len(dataset), self.batch_size, steps, seed, k)
             samplers.append(s)
             loaders.append(self._loader(dataset, pin_memory, batch_sampler=s))
-        return TrainingStream(samplers, loaders, len(labelled))
+        return TrainingStream(samplers, loaders, len(labelled), targets)
+
+    def unlabelled_splits(self) -> list[str]:
+        """The splits DA draws target inputs from: each test environment's `uda` split (DomainBed), or its
+        whole `in` split (transductive, Dassl/TLlib); none in the DG setting."""
+        if self.setting != "da":
+            return []
+        part = "in" if self.da_protocol == "transductive" else "uda"
+        return [f"env{i}_{part}" for i in self.test_envs if f"env{i}_{part}" in self.splits]
 
     def _unlabelled_view(self, name: str) -> SplitDataset:
+        """DomainBed gives target inputs its test environments' plain transform; Dassl and TLlib (the
+        transductive protocol) augment them like the training inputs."""
         split = self.splits[name]
-        return SplitDataset(split.env, split.indices, self.suite.train_transform, split.skip_corrupt)
+        augment = self.da_protocol == "transductive" and self.augment
+        transform = self.suite.train_transform if augment else self.suite.eval_transform
+        return SplitDataset(split.env, split.indices, transform, split.skip_corrupt)
 
     def eval_splits(self) -> dict[str, SplitDataset]:
         """The splits every evaluation reports (eval_mode fast leaves out the training envs' `in`, as SWAD)."""
         return {n: s for n, s in self.splits.items()
-                if not (self.eval_mode == "fast" and _is_train_in(n, self.train_envs))}
+                if not (self.eval_mode == "fast" and _fast_skips(n, self.train_envs))}
 
     def eval_loader(self, pin_memory: bool = False) -> EvalLoader:
         """All evaluation splits through one loader and one worker pool; batches never mix splits."""
@@ -133,24 +154,30 @@ class DataBundle:
                           lambda dataset, batches: self._loader(dataset, pin_memory, batch_sampler=batches))
 
     def fixed_batch(self, per_env: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first `per_env` examples of every training environment's `out` split (e.g. GradSamp's guard)."""
+        """Up to `per_env` examples of every training environment's guard slice (GradSamp's guard): held
+        out of training and evaluation when the bundle was built with `guard_per_env`."""
+        if not self.guard:
+            raise ConfigError("the data were built without a guard slice; build them with guard_per_env > 0")
         items = []
         for i in self.train_envs:
-            split = self.splits[f"env{i}_out"]
+            split = self.guard[i]
             items += [split[k] for k in range(min(per_env, len(split)))]
         x, y, _ = collate(items)
         return x, y
 
 
-def _is_train_in(name: str, train_envs: Sequence[int]) -> bool:
-    return name.endswith("_in") and int(name[3:-3]) in train_envs
+def _fast_skips(name: str, train_envs: Sequence[int]) -> bool:
+    """eval_mode fast (SWAD's): leave out the training environments' `in` splits and the `uda` splits."""
+    return (name.endswith("_in") and int(name[3:-3]) in train_envs) or name.endswith("_uda")
 
 
 class TrainingStream:
     """Per epoch, an iterator of steps; each step is (labelled minibatches, unlabelled inputs, skipped)."""
 
-    def __init__(self, samplers: list[EpochBatchSampler], loaders: list[DataLoader], n_labelled: int):
+    def __init__(self, samplers: list[EpochBatchSampler], loaders: list[DataLoader], n_labelled: int,
+                 unlabelled_splits: Sequence[str] = ()):
         self.samplers, self.loaders, self.n_labelled = samplers, loaders, n_labelled
+        self.unlabelled_splits = list(unlabelled_splits)  # where the unlabelled target inputs come from
 
     def epoch(self, epoch: int) -> Iterator[tuple[list, Optional[list], int]]:
         for s in self.samplers:
@@ -161,29 +188,21 @@ class TrainingStream:
             yield labelled, unlabelled, sum(skipped for _, _, skipped in batches)
 
 
-def build(cfg: Any, trial_seed: int, eval_mode: str = "full") -> DataBundle:
-    """Build the configured dataset and split it as DomainBed does (or by its official split files)."""
+def build(cfg: Any, trial_seed: int, eval_mode: str = "full", guard_per_env: int = 0) -> DataBundle:
+    """Build the configured dataset and split it as DomainBed does (or by its split files, or by the
+    dataset's own protocol); `guard_per_env` > 0 holds out GradSamp's guard slice."""
     suite: DomainSuite = build_suite(cfg)
-    n_envs = len(suite.environments)
-    bad = [i for i in cfg.test_envs if not 0 <= i < n_envs]
-    if bad:
-        listing = ", ".join(f"{i}={name}" for i, name in enumerate(suite.env_names))
-        raise ConfigError(f"data.test_envs: {bad[0]} is not an environment of {cfg.name}; environments: {listing}")
-    train_envs = [i for i in range(n_envs) if i not in cfg.test_envs]
-    if not train_envs:
-        raise ConfigError("data.test_envs: every environment is held out; at least one must be left to train on")
-    if cfg.split == "official" and suite.official_splits is None:
-        raise ConfigError(f"data.split: {cfg.name} has no official split files here; use data.split=random")
+    part: Partition = partition(suite, cfg, trial_seed, guard_per_env)
     splits: dict[str, SplitDataset] = {}
-    for i, env in enumerate(suite.environments):
-        if cfg.split == "official":
-            in_idx, out_idx = suite.official_splits[i]
-        else:
-            in_idx, out_idx = random_split(len(env), cfg.holdout_fraction, trial_seed, i)
-        training = i in train_envs
-        in_tf = suite.train_transform if training and cfg.augment else suite.eval_transform
-        out_tf = suite.train_transform if training and cfg.augment and cfg.val_augment else suite.eval_transform
-        splits[f"env{i}_in"] = SplitDataset(env, in_idx, in_tf, cfg.skip_corrupt)
-        splits[f"env{i}_out"] = SplitDataset(env, out_idx, out_tf, cfg.skip_corrupt)
-    return DataBundle(suite, splits, train_envs, list(cfg.test_envs), cfg.setting, cfg.batch_size,
-                      cfg.eval_batch_size, cfg.num_workers, eval_mode)
+    for name, indices in part.indices.items():
+        env = suite.environments[int(name[3:name.index("_")])]
+        transform = suite.train_transform if name in part.augmented else suite.eval_transform
+        splits[name] = SplitDataset(env, indices, transform, cfg.skip_corrupt)
+    guard = {i: SplitDataset(suite.environments[i], idx, suite.eval_transform, cfg.skip_corrupt)
+             for i, idx in part.guard.items()}
+    batch_size = cfg.batch_size
+    if batch_size is None:  # not resolved by an Experiment: DomainBed's default
+        batch_size = 64 if dataset_spec(cfg.name).small_images else 32
+    return DataBundle(suite, splits, part.train_envs, part.test_envs, cfg.setting, batch_size,
+                      cfg.eval_batch_size, cfg.num_workers, eval_mode, cfg.da_protocol, cfg.augment, guard,
+                      describe(part, cfg, trial_seed, guard_per_env))

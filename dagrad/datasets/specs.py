@@ -51,7 +51,11 @@ class DatasetSpec:
     counts_source: str = ""
     download: Optional[Source] = None
     small_images: bool = False
+    #: DomainBed's random-search range of log2(batch size) when it differs from the default (DomainNet: (3, 5))
+    batch_size_exponents: Optional[tuple[float, float]] = None
     image_size: int = 224
+    #: which `data.protocol` values the dataset supports besides DomainBed's (e.g. ("wilds",))
+    protocols: tuple[str, ...] = ()
     notes: str = ""
     #: fn(data_cfg) -> environment names, or None when they cannot be known without reading the data; for
     #: datasets whose environments depend on options (the digits' angles), so sweeps check test_envs up front

@@ -12,8 +12,9 @@ optional extra `dagrad[wilds]`; its `eval()` needs torch_scatter, and dagrad com
 - `wilds_fmow`: `ROOT/fmow_v1.1/rgb_metadata.csv` + `country_code_mapping.csv`, environments region_0..5
   numbered in order of first appearance (as WILDS and DomainBed), rows with split `seq` dropped,
   images `images/rgb_img_{row}.png` with {row} the row number in the full CSV, 62 categories.
-Camelyon17 and FMoW have no per-environment official split here (WILDS splits them by hospital and by
-time); they are split 80/20 at random, as DomainBed's WILDSCamelyon and WILDSFMoW."""
+Under DomainBed's protocol Camelyon17 and FMoW are split 80/20 at random, as DomainBed's WILDSCamelyon
+and WILDSFMoW. `data.protocol: wilds` gives all three WILDS's own splits, held-out domains and metrics
+(see wilds_protocol.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from dagrad.datasets.base import DomainSuite
+from dagrad.datasets.wilds_protocol import camelyon17_protocol, domain_net_protocol, fmow_protocol
 from dagrad.datasets.builtin import DOMAIN_NET_ENVS
 from dagrad.datasets.folders import FileEnvironment, data_root, missing
 from dagrad.datasets.specs import dataset_spec
@@ -89,13 +91,23 @@ def wilds_domain_net(cfg: Any) -> DomainSuite:
         group["labels"].append(y)
         group["split"].append(row["split"] == "train")
         class_names.setdefault(y, str(row["category"]))
+    names = [class_names.get(i, str(i)) for i in range(max(class_names) + 1)]
+    if _wilds(cfg):
+        source, target = cfg.options["source_domain"], cfg.options["target_domain"]
+        protocol = domain_net_protocol({d: g["split"] for d, g in groups.items()}, source, target, path)
+        suite = _suite(cfg, [source, target], groups, names)
+        suite.protocols["wilds"] = protocol
+        return suite
     empty = [d for d in DOMAIN_NET_ENVS if not groups[d]["pairs"]]
     if empty:
         raise DataError(f"{path}: no rows for domain(s) {', '.join(empty)}")
     splits = [(np.flatnonzero(groups[d]["split"]), np.flatnonzero(~np.asarray(groups[d]["split"])))
               for d in DOMAIN_NET_ENVS]
-    names = [class_names.get(i, str(i)) for i in range(max(class_names) + 1)]
     return _suite(cfg, list(DOMAIN_NET_ENVS), groups, names, splits)
+
+
+def _wilds(cfg: Any) -> bool:
+    return getattr(cfg, "protocol", "domainbed") == "wilds"
 
 
 def _patient(value: str) -> str:
@@ -107,18 +119,25 @@ def wilds_camelyon17(cfg: Any) -> DomainSuite:
     _, directory = _metadata(cfg, "metadata.csv")
     path = directory / "metadata.csv"
     groups: dict[str, dict] = {}
-    for number, row in enumerate(_rows(path, ("patient", "node", "x_coord", "y_coord", "tumor", "center")), 2):
+    columns = ("patient", "node", "x_coord", "y_coord", "tumor", "center") + (("split",) if _wilds(cfg) else ())
+    protocol_rows = []
+    for number, row in enumerate(_rows(path, columns), 2):
         try:
             p, n = _patient(row["patient"]), int(float(row["node"]))
             x, y = int(float(row["x_coord"])), int(float(row["y_coord"]))
-            env, label = f"hospital_{int(float(row['center']))}", int(float(row["tumor"]))
+            center, label = int(float(row["center"])), int(float(row["tumor"]))
+            split = int(float(row["split"])) if _wilds(cfg) else None
         except ValueError:
-            raise DataError(f"{path}:{number}: non-numeric node, coordinates, center or tumor") from None
-        group = groups.setdefault(env, {"base": str(directory), "pairs": [], "labels": []})
+            raise DataError(f"{path}:{number}: non-numeric node, coordinates, center, tumor or split") from None
+        group = groups.setdefault(f"hospital_{center}", {"base": str(directory), "pairs": [], "labels": []})
+        protocol_rows.append({"center": center, "split": split, "k": len(group["pairs"])})
         group["pairs"].append((f"patches/patient_{p}_node_{n}", f"patch_patient_{p}_node_{n}_x_{x}_y_{y}.png"))
         group["labels"].append(label)
     names = sorted(groups, key=lambda e: int(e.split("_")[1]))
-    return _suite(cfg, names, groups, ["normal", "tumor"])
+    suite = _suite(cfg, names, groups, ["normal", "tumor"])
+    if _wilds(cfg):
+        suite.protocols["wilds"] = camelyon17_protocol(protocol_rows, path)[2]
+    return suite
 
 
 def wilds_fmow(cfg: Any) -> DomainSuite:
@@ -130,18 +149,32 @@ def wilds_fmow(cfg: Any) -> DomainSuite:
     category = {c: i for i, c in enumerate(FMOW_CATEGORIES)}
     region_index: dict[str, int] = {}
     groups: dict[str, dict] = {}
+    rows = []
     path = directory / "rgb_metadata.csv"
-    for row_number, row in enumerate(_rows(path, ("split", "category", "country_code"))):
+    columns = ("split", "category", "country_code") + (("timestamp",) if _wilds(cfg) else ())
+    for row_number, row in enumerate(_rows(path, columns)):
         region = region_of.get(row["country_code"], "Other")
-        k = region_index.setdefault(region, len(region_index))
+        k = region_index.setdefault(region, len(region_index))  # over every row, `seq` ones too (as WILDS)
         if row["split"] == "seq":
             continue
         if row["category"] not in category:
             raise DataError(f"{path}:{row_number + 2}: unknown category {row['category']!r}")
-        group = groups.setdefault(f"region_{k}", {"base": str(directory), "pairs": [], "labels": []})
-        group["pairs"].append(("images", f"rgb_img_{row_number}.png"))
-        group["labels"].append(category[row["category"]])
-    names = sorted(groups, key=lambda e: int(e.split("_")[1]))
-    suite = _suite(cfg, names, groups, list(FMOW_CATEGORIES))
+        rows.append({"row": row_number, "split": row["split"], "timestamp": row.get("timestamp", ""),
+                     "region": k, "y": category[row["category"]]})
+    regions = sorted(region_index, key=region_index.get)
+    if _wilds(cfg):
+        names, protocol_groups, protocol = fmow_protocol(rows, regions, path)
+        for name, g in protocol_groups.items():
+            groups[name] = {"base": str(directory), "pairs": [("images", f"rgb_img_{r['row']}.png") for r in g["members"]],
+                            "labels": [r["y"] for r in g["members"]]}
+        suite = _suite(cfg, names, groups, list(FMOW_CATEGORIES))
+        suite.protocols["wilds"] = protocol
+    else:
+        for r in rows:
+            group = groups.setdefault(f"region_{r['region']}", {"base": str(directory), "pairs": [], "labels": []})
+            group["pairs"].append(("images", f"rgb_img_{r['row']}.png"))
+            group["labels"].append(r["y"])
+        names = sorted(groups, key=lambda e: int(e.split("_")[1]))
+        suite = _suite(cfg, names, groups, list(FMOW_CATEGORIES))
     suite.notes["regions"] = {f"region_{k}": r for r, k in region_index.items()}
     return suite

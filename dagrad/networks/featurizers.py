@@ -38,22 +38,31 @@ def check_timm_model(model: str) -> None:
 
 
 def backbone_options() -> dict[str, Option]:
-    """What every pretrained backbone takes (DomainBed's 2020 protocol: ImageNet, frozen BN, dropout 0)."""
+    """What every pretrained backbone takes (DomainBed's 2020 protocol: ImageNet, frozen BN, dropout 0).
+
+    `dropout` is in the random search, as DomainBed's `resnet_dropout` (default 0, drawn from {0, 0.1,
+    0.5} for hparams_seed > 0 unless the config sets it; see `dagrad.experiment.resolve`)."""
     return {
         "pretrained": Option(None, str, "null, 'imagenet' (torchvision/timm cache) or a weights file", nullable=True),
         "freeze_bn": Option(True, bool, "BatchNorm statistics frozen, affine trainable (DomainBed 2020, SWAD)"),
-        "dropout": Option(0.0, float, "dropout on the features", low=0.0, high=1.0, high_open=True),
+        "dropout": Option(0.0, float, "dropout on the features; searched over {0, 0.1, 0.5} unless set",
+                          low=0.0, high=1.0, high_open=True, search=lambda r: float(r.choice([0.0, 0.1, 0.5]))),
     }
+
+
+#: the name each searched backbone option is drawn under: DomainBed's, so the draws equal its own
+DOMAINBED_SEARCH_NAMES = {"dropout": "resnet_dropout"}
 
 
 NETWORKS.register("digits_cnn", digits_cnn, description="DomainBed's MNIST CNN (GroupNorm) at a chosen width",
                   options={"width": Option(32, int, "channels of the first layer (then 2x)", low=1)})
 NETWORKS.register("resnet18", resnet("resnet18"), description="torchvision ResNet-18 without its fc layer",
-                  options=backbone_options())
+                  options=backbone_options(), search_names=DOMAINBED_SEARCH_NAMES)
 NETWORKS.register("resnet50", resnet("resnet50"), description="torchvision ResNet-50 without its fc layer",
-                  options=backbone_options())
+                  options=backbone_options(), search_names=DOMAINBED_SEARCH_NAMES)
 NETWORKS.register("timm", timm_model, description="any timm model, named timm:<model>, classifier removed",
-                  options=backbone_options(), family=True, check_member=check_timm_model)
+                  options=backbone_options(), family=True, check_member=check_timm_model,
+                  search_names=DOMAINBED_SEARCH_NAMES)
 
 
 class DigitsCNN(nn.Module):
@@ -103,7 +112,7 @@ class ResNetFeaturizer(_FrozenBatchNormMixin, nn.Module):
         if pretrained:
             load_pretrained(net, pretrained, arch, drop_prefixes=("fc.",))
         if in_channels != 3:
-            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            net.conv1 = cyclic_input_conv(net.conv1, in_channels)
         self.n_outputs = net.fc.in_features
         net.fc = nn.Identity()
         self.net = net
@@ -113,6 +122,20 @@ class ResNetFeaturizer(_FrozenBatchNormMixin, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.net(x))
+
+
+def cyclic_input_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """A copy of `conv` for `in_channels` inputs whose filter for channel i is the (pretrained) filter of
+    RGB channel i mod 3, as DomainBed's ResNet adapts non-RGB inputs (a grey image then sees the R filter;
+    a 4-channel input reuses R for its fourth channel). Stride, padding and bias are kept."""
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                    dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)
+    with torch.no_grad():
+        source = conv.weight.detach()
+        new.weight.copy_(source[:, [i % source.shape[1] for i in range(in_channels)]])
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias.detach())
+    return new
 
 
 class TimmFeaturizer(_FrozenBatchNormMixin, nn.Module):

@@ -145,7 +145,7 @@ def test_report_returns_what_the_cli_writes(trained, tmp_path):
     assert rep.tidy.query("quantity == 'accuracy_pct' and column == 'Avg'")["mean"].iloc[0] == \
         pytest.approx(100 * trained.summary["ood_acc"])
     latex = dagrad.report(trained.folder.parent, selection="last", format="latex")
-    assert latex.text.startswith(r"\begin{table}")
+    assert latex.text.startswith(r"\subsection{Model selection: Last checkpoint") and r"\begin{table}" in latex.text
 
 
 def test_package_root_is_cheap_and_lazy():

@@ -66,10 +66,14 @@ def test_batches_are_reproducible_per_epoch_and_differ_across_epochs():
 
 
 def test_da_setting_gives_unlabelled_target_inputs():
-    bundle = build(DataConfig(image_size=12, batch_size=4, setting="da"), 0)
-    labelled, unlabelled, skipped = next(bundle.training_loaders(1, 0).epoch(0))
+    bundle = build(DataConfig(image_size=12, batch_size=4, setting="da", uda_holdout_fraction=0.25), 0)
+    stream = bundle.training_loaders(1, 0)
+    labelled, unlabelled, skipped = next(stream.epoch(0))
     assert len(labelled) == 5 and len(unlabelled) == 1 and unlabelled[0].shape == (4, 1, 12, 12)
-    assert skipped == 0
+    assert skipped == 0 and stream.unlabelled_splits == ["env5_uda"]
+    # an algorithm that ignores target inputs (ERM, DANN) gets none: nothing is read for it
+    labelled, unlabelled, _ = next(bundle.training_loaders(1, 0, unlabelled=False).epoch(0))
+    assert len(labelled) == 5 and unlabelled is None
 
 
 @pytest.mark.parametrize("cfg, message", [

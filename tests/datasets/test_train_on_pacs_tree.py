@@ -44,7 +44,7 @@ def test_every_shipped_algorithm_config_trains_on_pacs(tmp_path, algorithm):
     data = pacs_tree(tmp_path / "data")
     code = main(["train", "--quiet", "-c", "datasets/pacs",
                  "-c", f"algorithms/{algorithm}", f"data.root={data}", *SMALL,
-                 "data.num_workers=0", "data.setting=da", "epochs=1", "steps_per_epoch=2",
+                 "data.num_workers=0", "data.setting=da", "data.uda_holdout_fraction=0.2", "epochs=1", "steps_per_epoch=2",
                  "--out", str(tmp_path / "run")])
     assert code == 0
     _, epochs, _ = split_run(read_records(tmp_path / "run" / "records.jsonl"))

@@ -19,13 +19,16 @@ def reading(name: str, joules: float, source: str = "estimated:cpu-time", compon
 def write_run(folder: Path, *, test_envs: list[int], epochs: list[dict], n_envs: int = 3, trial_seed: int = 0,
               hparams_seed: int = 0, algorithm: str = "erm", sampler: str = "none",
               summary_metrics: Optional[dict] = None, final_eval_J: float = 0.0, run_id: Optional[str] = None,
-              steps: int = 10) -> Path:
-    """epochs: dicts with `metrics` (env{i}_{in,out}_acc), `train_J`, `eval_J`, optional `source`, `kind`."""
+              steps: int = 10, gradsamp: Optional[dict] = None) -> Path:
+    """epochs: dicts with `metrics` (env{i}_{in,out}_acc), `train_J`, `eval_J`, optional `source`, `kind`;
+    gradsamp: other GradSamp settings (e.g. {"buffers": "extrapolate", "guard": True})."""
     cfg = ExperimentConfig()
     cfg.data.test_envs, cfg.trial_seed, cfg.algorithm.hparams_seed = test_envs, trial_seed, hparams_seed
     cfg.algorithm.name, cfg.gradsamp.sampler = algorithm, sampler
     if sampler != "none":
         cfg.gradsamp.schedule_options = {"start": 1, "every": 2}
+    for key, value in (gradsamp or {}).items():
+        setattr(cfg.gradsamp, key, value)
     header = {"type": "header", "format": FORMAT, "run_id": run_id or folder.name, "seed": 1, "config": to_dict(cfg),
               "resolved": resolve(cfg).canonical(),
               "data": {"environments": [f"e{i}" for i in range(n_envs)], "test_envs": test_envs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -81,3 +82,25 @@ def test_pretrained_problems_are_clear(tmp_path, monkeypatch):
         build_featurizer(net("resnet18", pretrained="imagenet"), (3, 32, 32))
     with pytest.raises(ConfigError, match="network.options.pretrained: not an option of digits_cnn; allowed: width"):
         build_featurizer(net("digits_cnn", pretrained="imagenet"), (1, 12, 12))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 5])
+def test_non_rgb_input_reuses_the_pretrained_rgb_filters_cyclically(tmp_path, channels):
+    """DomainBed's ResNet: conv1.weight[:, i] = pretrained conv1.weight[:, i % 3] for every input channel i."""
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "rgb.pt")
+    f = build_featurizer(net("resnet18", pretrained=str(tmp_path / "rgb.pt")), (channels, 32, 32))
+    conv, rgb = f.net.conv1, reference.conv1.weight
+    assert conv.weight.shape == (64, channels, 7, 7) and conv.stride == (2, 2) and conv.padding == (3, 3)
+    for i in range(channels):
+        assert torch.equal(conv.weight[:, i], rgb[:, i % 3])
+    assert torch.equal(f.net.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)  # the rest is loaded as is
+    assert f(torch.zeros(2, channels, 32, 32)).shape == (2, 512)
+
+
+def test_backbone_dropout_is_in_the_search_space():
+    option = NETWORKS.get("resnet50").option_table()["dropout"]
+    assert option.default == 0.0 and NETWORKS.get("resnet50").info["search_names"] == {"dropout": "resnet_dropout"}
+    assert {option.search(np.random.RandomState(s)) for s in range(60)} == {0.0, 0.1, 0.5}
