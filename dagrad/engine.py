@@ -28,7 +28,8 @@ from dagrad.algorithms import build as build_algorithm
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dagrad.config import ExperimentConfig, to_dict
-from dagrad.datasets.loading import START_METHOD, batches_on, refuse_worker_bootstrap, to_device
+from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_bootstrap, start_fork_server,
+                                    to_device)
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
 from dagrad.energy.ledger import Gaps, job_energy, measure_idle_power
@@ -62,6 +63,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _module_of(target: Any) -> str:
+    """The module of a registered builder (a "module:function" string or the function itself)."""
+    return target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "") or ""
+
+
 class Trainer:
     """Builds everything a run needs (before writing anything), then trains epoch by epoch."""
 
@@ -76,6 +82,8 @@ class Trainer:
         self.seed = exp.seed
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
+        if cfg.data.num_workers > 0:  # the workers' fork server imports torch while this process sets up
+            start_fork_server([_module_of(exp.dataset.builder)])
         self.meter = build_meter(cfg.energy, str(self.device))  # first, so startup is metered (as `other`)
         self.gaps = Gaps(self.meter)
         self._meter_closer = weakref.finalize(self, self.meter.close)  # a constructor that fails closes it too

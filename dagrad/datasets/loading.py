@@ -26,6 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 #: the start method of data workers ("fork" where the platform has no fork server)
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "fork"
 _ALWAYS_PRELOADED = ("torch", "dagrad.datasets.bundle")
+#: what image datasets' workers need, preloaded when the server starts before the dataset exists
+_EARLY_PRELOADED = ("dagrad.datasets.folders", "torchvision.transforms", "PIL.Image")
 
 
 def refuse_worker_bootstrap() -> None:
@@ -50,6 +52,19 @@ def _modules_of(dataset: Any, depth: int = 0) -> set[str]:
         for child in getattr(dataset, "datasets", None) or getattr(dataset, "transforms", None) or []:
             found |= _modules_of(child, depth + 1)
     return {m for m in found if m and not m.startswith(("builtins", "__main__", "__mp_main__"))}
+
+
+def start_fork_server(modules: Sequence[str] = ()) -> None:
+    """Start the fork server now, preloading torch, dagrad's dataset code and `modules`, so its imports (a
+    few seconds) run beside the training process's own setup (indexing the data, building the model,
+    initialising CUDA) instead of before the first batch. Later loaders reuse it."""
+    if START_METHOD != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context(START_METHOD)
+    ctx.set_forkserver_preload(sorted(set(_ALWAYS_PRELOADED) | set(_EARLY_PRELOADED) | set(modules)))
+    forkserver.ensure_running()
 
 
 def worker_context(dataset: Dataset) -> Any:
@@ -136,5 +151,5 @@ def batches_on(device: torch.device, pairs: Sequence[tuple[torch.Tensor, torch.T
     return [(to_device(x, device, channels_last), y.to(device, non_blocking=True)) for x, y in pairs]
 
 
-__all__ = ["EvalLoader", "START_METHOD", "batches_on", "make_loader", "refuse_worker_bootstrap", "to_device",
-           "worker_context"]
+__all__ = ["EvalLoader", "START_METHOD", "batches_on", "make_loader", "refuse_worker_bootstrap",
+           "start_fork_server", "to_device", "worker_context"]
