@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from scipy import stats
 
 from dagrad.analysis.report import energy_unit, markdown_table, pm, se_words, tex
 from dagrad.analysis.runs import load_runs
@@ -102,6 +103,18 @@ def rule_lines(study: Study) -> list[str]:
         "skipped, the same training energy). Δ vs full: against the same algorithm's full training. Saved: "
         "1 − train energy / full training's, 1 − optimizer updates / full training's (means over trial seeds).",
         f"Energy sources: {study.sources or 'none'}."]
+    tested = study.cells[np.isfinite(study.cells["p"])]
+    if len(tested):  # the cells a follow-up on other data re-tests (configs/sweeps/study_digits_stroke.yaml)
+        ends = [tested.loc[tested["delta_control"].idxmax()], tested.loc[tested["delta_control"].idxmin()]]
+        lines.append("; ".join(f"{which} cell against its control: {d['dataset']}, {d['algorithm']}, {d['reading']}, "
+                               f"{d['schedule']} ({_pm(d['delta_control'], d['delta_control_se'])} pp, {d['verdict']})"
+                               for which, d in zip(("Best", "worst"), ends)) + ".")
+    if len(tested):  # what the correction can detect at all: the first Holm step compares p with α / m
+        n = int(tested["n"].median())
+        bar = stats.t.isf(study.alpha / (2 * study.tests), n - 1)
+        lines.insert(2, f"Power: with n = {n} trial seeds and m = {study.tests} tests, the most significant cell is "
+                        f"called only when |t| ≥ {bar:.1f}, i.e. its mean difference is at least {bar:.1f} SE "
+                        f"(t distribution, {n - 1} degrees of freedom, two-sided α / m); more seeds lower the bar.")
     if "estimated" in study.sources:
         lines.append("Estimated energy (estimated:*) is CPU-seconds × watts per thread or a similar model, not a "
                      "measurement.")

@@ -126,6 +126,11 @@ def test_cli_writes_every_format_and_the_heatmap(tmp_path, capsys):
     assert "| ERM | tensor α=1 | 2.0 ± 0.2 ▲ |" in text and "–1.0" not in text
     assert "Holm–Bonferroni correction over all 5 tested cells" in text
     assert "training-domain validation" in text
+    bar = stats.t.isf(0.05 / 10, 4)  # the first Holm step: two-sided α / 5 at 4 degrees of freedom
+    assert f"called only when |t| ≥ {bar:.1f}" in text
+    assert ("Best cell against its control: rotated_digits, ERM, tensor α=1, every 2 from 1 (2.0 ± 0.2 pp, beats "
+            "the control); worst cell against its control: rotated_digits, ERM, tensor α=0.5, every 2 from 1 "
+            "(-1.0 ± 0.1 pp, loses to the control).") in text
     assert "beats the control: 2; loses to the control: 1; no clear difference: 2." in text
     assert "| algorithm | reading | every 2 from 1 | every 5 from 1 | random p=0.3 |" in text  # periodic first
     assert main(["report", str(root), "--study", "--format", "latex", "--out", str(tmp_path / "tex")]) == 0

@@ -99,7 +99,8 @@ def test_ema_mean_is_the_bias_corrected_average_of_trained_steps_and_spread_its_
     expected = sum(w * torch.cat([s["a"], s["b"]]).double() for w, s in zip(weights, steps)) / sum(weights)
     trend = sampler.trend(delta, layout)
     assert torch.allclose(trend.double(), expected, rtol=1e-5, atol=1e-6)
-    rms = [((d.double() - t.double()) ** 2).mean().sqrt().item() for d, t in zip(layout.split(delta), layout.split(trend))]
+    rms = [((d.double() - t.double()) ** 2).mean().sqrt().item()
+           for d, t in zip(layout.split(delta), layout.split(trend))]
     assert fit["sigma"].tolist() == pytest.approx([c * r for r in rms], rel=1e-6)
     assert fit["mu"].tolist() == pytest.approx([t.double().mean().item() for t in layout.split(trend)], rel=1e-6)
     for s, t, sigma in zip(layout.split(step.double()), layout.split(trend.double()), fit["sigma"].tolist()):

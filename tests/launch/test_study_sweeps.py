@@ -28,7 +28,8 @@ def _cells(name: str, tmp_path) -> Counter:
     out = Counter()
     for job in jobs:
         c, exp = job.experiment.cfg, job.experiment
-        schedule = "-" if c.gradsamp.sampler == "none" else f"{c.gradsamp.schedule}:{sorted(exp.schedule_options.items())}"
+        schedule = "-" if c.gradsamp.sampler == "none" else \
+            f"{c.gradsamp.schedule}:{sorted(exp.schedule_options.items())}"
         out[(c.algorithm.name, c.averaging.name, c.precision, c.gradsamp.sampler,
              exp.sampler_options.get("scale"), schedule)] += 1
     return out
@@ -56,8 +57,8 @@ def test_the_gpu_studies_add_a_precision_axis_and_run_swad_under_its_own_protoco
     assert set(precisions) == {("fp32_strict", False), ("tf32", False), ("bf16", True)}
     assert precisions[("bf16", True)] == precisions[("fp32_strict", False)] == 12 * 4 * 5  # full, skip, tensor x 4
     swad = [j.experiment.cfg for j in jobs if j.experiment.cfg.averaging.name == "swad"]
-    assert swad and all((c.epochs, c.steps_per_epoch, c.seed, c.eval_mode, c.data.val_augment) == (50, 100, 0, "fast", False)
-                        for c in swad)
+    assert swad and all((c.epochs, c.steps_per_epoch, c.seed, c.eval_mode, c.data.val_augment)
+                        == (50, 100, 0, "fast", False) for c in swad)
     others = [j.experiment.cfg for j in jobs if j.experiment.cfg.averaging.name == "none"]
     assert all((c.epochs, c.steps_per_epoch, c.data.name) == (17, 300, "pacs") for c in others)
     assert {tuple(j.experiment.cfg.data.test_envs) for j in jobs} == {(0,), (1,), (2,), (3,)}
