@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from dagrad.gradsamp import ggd
-from dagrad.gradsamp.history import Layout, layout_for
+from dagrad.epochs import EpochOutcome
+from dagrad.gradsamp.history import History, Layout, layout_for
 from dagrad.registry import Option, Registry
 
 Fit = dict[str, Tensor]
@@ -164,7 +165,7 @@ class Sampler:
         """Name and parameters, for records."""
         return {"name": self.name}
 
-    def observe(self, history: Any, outcome: Any) -> None:
+    def observe(self, history: History, outcome: EpochOutcome) -> None:
         """After the history has recorded an epoch (an EpochOutcome): a sampler that remembers more than
         the last two states updates itself here (see variants.py). The built-in readings keep nothing."""
 

@@ -162,8 +162,9 @@ def read_sweep(path: str | Path) -> Sweep:
         raise ConfigError(f"grid.axes: expected a mapping of dotted key -> list of values, got {axes!r}")
     extra = [[(key, v) for v in _as_list(values, f"axes.{key}")] for key, values in axes.items()]
     variants = _variants(grid.get("variants"))
-    for axis in set(variants) & set(axes):
-        raise ConfigError(f"grid.variants.{axis}: also an `axes:` key; give the variant axis another name")
+    clash = sorted(set(variants) & set(axes))
+    if clash:
+        raise ConfigError(f"grid.variants.{clash[0]}: also an `axes:` key; give the variant axis another name")
     named = [[(axis, name) for name in names] for axis, names in variants.items()]
     points = [
         GridPoint(ds, algo, envs, setting, hs, ts, tuple(combo[:len(extra)]), tuple(combo[len(extra):]))
