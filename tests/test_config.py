@@ -52,7 +52,7 @@ def test_yaml_scientific_notation_is_a_float(tmp_path):
     (["epochs=abc"], "epochs: expected an integer, got 'abc'"),
     (["data.augment=maybe"], "data.augment: expected true or false"),
     (["data.setting=semi"], "data.setting: 'semi' is not allowed; choose one of: dg, da"),
-    (["gradsamp.sampler=gauss"], "gradsamp.sampler: unknown sampler 'gauss'; choose one of: element, extrapolate"),
+    (["gradsamp.sampler=gauss"], "gradsamp.sampler: unknown sampler 'gauss'; choose one of: element, ema, extrapolate"),
     (["gradsamp.sampler=tensor", "gradsamp.sampler_options.c=1"],
      "gradsamp.sampler_options.c: not an option of tensor; allowed: scale"),
     (["gradsamp.sampler=element", "gradsamp.sampler_options.c=-1"],

@@ -49,13 +49,20 @@ def compact_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def method_results(runs: list[Run], methods: Sequence[str], ddof: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """method -> (selected, summary) for each method that selects anything (LOO needs pair runs)."""
-    expected: dict[str, dict[int, str]] = {}  # the test environments of the single-test-environment runs
+def expected_envs(runs: list[Run]) -> dict[str, dict[int, str]]:
+    """dataset -> {test environment: name} over the finished single-test-environment runs: the columns a
+    table should have even where a selection found nothing there."""
+    expected: dict[str, dict[int, str]] = {}
     for run in runs:
         if run.complete and len(run.test_envs) == 1 and not wilds.is_wilds(run):
             t = run.test_envs[0]
             expected.setdefault(run.dataset, {})[t] = run.environments[t] if t < len(run.environments) else str(t)
+    return expected
+
+
+def method_results(runs: list[Run], methods: Sequence[str], ddof: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """method -> (selected, summary) for each method that selects anything (LOO needs pair runs)."""
+    expected = expected_envs(runs)
     out = {}
     for method in methods:
         selected = with_run_facts(select(runs, method), runs)

@@ -1,7 +1,9 @@
 """Accuracy-vs-energy figures (PNG and SVG, matplotlib Agg), drawn only from records.
 
 - `<dataset>-pareto`: OOD accuracy against total energy per configuration, SE error bars on both axes,
-  the Pareto front (no other configuration is both cheaper and more accurate) marked.
+  the Pareto front (no other configuration is both cheaper and more accurate) marked. When the runs used
+  several precisions (a GPU study's precision axis), one panel per algorithm with colour = precision and
+  marker = GradSamp setting, so cheaper arithmetic and sampled epochs are seen side by side.
 - `<dataset>-curves`: OOD accuracy against cumulative energy over epochs, the mean curve over the
   chosen runs of each configuration.
 - `run_figure`: one run's accuracy and cumulative energy over its epochs (the API's `Run.plot()`).
@@ -13,6 +15,7 @@ so the CLI stays headless and a notebook keeps its own backend; `*_figure` funct
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -58,8 +61,25 @@ def _energy_label(sources: str) -> str:
     return "estimated" if kind == {"estimated"} else "measured" if kind == {"measured"} else "MIXED sources"
 
 
-def pareto_figure(summary: pd.DataFrame, dataset: str) -> Figure:
+PRECISION_COLOURS = {"fp32_strict": "tab:blue", "tf32": "tab:orange", "bf16": "tab:green", "torch_default": "tab:gray"}
+
+
+def without_precision(algorithm: str) -> str:
+    """An algorithm label (frames.labels: "ERM (precision=bf16, x=1)") without its precision part."""
+    head, sep, rest = algorithm.partition(" (")
+    if not sep:
+        return algorithm
+    kept = [part for part in rest.rstrip(")").split(", ") if not part.startswith("precision=")]
+    return head + (f" ({', '.join(kept)})" if kept else "")
+
+
+def pareto_figure(summary: pd.DataFrame, dataset: str, precisions: Optional[dict[str, str]] = None) -> Figure:
+    """Accuracy against energy per configuration. `precisions` (configuration key -> precision label): when
+    the dataset's runs used more than one, one panel per algorithm, colour = precision, marker = GradSamp
+    setting (full training, skip control, sampler), so precision and sampled epochs show side by side."""
     s = summary[summary.dataset == dataset].reset_index(drop=True)
+    if precisions and len({precisions.get(k) for k in s.config_key}) > 1:
+        return _pareto_by_precision(s, dataset, precisions)
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
     x, y = list(s["total_J"]), list(s["acc:Avg"])
@@ -81,8 +101,47 @@ def pareto_figure(summary: pd.DataFrame, dataset: str) -> Figure:
     return fig
 
 
-def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path) -> list[Path]:
-    return _save(pareto_figure(summary, dataset), out, f"{dataset}-pareto")
+def _pareto_by_precision(s: pd.DataFrame, dataset: str, precisions: dict[str, str]) -> Figure:
+    algorithms = list(dict.fromkeys(without_precision(a) for a in s.algorithm))
+    fig = Figure(figsize=(5.2 * len(algorithms), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(algorithms), sharey=True, squeeze=False)).ravel()
+    for ax, algorithm in zip(axes, algorithms):
+        a = s[[without_precision(x) == algorithm for x in s.algorithm]].sort_values(["setting"])
+        for r in a.to_dict("records"):
+            precision = precisions.get(r["config_key"], "?")
+            style = _style(algorithm, r["setting"], algorithms)
+            colour = PRECISION_COLOURS.get(precision.split(" ")[0], "tab:purple")
+            ax.errorbar(r["total_J"], r["acc:Avg"], xerr=np.nan_to_num(r["total_J_se"]),
+                        yerr=np.nan_to_num(r["se:Avg"]), fmt=style["marker"], color=colour, capsize=3,
+                        mfc="white" if r["setting"] == "skip" else colour, label=f"{precision} · {r['setting']}")
+        x, y = list(a["total_J"]), list(a["acc:Avg"])
+        front = pareto_front(x, y)
+        ax.plot([x[i] for i in front], [y[i] for i in front], "k--", lw=1, alpha=0.6, label="Pareto front")
+        sources = ", ".join(sorted(set(a["sources"])))
+        ax.set(title=algorithm, xlabel=f"total energy per run, train + eval (J, {_energy_label(sources)})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel("OOD accuracy (%)")
+    fig.suptitle(f"{dataset}: accuracy against energy by precision (colour) and GradSamp setting (marker: "
+                 "● full, □ skip control, ▲ sampler); mean ± SE over trial seeds", fontsize=9)
+    return fig
+
+
+def precision_labels(selected: pd.DataFrame) -> dict[str, str]:
+    """configuration key -> its runs' precision ("bf16 + channels_last"), from the record headers."""
+    if "precision" not in selected:
+        return {}
+    out = {}
+    for key, g in selected.groupby("config_key"):
+        names = {p + (" + channels_last" if c else "") for p, c in
+                 zip(g["precision"], g["channels_last"] if "channels_last" in g else [False] * len(g))}
+        out[key] = " / ".join(sorted(names))
+    return out
+
+
+def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path, precisions: Optional[dict[str, str]] = None
+                ) -> list[Path]:
+    return _save(pareto_figure(summary, dataset, precisions), out, f"{dataset}-pareto")
 
 
 def curves_figure(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str) -> Figure:
@@ -143,7 +202,8 @@ def plot_all(runs: list[Run], selected: pd.DataFrame, summary: pd.DataFrame, out
     """Both figures for every dataset in the summary, from runs already loaded."""
     epochs = epochs_frame(runs)
     files: list[Path] = []
+    precisions = precision_labels(selected)
     for dataset in summary["dataset"].unique():
-        files += plot_pareto(summary, dataset, out)
+        files += plot_pareto(summary, dataset, out, precisions)
         files += plot_curves(epochs, selected, dataset, out)
     return files

@@ -288,7 +288,8 @@ def tex(text: str) -> str:
     """Text escaped for LaTeX, with the report's symbols in math mode."""
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("‡", r"$^\ddagger$"), ("√", r"$\sqrt{}$"), ("−", "-"),
-                 ("×", r"$\times$"), ("–", "--")):
+                 ("×", r"$\times$"), ("–", "--"), ("α", r"$\alpha$"), ("≤", r"$\le$"), ("▲", r"$\uparrow$"),
+                 ("▼", r"$\downarrow$")):
         text = text.replace(a, b)
     return text
 
@@ -326,6 +327,7 @@ def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
     out["run_dyn_eval_J"] = [d[1] for d in dynamic]
     out["precision"] = [r.numerics["precision"] for r in facts]
     out["deterministic"] = [bool(r.numerics["deterministic"]) for r in facts]
+    out["channels_last"] = [r.numerics["channels_last"] for r in facts]
     return out
 
 

@@ -122,7 +122,8 @@ class Run:
         existed ran PyTorch's defaults with deterministic cuDNN)."""
         given = self.header.get("numerics") or {}
         return {"precision": given.get("precision", self.config.get("precision", "torch_default")),
-                "deterministic": given.get("deterministic", self.config.get("deterministic", True))}
+                "deterministic": given.get("deterministic", self.config.get("deterministic", True)),
+                "channels_last": bool(given.get("channels_last", self.config.get("channels_last", False)))}
 
     def dynamic_energy(self) -> tuple[float, float]:
         """(train, eval) joules of the whole run net of idle power (gross - idle watts x seconds, window by

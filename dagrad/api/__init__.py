@@ -6,6 +6,7 @@
     run.summary           # OOD accuracy, validation accuracy, energy by phase
     run.plot()            # accuracy and energy over the epochs (Figure)
     rep = dagrad.report("runs/digits-sweep")   # rep.tables, rep.figures, rep.text
+    st = dagrad.study("runs/study-digits")     # st.cells: GradSamp against its skip control, cell by cell
 
 Bad input raises a `DagradError` subclass carrying the CLI's one-line message; nothing calls `sys.exit`.
 Each distinct warning is shown once, as in the CLI."""
@@ -13,10 +14,10 @@ Each distinct warning is shown once, as in the CLI."""
 from __future__ import annotations
 
 from dagrad.api.configs import ConfigLike, check_config
-from dagrad.api.reports import Report, report
+from dagrad.api.reports import Report, StudyReport, report, study
 from dagrad.api.runs import Run, load_run, load_runs, train
 from dagrad.api.sweeps import Sweep, sweep
 from dagrad.errors import CheckpointError, ConfigError, DagradError, DataError, RecordsError
 
-__all__ = ["train", "load_run", "load_runs", "sweep", "report", "check_config", "Run", "Sweep", "Report",
-           "ConfigLike", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError"]
+__all__ = ["train", "load_run", "load_runs", "sweep", "report", "study", "check_config", "Run", "Sweep", "Report",
+           "StudyReport", "ConfigLike", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError"]

@@ -1,4 +1,5 @@
-"""`dagrad.report`: the tables and plots `dagrad report` writes, as objects (DataFrames and Figures)."""
+"""`dagrad.report` and `dagrad.study`: the tables and plots `dagrad report` (and `--study`) writes, as objects
+(DataFrames and Figures)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
     those named in `selection`), the text `dagrad report` writes, and the figures. `se`: "sample" (ddof 1,
     dagrad's default) or "domainbed" (ddof 0, as DomainBed's collect_results)."""
     from dagrad.analysis.frames import epochs_frame
-    from dagrad.analysis.plots import curves_figure, pareto_figure
+    from dagrad.analysis.plots import curves_figure, pareto_figure, precision_labels
 
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
@@ -94,6 +95,44 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
         epochs = epochs_frame(loaded)
         figures = {}
         for dataset in results[plotted][1]["dataset"].unique():
-            figures[f"{dataset}-pareto"] = pareto_figure(results[plotted][1], dataset)
+            figures[f"{dataset}-pareto"] = pareto_figure(results[plotted][1], dataset,
+                                                         precision_labels(results[plotted][0]))
             figures[f"{dataset}-curves"] = curves_figure(epochs, results[plotted][0], dataset)
     return Report(method, format, results, wilds_summary, selected, summary, tabs, notes, text, figures)
+
+
+@dataclass
+class StudyReport:
+    """What `dagrad report --study` shows, as objects: `cells` (one row per algorithm x reading x schedule:
+    the paired differences against the skip control and full training, t, p, Holm-adjusted p, verdict,
+    savings), `references` (full training and the skip controls), `tests` (cells the Holm correction spans),
+    `text` (study.md / .tex / .csv as written) and `figures` (`<dataset>-study` heatmaps)."""
+
+    selection: str
+    alpha: float
+    tests: int
+    cells: pd.DataFrame
+    references: pd.DataFrame
+    text: str
+    figures: dict[str, Any] = field(repr=False)
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+
+def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", alpha: float = 0.05,
+          format: str = "md") -> StudyReport:
+    """The GradSamp study of the runs below a folder (or of a list of runs): every GradSamp configuration
+    tested against its equal-energy skip control (two-sided paired t-test over trial seeds at `alpha`, Holm-
+    corrected over all cells) under one model `selection`, as `dagrad report RUNS --study` writes it."""
+    from dagrad.analysis import heatmap, study_document
+    from dagrad.analysis.study import build_study
+
+    if format not in FORMATS:
+        raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
+    with warnings_once():
+        built = build_study(_runs(runs), selection, se, alpha)
+        figures = {f"{d}-study": heatmap.heatmap_figure(built.cells, d, built.alpha, built.tests)
+                   for d in dict.fromkeys(built.cells.dataset)}
+        text = study_document.render(built, format, heatmaps=False)
+    return StudyReport(built.selection, built.alpha, built.tests, built.cells, built.references, text, figures)

@@ -207,19 +207,27 @@ class GradSamp:
         kind = EpochKind(kind)
         if kind is EpochKind.REJECTED:
             fallback = fallback or self._last_fallback
-        self.history.push(module, EpochOutcome(kind, fallback))
+        outcome = EpochOutcome(kind, fallback)
+        self.history.push(module, outcome)
+        self.sampler.observe(self.history, outcome)  # a sampler with memory (variants.py) folds the step in
         self._last_fallback = None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to decide and draw exactly as this one would have (CPU tensors)."""
-        return {"version": VERSION, "history": self.history.state_dict(), "last_fallback": self._last_fallback,
-                "sampler": self.sampler.describe(), "schedule": self.schedule.describe()}
+        state = {"version": VERSION, "history": self.history.state_dict(), "last_fallback": self._last_fallback,
+                 "sampler": self.sampler.describe(), "schedule": self.schedule.describe()}
+        sampler_state = self.sampler.state_dict()
+        if sampler_state is not None:
+            state["sampler_state"] = sampler_state
+        return state
 
     def load_state_dict(self, state: dict[str, Any], module: nn.Module | None = None) -> None:
         """Restore ``state_dict()``; the history goes next to ``module``'s tensors now, or at the next use."""
         if not isinstance(state, dict) or state.get("version") not in (1, VERSION) or "history" not in state:
             raise CheckpointError("GradSamp state in the checkpoint is missing or of an unknown version")
         self.history.load_state_dict(state["history"], module)
+        if "sampler_state" in state or self.sampler.state_dict() is not None:
+            self.sampler.load_state_dict(state.get("sampler_state"))
         self._last_fallback = state.get("last_fallback")
 
 
@@ -265,6 +273,11 @@ def _summarise(numbers: dict[str, list[float]], stats: dict[str, Any]) -> None:
     if "beta" in numbers:
         stats.update(mean_beta=total("beta") / max(tensors, 1), min_beta=min(numbers.get("beta_min", [2.0])),
                      max_beta=max(numbers.get("beta_max", [2.0])))
+    for key in sorted(set(numbers) - _TALLIED):  # a sampler's own per-tensor figures (shrink's rho)
+        stats[f"mean_{key}"] = total(key) / max(tensors, 1)
+
+
+_TALLIED = {"sq_delta", "abs_step", "sq_step", "finite", "mu", "sigma", "beta", "beta_min", "beta_max", "leftover"}
 
 
 def _first_non_finite(pieces: list[_Piece]) -> str:

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from dagrad.gradsamp import ggd
-from dagrad.gradsamp.history import Layout, layout_for
+from dagrad.epochs import EpochOutcome
+from dagrad.gradsamp.history import History, Layout, layout_for
 from dagrad.registry import Option, Registry
 
 Fit = dict[str, Tensor]
@@ -164,6 +165,17 @@ class Sampler:
         """Name and parameters, for records."""
         return {"name": self.name}
 
+    def observe(self, history: History, outcome: EpochOutcome) -> None:
+        """After the history has recorded an epoch (an EpochOutcome): a sampler that remembers more than
+        the last two states updates itself here (see variants.py). The built-in readings keep nothing."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """What ``observe`` kept, as CPU tensors and plain data (None: nothing to checkpoint)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore ``state_dict()``'s output."""
+
 
 def _single(delta: Tensor) -> tuple[Tensor, Layout]:
     return delta.detach().reshape(-1), layout_for(("",), (delta.shape,), delta.dtype)
@@ -280,6 +292,17 @@ SAMPLERS.register("ggd", GeneralizedGaussian, options={
                                    low=0.0, low_open=True, nullable=True)})
 SAMPLERS.register("extrapolate", Extrapolate, options={"scale": SCALE})
 SAMPLERS.register("skip", Skip, description="step = 0: the equal-energy control that simply drops the epoch")
+# dagrad's own readings (not the paper's), in variants.py: they also remember earlier epochs' steps
+SAMPLERS.register("shrink", "dagrad.gradsamp.variants:Shrink", options={
+    "scale": SCALE, "c": Option(0.5, float, "relative spread before damping: step_i ~ N(delta_i, (c rho |delta_i|)^2)",
+                                low=0.0)},
+    description="dagrad's own: element's draw, its spread damped by rho = min(1, |delta_t| / |delta_t-1|) per tensor")
+SAMPLERS.register("ema", "dagrad.gradsamp.variants:ExponentialAverage", options={
+    "scale": SCALE,
+    "decay": Option(0.5, float, "weight of the older average at each trained epoch (0: extrapolate)", low=0.0,
+                    high=1.0, high_open=True),
+    "c": Option(1.0, float, "spread: c x RMS of (delta - average) per tensor", low=0.0)},
+    description="dagrad's own: the trend of the trained epochs' steps (exponential average) plus their noise")
 
 
 def sampler_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -2,9 +2,13 @@
 
 A sweep YAML has a `base:` (config file paths relative to the sweep file and/or inline mappings, merged
 in order) and a `grid:` whose axes multiply: datasets x algorithms x test environments x GradSamp
-settings x hparams seeds x trial seeds x any extra `axes:` (dotted key -> list of values). Every grid
-point becomes one checked Experiment; its identity (run_id) depends only on the resolved configuration,
-never on where the point sits in the grid. Base files may be paths or the names of shipped configs.
+settings x hparams seeds x trial seeds x any extra `axes:` (dotted key -> list of values) x any named
+`variants:` (axis -> name -> {dotted key: value}, for settings that only make sense together, e.g. a
+schedule with its options, or bf16 with channels_last). `exclude:` drops the points that match a rule
+(axis -> value or list of values; a point matching every axis of one rule is left out), so a grid need
+not be a full product. Every grid point becomes one checked Experiment; its identity (run_id) depends only
+on the resolved configuration, never on where the point sits in the grid. Base files may be paths or the
+names of shipped configs.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from dagrad.errors import ConfigError
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 
 GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",
-             "trial_seeds", "axes"}
+             "trial_seeds", "axes", "variants", "exclude"}
+#: the axes an `exclude:` rule may name besides the variant axes and the `axes:` keys
+RULE_AXES = ("datasets", "algorithms", "gradsamp")
 TOP_KEYS = {"name", "base", "grid"}
 
 
@@ -36,6 +42,7 @@ class GridPoint:
     hparams_seed: int
     trial_seed: int
     extra: tuple[tuple[str, Any], ...] = ()
+    variants: tuple[tuple[str, str], ...] = ()  # (variant axis, variant name)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Sweep:
     points: list[GridPoint]
     settings: dict[str, dict]
     datasets: dict[str, dict] = field(default_factory=dict)
+    variants: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 def _as_list(value: Any, key: str) -> list:
@@ -153,22 +161,89 @@ def read_sweep(path: str | Path) -> Sweep:
     if not isinstance(axes, dict):
         raise ConfigError(f"grid.axes: expected a mapping of dotted key -> list of values, got {axes!r}")
     extra = [[(key, v) for v in _as_list(values, f"axes.{key}")] for key, values in axes.items()]
+    variants = _variants(grid.get("variants"))
+    clash = sorted(set(variants) & set(axes))
+    if clash:
+        raise ConfigError(f"grid.variants.{clash[0]}: also an `axes:` key; give the variant axis another name")
+    named = [[(axis, name) for name in names] for axis, names in variants.items()]
     points = [
-        GridPoint(ds, algo, envs, setting, hs, ts, tuple(combo))
+        GridPoint(ds, algo, envs, setting, hs, ts, tuple(combo[:len(extra)]), tuple(combo[len(extra):]))
         for ds, algo, envs, setting, hs, ts, *combo in itertools.product(
             datasets, algorithms, _test_envs(grid), settings, _seeds(grid.get("hparams_seeds", [0]), "hparams_seeds"),
-            _seeds(grid.get("trial_seeds", [0]), "trial_seeds"), *extra)
+            _seeds(grid.get("trial_seeds", [0]), "trial_seeds"), *extra, *named)
     ]
-    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets)
+    values = {"datasets": list(datasets), "algorithms": algorithms, "gradsamp": list(settings),
+              **{axis: list(names) for axis, names in variants.items()},
+              **{key: [v for _, v in options] for key, options in zip(axes, extra)}}
+    rules = _rules(grid.get("exclude"), values)
+    points = [p for p in points if not any(_matches(p, rule) for rule in rules)]
+    if not points:
+        raise ConfigError("grid.exclude: the rules leave no job to run")
+    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets, variants)
 
 
-def _set(data: dict, dotted: str, value: Any) -> None:
+def _variants(value: Any) -> dict[str, dict[str, dict]]:
+    """grid.variants: axis -> {variant name -> {dotted key: value}}; each axis multiplies the grid."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"grid.variants: expected a mapping of axis -> {{name -> settings}}, got {value!r}")
+    out: dict[str, dict[str, dict]] = {}
+    for axis, named in value.items():
+        axis = str(axis)
+        if axis in RULE_AXES or "." in axis:
+            raise ConfigError(f"grid.variants.{axis}: a variant axis needs its own name (not {', '.join(RULE_AXES)} "
+                              "and without dots)")
+        if not isinstance(named, dict) or not named:
+            raise ConfigError(f"grid.variants.{axis}: expected a mapping of variant name -> {{dotted key: value}}, "
+                              f"got {named!r}")
+        out[axis] = {}
+        for name, settings in named.items():
+            if settings is not None and not isinstance(settings, dict):
+                raise ConfigError(f"grid.variants.{axis}.{name}: expected a mapping of dotted key -> value, "
+                                  f"got {settings!r}")
+            out[axis][str(name)] = dict(settings or {})
+    return out
+
+
+def _rules(value: Any, values: dict[str, list]) -> list[dict[str, list]]:
+    """grid.exclude: a list of rules, each axis -> value or list of values, every value one the axis has."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"grid.exclude: expected a list of rules (axis -> value or list of values), got {value!r}")
+    rules = []
+    for i, rule in enumerate(value):
+        if not isinstance(rule, dict) or not rule:
+            raise ConfigError(f"grid.exclude[{i}]: expected a mapping of axis -> value or list, got {rule!r}")
+        checked = {}
+        for axis, wanted in rule.items():
+            if axis not in values:
+                raise ConfigError(f"grid.exclude[{i}].{axis}: not an axis of this grid; allowed: "
+                                  f"{', '.join(values)}")
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            unknown = [w for w in wanted if w not in values[axis]]
+            if unknown:
+                raise ConfigError(f"grid.exclude[{i}].{axis}: {unknown[0]!r} is not one of its values "
+                                  f"({', '.join(map(str, values[axis]))})")
+            checked[axis] = wanted
+        rules.append(checked)
+    return rules
+
+
+def _matches(point: GridPoint, rule: dict[str, list]) -> bool:
+    own = {"datasets": point.dataset, "algorithms": point.algorithm, "gradsamp": point.setting,
+           **dict(point.variants), **dict(point.extra)}
+    return all(own[axis] in wanted for axis, wanted in rule.items())
+
+
+def _set(data: dict, dotted: str, value: Any, where: str = "grid.axes") -> None:
     node = data
     parts = dotted.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"grid.axes.{dotted}: '{part}' is not a section")
+            raise ConfigError(f"{where}.{dotted}: '{part}' is not a section")
     node[parts[-1]] = copy.deepcopy(value)
 
 
@@ -183,6 +258,9 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
     if point.test_envs is not None:
         data["data"]["test_envs"] = list(point.test_envs)
     data = deep_merge(data, {"gradsamp": sweep.settings[point.setting]})
+    for axis, name in point.variants:
+        for key, value in sweep.variants[axis][name].items():
+            _set(data, key, value, f"grid.variants.{axis}.{name}")
     for key, value in point.extra:
         _set(data, key, value)
     where = f"{sweep.path.name}, job {describe(point)}"
@@ -194,7 +272,7 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
 
 def describe(point: GridPoint) -> str:
     """A short human name of a grid point (for progress and error lines)."""
-    extra = "".join(f" {k}={v}" for k, v in point.extra)
+    extra = "".join(f" {k}={v}" for k, v in (*point.variants, *point.extra))
     envs = "as configured" if point.test_envs is None else ",".join(map(str, point.test_envs))
     return (f"{point.dataset}/{point.algorithm}/{point.setting} test_envs={envs} hparams_seed={point.hparams_seed} "
             f"trial_seed={point.trial_seed}{extra}")

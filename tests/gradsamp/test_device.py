@@ -19,7 +19,7 @@ from dagrad.gradsamp.ggd import fit_beta, fit_betas
 from dagrad.gradsamp.history import layout_for
 from dagrad.gradsamp.samplers import Moments
 
-SAMPLERS = ["tensor", "element", "ggd", "extrapolate", "skip"]
+SAMPLERS = ["tensor", "element", "ggd", "extrapolate", "skip", "shrink", "ema"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

@@ -280,7 +280,7 @@ def test_no_sampling_before_two_real_epochs():
     "overrides,match",
     [
         ({"sampler": "none"}, "GradSamp off"),
-        ({"sampler": "gauss"}, "gradsamp.sampler: unknown sampler 'gauss'; choose one of: element, extrapolate"),
+        ({"sampler": "gauss"}, "gradsamp.sampler: unknown sampler 'gauss'; choose one of: element, ema, extrapolate"),
         ({"buffers": "average"}, "gradsamp.buffers: 'average' is not allowed; choose one of: keep, extrapolate"),
         ({"optimizer_state": "zero"}, "optimizer_state"),
         ({"guard_fallback": "skip"}, "guard_fallback"),

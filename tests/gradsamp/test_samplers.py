@@ -124,7 +124,7 @@ def test_draw_never_touches_the_global_rng():
 
 
 def test_build_sampler_rejects_unknown_names_and_parameters():
-    with pytest.raises(ConfigError, match="choose one of: element, extrapolate, ggd, skip, tensor"):
+    with pytest.raises(ConfigError, match="choose one of: element, ema, extrapolate, ggd, shrink, skip, tensor"):
         build_sampler("gaussian")
     with pytest.raises(ConfigError, match="c: not an option of tensor; allowed: scale"):
         build_sampler("tensor", c=0.5)

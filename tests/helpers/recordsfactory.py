@@ -19,10 +19,14 @@ def reading(name: str, joules: float, source: str = "estimated:cpu-time", compon
 def write_run(folder: Path, *, test_envs: list[int], epochs: list[dict], n_envs: int = 3, trial_seed: int = 0,
               hparams_seed: int = 0, algorithm: str = "erm", sampler: str = "none",
               summary_metrics: Optional[dict] = None, final_eval_J: float = 0.0, run_id: Optional[str] = None,
-              steps: int = 10, gradsamp: Optional[dict] = None) -> Path:
+              steps: int = 10, gradsamp: Optional[dict] = None, precision: Optional[str] = None,
+              channels_last: bool = False) -> Path:
     """epochs: dicts with `metrics` (env{i}_{in,out}_acc), `train_J`, `eval_J`, optional `source`, `kind`;
-    gradsamp: other GradSamp settings (e.g. {"buffers": "extrapolate", "guard": True})."""
+    gradsamp: other GradSamp settings (e.g. {"buffers": "extrapolate", "guard": True}); precision (with
+    channels_last): the run's numerics, also stated in the header as the engine states them."""
     cfg = ExperimentConfig()
+    if precision is not None:
+        cfg.precision, cfg.channels_last = precision, channels_last
     cfg.data.test_envs, cfg.trial_seed, cfg.algorithm.hparams_seed = test_envs, trial_seed, hparams_seed
     cfg.algorithm.name, cfg.gradsamp.sampler = algorithm, sampler
     if sampler != "none":
@@ -33,6 +37,8 @@ def write_run(folder: Path, *, test_envs: list[int], epochs: list[dict], n_envs:
               "resolved": resolve(cfg).canonical(),
               "data": {"environments": [f"e{i}" for i in range(n_envs)], "test_envs": test_envs,
                        "train_envs": [i for i in range(n_envs) if i not in test_envs]}}
+    if precision is not None:
+        header["numerics"] = {"precision": precision, "deterministic": True, "channels_last": channels_last}
     lines, updates = [header], 0
     for i, e in enumerate(epochs):
         updates += steps if e.get("kind", "train") == "train" else 0

@@ -80,3 +80,44 @@ def test_dry_run_lists_jobs_and_writes_nothing(tmp_path, capsys):
     assert "2 jobs" in printed and printed.count(" new ") == 2
     assert not (tmp_path / "out").exists()
     assert main(["sweep", "-c", str(sweep), "--workers", "0"]) == 2
+
+
+def test_variants_set_settings_together_and_exclude_drops_matching_points(tmp_path):
+    sweep = write_sweep(tmp_path / "s.yaml", {
+        "algorithms": ["erm", "coral"], "trial_seeds": 2,
+        "gradsamp": {"none": {"sampler": "none"}, "skip": {"sampler": "skip"}, "tensor": {"sampler": "tensor"}},
+        "variants": {"schedule": {"every2": {"gradsamp.schedule": "periodic",
+                                              "gradsamp.schedule_options": {"start": 1, "every": 2}},
+                                  "random": {"gradsamp.schedule": "random",
+                                             "gradsamp.schedule_options": {"probability": 0.5}}}},
+        "exclude": [{"algorithms": "coral", "schedule": "random"}, {"algorithms": "coral", "gradsamp": "skip"}]},
+        base=[{**BASE, "gradsamp": {"schedule_options": {"start": 3, "every": 3}}}])
+    _, jobs, _ = plan(sweep, tmp_path / "out")
+    named = {(j.point.algorithm, j.point.setting, dict(j.point.variants)["schedule"], j.point.trial_seed) for j in jobs}
+    # erm: full (one job: the schedule of switched-off GradSamp is no part of its identity), skip and tensor at
+    # both schedules; coral: full and tensor at every2 only
+    assert len(jobs) == 2 * (1 + 2 * 2) + 2 * (1 + 1)
+    assert ("coral", "tensor", "random", 0) not in named and ("coral", "skip", "every2", 0) not in named
+    random = next(j for j in jobs if j.point.setting == "tensor" and dict(j.point.variants)["schedule"] == "random")
+    assert random.experiment.cfg.gradsamp.schedule == "random"
+    assert random.experiment.schedule_options == {"probability": 0.5}  # replaced, not merged with start/every
+    assert random.name.endswith("schedule=random")
+    every2 = next(j for j in jobs if j.point.setting == "skip" and dict(j.point.variants)["schedule"] == "every2")
+    assert every2.experiment.schedule_options == {"start": 1, "every": 2}
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"variants": {"schedule": {"a": {"epochs": 2}}}, "exclude": [{"colour": "red"}]},
+     r"grid.exclude\[0\].colour: not an axis of this grid; allowed: datasets, algorithms, gradsamp, schedule"),
+    ({"variants": {"schedule": {"a": {"epochs": 2}}}, "exclude": [{"schedule": "b"}]},
+     r"grid.exclude\[0\].schedule: 'b' is not one of its values \(a\)"),
+    ({"algorithms": ["erm"], "exclude": [{"algorithms": "erm"}]}, "the rules leave no job to run"),
+    ({"variants": {"algorithms": {"x": {}}}}, "a variant axis needs its own name"),
+    ({"variants": {"schedule": ["every2"]}}, "expected a mapping of variant name"),
+    ({"variants": {"s": {"a": {"epochs": 0}}}}, "epochs"),
+    ({"axes": {"epochs": [2]}, "variants": {"epochs": {"a": {}}}}, "also an `axes:` key"),
+])
+def test_bad_variants_and_rules_are_one_clear_error(tmp_path, grid, message):
+    sweep = write_sweep(tmp_path / "s.yaml", grid)
+    with pytest.raises(ConfigError, match=message):
+        plan(sweep, tmp_path / "out")
