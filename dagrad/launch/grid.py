@@ -22,7 +22,7 @@ from dagrad.plugins import NO_PLUGINS, PluginConsent
 
 GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",
              "trial_seeds", "axes"}
-TOP_KEYS = {"name", "base", "grid"}
+TOP_KEYS = {"name", "base", "grid", "launcher"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class Sweep:
     points: list[GridPoint]
     settings: dict[str, dict]
     datasets: dict[str, dict] = field(default_factory=dict)
+    #: the `launcher:` block: `name` (the default launcher, or None) and that launcher's options; where and
+    #: how jobs run, never what they compute, so none of it enters a job's identity
+    launcher: dict = field(default_factory=dict)
 
 
 def _as_list(value: Any, key: str) -> list:
@@ -159,7 +162,25 @@ def read_sweep(path: str | Path) -> Sweep:
             datasets, algorithms, _test_envs(grid), settings, _seeds(grid.get("hparams_seeds", [0]), "hparams_seeds"),
             _seeds(grid.get("trial_seeds", [0]), "trial_seeds"), *extra)
     ]
-    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets)
+    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets,
+                 _launcher_block(raw.get("launcher")))
+
+
+def _launcher_block(block: Any) -> dict:
+    """The `launcher:` block checked: `name` a registered launcher, the other keys its options."""
+    if block is None:
+        return {}
+    if isinstance(block, str):
+        block = {"name": block}
+    if not isinstance(block, dict):
+        raise ConfigError(f"launcher: expected a mapping (name: slurm, partition: ..., ...), got {block!r}")
+    block = dict(block)
+    name = block.get("name")
+    if name is not None:
+        from dagrad.launch.runner import LAUNCHERS
+
+        LAUNCHERS.get(str(name)).resolve({k: v for k, v in block.items() if k != "name"}, "launcher")
+    return block
 
 
 def _set(data: dict, dotted: str, value: Any) -> None:

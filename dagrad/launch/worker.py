@@ -5,12 +5,17 @@ Resumes from the checkpoint when there is a usable one; otherwise moves the old 
 starts again. Writes the `done` marker only after the engine has written the run's summary line. Holds
 the job's lock (dagrad.folderlock: a lock file that works across the nodes of a cluster), so two
 launches never train the same job at once. Plugins named by the job's config are imported only with
-the consent the launcher was given, passed on this command line."""
+the consent the launcher was given, passed on this command line.
+
+SIGTERM (a launcher stopping its workers, a preempted Slurm task) and SIGUSR2 (Slurm's warning before a
+time limit or preemption) end the worker cleanly: the lock is released at once, so the job's next
+attempt, on any node, can take it, and the run resumes from its last epoch checkpoint."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -24,6 +29,14 @@ from dagrad.folderlock import FolderLock
 from dagrad.launch.jobs import BUSY_EXIT, DONE_NAME, lock_path, mark_done, move_aside, read_job_experiment
 from dagrad.plugins import NO_PLUGINS, PluginConsent, add_consent_arguments, consent_from, import_plugins
 from dagrad.records import RECORDS_NAME
+from dagrad.runfolder import remove_stale_temps
+
+STOP_SIGNALS = ("SIGTERM", "SIGUSR2")
+STOPPED_EXIT = 143  # 128 + SIGTERM, as a process killed by it
+
+
+class Stopped(SystemExit):
+    """A stop signal arrived: unwind (releasing the lock, closing the meter) and exit."""
 
 
 def run_job(folder: Path, threads: Optional[int] = None, plugins: PluginConsent = NO_PLUGINS) -> int:
@@ -46,6 +59,7 @@ def run_job(folder: Path, threads: Optional[int] = None, plugins: PluginConsent 
     try:
         if (folder / DONE_NAME).is_file():
             return 0
+        remove_stale_temps(folder)  # a stopped attempt's half-written checkpoint (we hold the lock: safe)
         import_plugins(sorted(plugins.named), plugins)  # --plugin X: imported as the launcher did
         exp = read_job_experiment(folder, plugins)
         started = time.time()
@@ -86,7 +100,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     add_consent_arguments(parser)
     args = parser.parse_args(argv)
     warnings.showwarning = show_warning  # one line per distinct warning, as the CLI prints them
+    stop_on_signals()
     return run_job(args.folder, args.threads, consent_from(args))
+
+
+def stop_on_signals() -> None:
+    """Turn SIGTERM and SIGUSR2 into a clean exit (see the module docstring)."""
+    def stop(signum: int, frame: object) -> None:
+        print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} stopped by {signal.Signals(signum).name}; the job "
+              f"resumes from its last epoch checkpoint", flush=True)
+        raise Stopped(STOPPED_EXIT)
+
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
 
 
 if __name__ == "__main__":
