@@ -40,41 +40,74 @@ class Stopped(SystemExit):
 
 
 def run_job(folder: Path, threads: Optional[int] = None, plugins: PluginConsent = NO_PLUGINS) -> int:
-    """Train (or resume) the job in `folder`; 0 when done, BUSY_EXIT if locked elsewhere, 1 on failure."""
+    """Train (or resume) the job in `folder`; 0 when done, BUSY_EXIT if locked elsewhere, 1 on failure.
+    Started as one rank of several (WORLD_SIZE > 1: a multi-GPU Slurm task), rank 0 holds the lock and
+    decides for all (dagrad.distributed)."""
     import torch
 
-    from dagrad.engine import train
+    from dagrad import distributed
 
     folder = Path(folder)
     if threads:
         torch.set_num_threads(max(1, threads))
+    lock = None
+    try:
+        with distributed.session() as dist:
+            lock, verdict = _claim(folder) if dist.main else (None, None)
+            what, message = dist.broadcast_object(verdict)
+            if what != "go":
+                if message and dist.main:
+                    print(message, flush=True)
+                return {"done": 0, "busy": BUSY_EXIT}.get(what, 1)
+            return _train(folder, plugins, dist)
+    except DagradError as exc:  # a process group that could not start, or a collective that timed out
+        print(f"dagrad: error: {exc}", flush=True)
+        return 1
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _claim(folder: Path) -> tuple:
+    """Take the job's lock: (lock, ("go", "")) or (None or lock, (done | busy | error, message))."""
     try:
         lock = FolderLock(lock_path(folder), f"job {folder.name}").acquire()
     except BusyError as exc:
-        print(f"{exc}; leaving it alone", flush=True)
-        return BUSY_EXIT
+        return None, ("busy", f"{exc}; leaving it alone")
     except DagradError as exc:
-        print(f"dagrad: error: {exc}", flush=True)
-        return 1
+        return None, ("error", f"dagrad: error: {exc}")
+    if (folder / DONE_NAME).is_file():
+        return lock, ("done", "")
+    remove_stale_temps(folder)  # a stopped attempt's half-written checkpoint (we hold the lock: safe)
+    return lock, ("go", "")
+
+
+def _train(folder: Path, plugins: PluginConsent, dist) -> int:
+    import torch
+
+    from dagrad.engine import train
+
+    say = (lambda text: print(text, flush=True)) if dist.main else (lambda text: None)
     try:
-        if (folder / DONE_NAME).is_file():
-            return 0
-        remove_stale_temps(folder)  # a stopped attempt's half-written checkpoint (we hold the lock: safe)
         import_plugins(sorted(plugins.named), plugins)  # --plugin X: imported as the launcher did
         exp = read_job_experiment(folder, plugins)
         started = time.time()
-        print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {folder.name}, pid {os.getpid()}, "
-              f"{torch.get_num_threads()} threads", flush=True)
+        ranks = f", rank 0 of {dist.world}" if dist.active else ""
+        say(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} job {folder.name}, pid {os.getpid()}, "
+            f"{torch.get_num_threads()} threads{ranks}")
         resume = (folder / CHECKPOINT_NAME).is_file() or (folder / RECORDS_NAME).exists()
         try:
             train(exp, folder, resume=resume, progress="lines")
         except CheckpointError as exc:
             if not resume:
                 raise
-            _restart(folder, f"checkpoint unusable: {exc}")
+            if dist.main:
+                _restart(folder, f"checkpoint unusable: {exc}")
+            dist.barrier()
             train(exp, folder, resume=False, progress="lines")
-        mark_done(folder, exp.run_id, time.time() - started)
-        print(f"--- finished in {time.time() - started:.1f} s", flush=True)
+        if dist.main:
+            mark_done(folder, exp.run_id, time.time() - started)
+        say(f"--- finished in {time.time() - started:.1f} s")
         return 0
     except DagradError as exc:
         print(f"dagrad: error: {exc}", flush=True)
@@ -82,8 +115,6 @@ def run_job(folder: Path, threads: Optional[int] = None, plugins: PluginConsent 
     except Exception:  # noqa: BLE001 - any failure of user code is reported in the log, never hidden
         traceback.print_exc(file=sys.stdout)
         return 1
-    finally:
-        lock.release()
 
 
 def _restart(folder: Path, reason: str) -> None:

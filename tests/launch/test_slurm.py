@@ -197,3 +197,24 @@ def test_a_preempted_local_task_requeues_and_resumes_to_the_same_records(tmp_pat
 def test_progress_say_survives_a_closed_stream():
     progress = Progress(1, 0, None)
     progress.say("nothing to print to")  # no stream: silent
+
+
+@pytest.mark.slow
+def test_a_task_with_two_slurm_tasks_trains_each_job_on_two_ranks(tmp_path, monkeypatch):
+    """tasks_per_node: 2 runs every job of the task as one two-rank job (the multi-GPU path, here on CPU)."""
+    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": 1}, {
+        "name": "slurm", "cluster": "local", "wait": True, "poll_s": 0.2, "tasks_per_node": 2, "gpus_per_node": 0})
+    monkeypatch.setenv("DAGRAD_DIST_TIMEOUT_S", "60")
+    outcome = run_sweep(sweep, tmp_path / "out", launcher=choose_launcher(read_sweep(sweep), threads=1)[0],
+                        stream=None)
+    assert [r.status for r in outcome.results] == ["done"], outcome.jobs[0].log.read_text()
+    log = outcome.jobs[0].log.read_text()
+    assert "rank 0/2" in log and "rank 1/2" in log and "rank 0 of 2" in log
+    header = read_records(outcome.jobs[0].folder / "records.jsonl")[0]
+    assert header["distributed"]["world_size"] == 2
+    reference = run_sweep(write_sweep(tmp_path / "r.yaml", {"trial_seeds": 1}), tmp_path / "ref",
+                          launcher=LocalLauncher(threads=1), stream=None)
+    two = [r for r in read_records(outcome.jobs[0].folder / "records.jsonl") if r["type"] == "epoch"]
+    one = [r for r in read_records(reference.jobs[0].folder / "records.jsonl") if r["type"] == "epoch"]
+    for a, b in zip(two, one):
+        assert all(abs(a["metrics"][k] - b["metrics"][k]) < 1e-4 for k in a["metrics"])
