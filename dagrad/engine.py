@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import dagrad
-from dagrad import datasets
+from dagrad import datasets, distributed
 from dagrad.algorithms import build as build_algorithm
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -32,7 +32,8 @@ from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_boo
                                     to_device)
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
-from dagrad.energy.ledger import Gaps, job_energy, measure_idle_power
+from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
+from dagrad.energy.reading import Reading
 from dagrad.epochs import EpochKind, EpochOutcome, StepSums
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.evaluation import evaluate
@@ -44,7 +45,6 @@ from dagrad.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
-from dagrad.runfolder import open_run_folder
 from dagrad.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
 
@@ -78,13 +78,17 @@ class Trainer:
         refuse_worker_bootstrap()
         exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
         cfg = exp.cfg
-        self.exp, self.cfg, self.out, self.progress = exp, cfg, Path(out_dir), RunProgress.of(progress)
+        self.dist = distributed.current()  # one process, or this rank of a torchrun job (dagrad.distributed)
+        self.rank = self.dist.rank
+        self.exp, self.cfg, self.out = exp, cfg, Path(out_dir)
+        self.progress = RunProgress.of(progress if self.dist.main else False)
         self.seed = exp.seed
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
         if cfg.data.num_workers > 0:  # the workers' fork server imports torch while this process sets up
             start_fork_server([_module_of(exp.dataset.builder)])
-        self.meter = build_meter(cfg.energy, str(self.device))  # first, so startup is metered (as `other`)
+        # first, so startup is metered (as `other`); a node's RAPL is read by its first process only
+        self.meter = build_meter(cfg.energy, str(self.device), read_package=self.dist.reads_node)
         self.gaps = Gaps(self.meter)
         self._meter_closer = weakref.finalize(self, self.meter.close)  # a constructor that fails closes it too
         self.numerics = Numerics(self.device, cfg.precision, cfg.deterministic, cfg.channels_last)
@@ -97,8 +101,8 @@ class Trainer:
         self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
         pin = self.device.type == "cuda"
         self.stream = self.data.training_loaders(self.steps, self.seed, unlabelled=self.algorithm.uses_unlabeled,
-                                                 pin_memory=pin)
-        self.eval_loader = self.data.eval_loader(pin_memory=pin)
+                                                 pin_memory=pin, shard=self.dist.shard)
+        self.eval_loader = self.data.eval_loader(pin_memory=pin, shard=self.dist)
         self.gradsamp = None
         if cfg.gradsamp.sampler != "none":
             guard = self.data.fixed_batch(GUARD_EXAMPLES_PER_ENV) if cfg.gradsamp.guard else None
@@ -111,12 +115,16 @@ class Trainer:
         records_path = self.out / RECORDS_NAME
         if resume:
             saved = self._restore()
-            self.records = RecordFile.resume(records_path, self.start_epoch, saved)
+            self.records = RecordFile.resume(records_path, self.start_epoch, saved) if self.dist.main else None
         elif records_path.exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it, --restart to move it "
                               f"aside and start afresh, or choose another --out")
         else:
             self.records = RecordFile(records_path)
+        if self.dist.active:  # rank 0's records on every rank; the others never write them
+            self.records = RecordFile(records_path, self.dist.broadcast_object(
+                self.records.lines if self.dist.main else None), write=self.dist.main)
+        self.dist.prepare(self.algorithm)  # rank 0's model everywhere; gradients averaged before each step
         self.trackers = Trackers(cfg.tracking, self.out, self.rank)  # packages checked; nothing written yet
 
     # ------------------------------------------------------------------ the loop
@@ -148,7 +156,7 @@ class Trainer:
         for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
-            torch.manual_seed(seed_hash(self.seed, "epoch", epoch))  # dropout etc. independent of the past
+            torch.manual_seed(seed_hash(*self.dist.seed_parts(self.seed, "epoch", epoch)))  # dropout etc.: per epoch
             other_energy = self.gaps.take()  # since the last epoch's eval: its record, its checkpoint (or startup)
             with self.meter.window("train") as train_energy:
                 outcome = self._train_or_sample(epoch)
@@ -159,12 +167,18 @@ class Trainer:
                                                self.numerics)
                 averaged = self._observe_averager(metrics, outcome.kind)
             self.gaps.resume()
+            if self.dist.active:  # every rank's figures, summed or averaged (rank 0 writes them)
+                train_energy, eval_energy, other_energy = self.dist.readings(train_energy, eval_energy, other_energy)
+                outcome.flops, eval_flops = self.dist.total(outcome.flops, eval_flops)
+                if self.dist.check_every_epoch:
+                    self.dist.check_same_model(self.algorithm, f"after epoch {epoch}")
             self.records.append(self._epoch_record(epoch, outcome, metrics, averaged, train_energy, eval_energy,
                                                    eval_flops, other_energy))
             self.progress.epoch_done(self.records.lines[-1])
             self.stopped = bool(self.averager and self.averager.should_stop())
             self._checkpoint(epoch + 1)
         self.progress.close()
+        self.dist.check_stopped_together(len(self.records.lines), self.updates, self.stopped)
         if not any(line["type"] == "summary" for line in self.records.lines):
             self._finish()
         return self.records.path
@@ -176,7 +190,7 @@ class Trainer:
         if self.gradsamp is not None and self.gradsamp.wants_sample(epoch):
             drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
                                          predict=self._predict, meter=self.meter)
-            outcome = EpochOutcome(drawn.kind, drawn.fallback, drawn.stats)
+            outcome = self.dist.settle_draw(EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
             if outcome.kind is EpochKind.SAMPLED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
         if outcome.trained:
@@ -206,7 +220,8 @@ class Trainer:
         means = sums.means()  # the epoch's one read of the device
         if skipped:
             means["skipped_examples"] = skipped
-        return means, total_flops
+        self.dist.average_buffers(self.algorithm)  # BatchNorm statistics: the same model on every rank
+        return self.dist.mean_stats(means), total_flops
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         """The model's logits under the run's autocast, as float32 (for GradSamp's guard)."""
@@ -229,13 +244,17 @@ class Trainer:
         if self.averager is not None:  # settling the average (SWAD: BatchNorm re-estimation too) is metered
             with self.meter.window("averaging") as energy:
                 final = self.averager.finalize(batches=self._training_inputs())
+                self.dist.average_buffers(final)  # re-estimated on each rank's batches
+            energy, = self.dist.readings(energy)
             summary["averaging_energy"] = energy.to_dict()
             tail.append(energy)
         if final is not None:
             with self.meter.window("final_eval") as energy:
                 summary["metrics"] = evaluate(final, self.eval_loader, self.device, numerics=self.numerics)[0]
+            energy, = self.dist.readings(energy)
             summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
             tail.append(energy)
+        tail[0], = self.dist.readings(tail[0])
         summary["other_energy"] = tail[0].to_dict()
         summary["run_energy"] = job_energy(self.records.lines, tail).to_dict()
         self.records.append(summary)
@@ -255,6 +274,8 @@ class Trainer:
         self.gaps.pause()
         idle = measure_idle_power(self.meter, seconds)
         self.gaps.resume()
+        if self.dist.active:
+            idle = idle_power(self.dist.readings(Reading.from_dict(idle["reading"]))[0])
         return idle
 
     def _epoch_record(self, epoch: int, outcome: EpochOutcome, metrics: dict, averaged: Optional[dict],
@@ -289,9 +310,12 @@ class Trainer:
                         "worker_start": START_METHOD if self.data.num_workers else None,
                         "pin_memory": self.device.type == "cuda", "eval_batches": len(self.eval_loader)},
             "idle_power": self.idle,
+            **({"distributed": self.dist.describe(self.meter, self.device)} if self.dist.active else {}),
         }
 
     def _checkpoint(self, next_epoch: int) -> None:
+        if not self.dist.main:
+            return
         save_checkpoint(self.out / CHECKPOINT_NAME, {
             "config_hash": self.hash, "epoch": next_epoch, "updates": self.updates, "stopped": self.stopped,
             "algorithm": self.algorithm.state_dict(),
@@ -327,5 +351,5 @@ def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume
     record file. `restart` moves a previous attempt aside first; `plugins` is the consent a config's
     plugins need (see dagrad.plugins). See dagrad.runfolder for what happens to what is already there."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
-    with open_run_folder(out_dir, resume=resume, restart=restart) as resume:
+    with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
         return Trainer(exp, out_dir, resume=resume, progress=progress).run()

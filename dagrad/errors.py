@@ -51,3 +51,7 @@ class StorageError(DagradError):
 
 class BusyError(DagradError):
     """A run folder locked by another live process."""
+
+
+class LaunchError(DagradError):
+    """A cluster that refused to take a sweep's jobs (sbatch's own message says why)."""

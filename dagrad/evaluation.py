@@ -3,7 +3,9 @@
 One loader decodes every split (one worker pool, batches never mixing splits). Correct predictions and
 summed losses accumulate on the model's device and are read once per evaluation, so the GPU never
 waits for the host between batches. The loss sum is kept in float64 from each batch's float32 sum,
-which is exactly what adding the batches' `.item()` values on the host used to give."""
+which is exactly what adding the batches' `.item()` values on the host used to give. Under multi-process
+training each process evaluates its share of the batches (the same batches, each on one process) and the
+float64 totals are summed over the processes, so accuracy is exactly the single-process accuracy."""
 
 from __future__ import annotations
 
@@ -41,12 +43,13 @@ def evaluate(model: nn.Module, loader: EvalLoader, device: torch.device, flops: 
             loss.select(0, k).add_(batch_loss)  # float32 sum added in float64, one kernel, no wait
             correct.select(0, k).add_((logits.argmax(1) == y).sum())
             seen[k] += len(y)
-        sums = torch.stack([correct.double(), loss]).tolist()  # the one read of the evaluation
+        totals = torch.stack([correct.double(), loss, torch.tensor(seen, dtype=torch.float64).to(device)])
+        sums = loader.combine(totals).tolist()  # the one read of the evaluation (summed over processes)
     finally:
         model.train(was_training)
     metrics: dict[str, float] = {}
     for k, name in enumerate(loader.names):
-        n = seen[k]
+        n = sums[2][k]
         metrics[f"{name}_acc"] = sums[0][k] / n if n else float("nan")
         metrics[f"{name}_loss"] = sums[1][k] / n if n else float("nan")
     return metrics, total_flops

@@ -5,7 +5,9 @@ host, PID, the PID's start time, when, and the Slurm job id when there is one. A
 touches it every HEARTBEAT_SECONDS while it is held. A lock is stale, and is taken over, when
 - it was taken on this host and its process is gone (or its PID now belongs to another process), or
 - it was taken on another host and has had no heartbeat for `stale_after` seconds (default
-  DEFAULT_STALE_SECONDS, or $DAGRAD_LOCK_STALE_SECONDS), since that host's processes cannot be seen.
+  DEFAULT_STALE_SECONDS, or $DAGRAD_LOCK_STALE_SECONDS), since that host's processes cannot be seen, or
+- it was taken by an earlier run of this very Slurm job (same SLURM_JOB_ID, lower SLURM_RESTART_COUNT):
+  Slurm requeued that run, so it has ended (on a node that failed, it could not release the lock).
 A live holder is reported in one line naming the folder and the holder. flock() would not do: it is
 not honoured across the nodes of many cluster file systems, and it says nothing about the holder."""
 
@@ -42,11 +44,12 @@ class Holder:
     token: str
     slurm_job_id: Optional[str] = None
     command: str = ""
+    slurm_restart: Optional[int] = None  # SLURM_RESTART_COUNT: how often Slurm requeued the job before
 
     @classmethod
     def me(cls) -> "Holder":
         return cls(socket.gethostname(), os.getpid(), process_start(os.getpid()), time.time(), uuid.uuid4().hex,
-                   os.environ.get("SLURM_JOB_ID"), " ".join(sys.argv[:3])[:200])
+                   os.environ.get("SLURM_JOB_ID"), " ".join(sys.argv[:3])[:200], _restart_count())
 
     def describe(self) -> str:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
@@ -77,6 +80,23 @@ def process_alive(pid: int, start: Optional[str]) -> bool:
     return start is None or now is None or now == start
 
 
+def _restart_count() -> Optional[int]:
+    value = os.environ.get("SLURM_RESTART_COUNT")
+    if os.environ.get("SLURM_JOB_ID") is None:
+        return None
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        return None
+
+
+def requeued_before(holder: Holder) -> bool:
+    """Whether `holder` is an earlier run of the Slurm job this process belongs to (see the docstring)."""
+    mine, restart = os.environ.get("SLURM_JOB_ID"), _restart_count()
+    return (mine is not None and holder.slurm_job_id == mine and restart is not None
+            and holder.slurm_restart is not None and holder.slurm_restart < restart)
+
+
 def stale_seconds() -> float:
     value = os.environ.get(STALE_ENV)
     try:
@@ -104,6 +124,8 @@ def is_stale(path: Path, holder: Optional[Holder], stale_after: Optional[float] 
         return age > UNREADABLE_GRACE_SECONDS
     if holder.host == socket.gethostname():
         return not process_alive(holder.pid, holder.pid_start)
+    if requeued_before(holder):
+        return True
     return age > (stale_seconds() if stale_after is None else stale_after)
 
 

@@ -6,6 +6,7 @@ once-per-location memory, so the same warning would otherwise repeat; here its t
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from typing import Iterator
@@ -14,8 +15,11 @@ _SHOWN: set[str] = set()
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A `warnings.showwarning` replacement: `dagrad: warning: <text>`, once per distinct text per process."""
+    """A `warnings.showwarning` replacement: `dagrad: warning: <text>`, once per distinct text per process.
+    The other ranks of a multi-process (torchrun) job stay silent: rank 0 speaks for the job."""
     text = str(message)
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return
     if text not in _SHOWN:
         _SHOWN.add(text)
         print(f"dagrad: warning: {text}", file=file or sys.stderr)

@@ -22,14 +22,17 @@ FORMAT = 2  # 2: the header holds `resolved`, the canonical configuration with e
 class RecordFile:
     """The records of one run, kept in memory and mirrored to disk atomically."""
 
-    def __init__(self, path: str | Path, lines: Optional[list[dict]] = None):
+    def __init__(self, path: str | Path, lines: Optional[list[dict]] = None, write: bool = True):
         self.path = Path(path)
         self.lines: list[dict] = list(lines or [])
+        self.write = write  # False: kept in memory only (the ranks > 0 of a multi-process run)
         #: called as observer(line, lines) after each line is written (the trackers): they see the stored values
         self.observers: list[Callable[[dict, list[dict]], None]] = []
 
     def append(self, record: dict) -> None:
         self.lines.append(plain(record))
+        if not self.write:
+            return
         write_text_atomic(self.path, "".join(json.dumps(line, sort_keys=True) + "\n" for line in self.lines))
         for observe in self.observers:
             observe(self.lines[-1], self.lines)

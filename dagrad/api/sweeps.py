@@ -41,23 +41,27 @@ class Sweep:
         return f"Sweep({str(self.folder)!r}, {len(self.jobs)} jobs: {states}, failed this launch: {len(self.failed)})"
 
 
-def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher: str = "processes",
+def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher: Optional[str] = None,
           workers: int = 1, launcher_options: Optional[dict[str, Any]] = None, plugins: Sequence[str] = (),
           allow_plugins: bool = False) -> Sweep:
     """Run every job of a sweep that is not done yet (resuming partial ones), as `dagrad sweep` does;
     progress lines go to stdout. A job that fails does not raise: it is listed in `Sweep.failed` (with
-    its log) and named in a warning. A bad sweep file raises its ConfigError before anything runs. `plugins`
-    / `allow_plugins`: the plugin consent, as for `dagrad.train` (every worker inherits it)."""
+    its log) and named in a warning. A bad sweep file raises its ConfigError before anything runs. `launcher`:
+    as `--launcher` (default: the sweep's `launcher:` block, else processes); `launcher_options` replace the
+    block's options. `plugins` / `allow_plugins`: the plugin consent, as for `dagrad.train` (every worker
+    inherits it)."""
     import torch
 
-    from dagrad.launch import build_launcher, run_sweep
+    from dagrad.launch import choose_launcher, read_sweep, run_sweep
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers!r}")
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself
-        runner = build_launcher(launcher, workers, launcher_options)
+        runner, note = choose_launcher(read_sweep(sweep_yaml), launcher, workers, options=launcher_options)
+        if note:
+            warnings.warn(note, stacklevel=2)
         threads = torch.get_num_threads()
         try:
             outcome = run_sweep(sweep_yaml, out, launcher=runner, plugins=agreed)

@@ -13,6 +13,7 @@ for _name, _help in (
     ("demo", "ERM on the embedded rotated_digits: full training vs GradSamp vs skip control"),
     ("train", "train one experiment from YAML config(s)"),
     ("sweep", "run a grid of experiments (skips finished jobs on relaunch)"),
+    ("status", "where a sweep or a run stands: jobs done, running, queued, failed; energy so far"),
     ("report", "tables and plots from the records under a folder"),
     ("data", "check, download or list datasets"),
     ("energy", "energy meter tools"),

@@ -3,8 +3,9 @@ experiments.
 
 Every job is validated before any runs (names, options, hyperparameter ranges, the dataset's
 environments, plugin consent); a relaunch skips finished jobs and resumes the others. Exit code 0 when
-no job failed (jobs another launch is running are named, not counted as failures), 1 when any failed
-(their logs are listed), 2 for a bad sweep."""
+no job failed (jobs another launch is running, and jobs queued on a cluster, are named, not counted as
+failures), 1 when any failed (their logs are listed), 2 for a bad sweep. `--launcher slurm` submits the
+jobs as a Slurm job array and returns; `dagrad status OUT` follows them."""
 
 from __future__ import annotations
 
@@ -20,16 +21,16 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
                        "resumes the others.", **common)
     p.add_argument("-c", "--config", required=True, help="sweep YAML (a path or a shipped name, e.g. sweeps/digits)")
     p.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>)")
-    p.add_argument("--workers", type=int, default=1, help="jobs at once (default 1)")
-    p.add_argument("--launcher", default="processes", help="a registered launcher (default processes; "
-                   "`dagrad list launchers`)")
+    p.add_argument("--workers", type=int, default=1, help="jobs at once for the local launchers (default 1)")
+    p.add_argument("--launcher", help="local, processes, slurm or a plugin's (`dagrad list launchers`); default: "
+                   "the sweep's launcher: block, else processes")
     p.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     add_consent_arguments(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.launch import build_launcher, plan, run_sweep
+    from dagrad.launch import choose_launcher, plan, read_sweep, run_sweep
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -41,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {job.id}  {job.state():7s}  {job.name}")
         return 0
     import_plugins(sorted(consent.named), consent)  # a plugin may register the launcher itself
-    launcher = build_launcher(args.launcher, args.workers, threads=getattr(args, "threads", None))
+    launcher, note = choose_launcher(read_sweep(args.config), args.launcher, args.workers,
+                                     getattr(args, "threads", None))
+    if note:
+        print(f"dagrad: note: {note}")
     outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent)
     try:
         print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")

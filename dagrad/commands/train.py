@@ -1,5 +1,7 @@
 """`dagrad train -c CONFIG [key=value ...] [--out DIR] [--resume | --restart]`: train (or resume) one experiment.
 
+`torchrun --nproc_per_node=N -m dagrad train ...` trains it on N processes, one GPU each (dagrad.distributed).
+
 `--resume --out DIR` needs no config: the run's records hold the config it was started with (configs given
 too must describe the same experiment; overrides alone apply on top of the recorded config)."""
 
@@ -32,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from dagrad.analysis.runs import load_run
+    from dagrad.distributed import is_main_process
     from dagrad.engine import train
     from dagrad.experiment import default_run_folder
     from dagrad.resuming import resume_command
@@ -46,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_run_folder(exp)
     args.on_interrupt = f"dagrad: interrupted; continue this run with: {resume_command(out, exp.cfg.plugins)}"
     path = train(exp, out, resume=args.resume, restart=args.restart, progress="lines" if args.quiet else True)
+    if not is_main_process():
+        return 0  # under torchrun, rank 0 speaks for the job
     s = load_run(path).summary_figures()
     print(f"OOD accuracy {100 * s['ood_acc']:.1f} %, training-domain validation {100 * s['val_acc']:.1f} %, "
           f"train energy {s['train_J']:.0f} J ({', '.join(s['train_sources'])}), "

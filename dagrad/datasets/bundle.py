@@ -63,18 +63,28 @@ def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, int]:
 
 
 class EpochBatchSampler(Sampler):
-    """`steps` batches of indices drawn with replacement from a generator seeded by (seed, env, epoch)."""
+    """`steps` batches of indices drawn with replacement from a generator seeded by (seed, env, epoch).
 
-    def __init__(self, n: int, batch_size: int, steps: int, seed: int, env_index: int):
+    With `shard` (rank, world) each batch is this rank's contiguous slice of the same global batch, so N
+    processes train on the batches one process would (multi-GPU training, dagrad.distributed)."""
+
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int, env_index: int,
+                 shard: Optional[tuple[int, int]] = None):
         self.n, self.batch_size, self.steps, self.seed, self.env_index = n, batch_size, steps, seed, env_index
         self.epoch = 0
+        rank, world = shard or (0, 1)
+        if batch_size % world:
+            raise ConfigError(f"data.batch_size: {batch_size} examples per environment cannot be split evenly over "
+                              f"{world} processes; use a multiple of {world}")
+        per = batch_size // world
+        self.rows = slice(rank * per, (rank + 1) * per)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
         g = generator(self.seed, "batches", self.env_index, self.epoch)
-        yield from torch.randint(self.n, (self.steps, self.batch_size), generator=g).tolist()
+        yield from torch.randint(self.n, (self.steps, self.batch_size), generator=g)[:, self.rows].tolist()
 
     def __len__(self) -> int:
         return self.steps
@@ -113,16 +123,17 @@ class DataBundle:
         return make_loader(dataset, self.num_workers, collate, pin_memory, **kwargs)
 
     def training_loaders(self, steps: int, seed: int, unlabelled: bool = True,
-                         pin_memory: bool = False) -> "TrainingStream":
+                         pin_memory: bool = False, shard: Optional[tuple[int, int]] = None) -> "TrainingStream":
         """Per step, one labelled batch per training environment (as DomainBed) and, in the DA setting when
         `unlabelled` (the algorithm's `uses_unlabeled`), one unlabelled batch per test environment; an
-        algorithm that ignores target inputs gets none, so none are read. `pin_memory` for CUDA."""
+        algorithm that ignores target inputs gets none, so none are read. `pin_memory` for CUDA; `shard`
+        (rank, world): this process's slice of every batch (see EpochBatchSampler)."""
         labelled = [f"env{i}_in" for i in self.train_envs]
         targets = self.unlabelled_splits() if unlabelled else []
         samplers, loaders = [], []
         for k, name in enumerate(labelled + targets):
             dataset = self.splits[name] if k < len(labelled) else self._unlabelled_view(name)
-            s = EpochBatchSampler(len(dataset), self.batch_size, steps, seed, k)
+            s = EpochBatchSampler(len(dataset), self.batch_size, steps, seed, k, shard)
             samplers.append(s)
             loaders.append(self._loader(dataset, pin_memory, batch_sampler=s))
         return TrainingStream(samplers, loaders, len(labelled), targets)
@@ -148,10 +159,11 @@ class DataBundle:
         return {n: s for n, s in self.splits.items()
                 if not (self.eval_mode == "fast" and _fast_skips(n, self.train_envs))}
 
-    def eval_loader(self, pin_memory: bool = False) -> EvalLoader:
-        """All evaluation splits through one loader and one worker pool; batches never mix splits."""
+    def eval_loader(self, pin_memory: bool = False, shard: Optional[Any] = None) -> EvalLoader:
+        """All evaluation splits through one loader and one worker pool; batches never mix splits. `shard`
+        (a dagrad.distributed.Distributed): this process's share of the batches, sums combined over all."""
         return EvalLoader(self.eval_splits(), self.eval_batch_size,
-                          lambda dataset, batches: self._loader(dataset, pin_memory, batch_sampler=batches))
+                          lambda dataset, batches: self._loader(dataset, pin_memory, batch_sampler=batches), shard)
 
     def fixed_batch(self, per_env: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Up to `per_env` examples of every training environment's guard slice (GradSamp's guard): held

@@ -96,18 +96,28 @@ class EvalLoader:
     may be shorter), split after split, and `owners[k]` is the position in `names` of batch k's split
     (the loader keeps the sampler's order). An example is addressed as (split position, index). With
     workers, the next pass is started as soon as one ends, so its first batches are decoded while the
-    model trains (as DomainBed's ever-running loaders do)."""
+    model trains (as DomainBed's ever-running loaders do).
+
+    With a `shard` (a dagrad.distributed.Distributed over several processes) this process takes every
+    world-th batch, starting at its rank: no example is seen twice and none is padded in, and each batch
+    is the one a single process would evaluate. `combine` then sums the evaluation's per-split totals
+    over the processes."""
 
     def __init__(self, splits: dict[str, Dataset], batch_size: int,
-                 build: Callable[[Dataset, list[list[tuple[int, int]]]], DataLoader]):
+                 build: Callable[[Dataset, list[list[tuple[int, int]]]], DataLoader], shard: Any = None):
         self.names = list(splits)
         self.sizes = [len(d) for d in splits.values()]
         self.batches: list[list[tuple[int, int]]] = []
         self.owners: list[int] = []
+        self.shard = shard if shard is not None and shard.active else None
+        rank, world = (self.shard.rank, self.shard.world) if self.shard else (0, 1)
+        position = 0
         for k, n in enumerate(self.sizes):
             for lo in range(0, n, batch_size):
-                self.batches.append([(k, i) for i in range(lo, min(lo + batch_size, n))])
-                self.owners.append(k)
+                if position % world == rank:
+                    self.batches.append([(k, i) for i in range(lo, min(lo + batch_size, n))])
+                    self.owners.append(k)
+                position += 1
         self.loader = build(Splits(list(splits.values())), self.batches)
         self._next: Any = None  # a pass already started (its workers prefetching), or None
 
@@ -121,6 +131,10 @@ class EvalLoader:
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    def combine(self, totals: torch.Tensor) -> torch.Tensor:
+        """Per-split totals of this process's batches -> totals over every process (exact float64 sums)."""
+        return self.shard.sum_(totals) if self.shard is not None else totals
 
 
 class Splits(Dataset):

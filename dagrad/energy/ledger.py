@@ -72,6 +72,12 @@ def measure_idle_power(meter: Meter, seconds: float, sleep: Callable[[float], No
     since backends synchronise before reading), stored once per job in the record header."""
     with meter.window("idle") as reading:
         sleep(seconds)
+    return idle_power(reading)
+
+
+def idle_power(reading: Reading) -> dict:
+    """The header's idle baseline from an `idle` window's reading (one process's, or every process's
+    combined)."""
     watts = {}
     for name, comp in reading.components.items():
         watts[name] = {"watts": comp.joules / reading.seconds if comp.joules is not None and reading.seconds > 0

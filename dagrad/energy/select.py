@@ -63,6 +63,7 @@ class MeterContext:
     zeus_factory: Optional[Callable[..., Any]] = None
     codecarbon_factory: Optional[Callable[..., Any]] = None
     rejected: dict[str, str] = field(default_factory=dict)
+    read_package: bool = True  # False: another process of this job reads the node's RAPL (dagrad.distributed)
 
     @property
     def cuda(self) -> bool:
@@ -130,7 +131,12 @@ def _gpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
 
 def _cpu_layer(ctx: MeterContext, insist: bool) -> list[Backend]:
     try:
-        return [RaplBackend(ctx.rapl_root, read_text=ctx.rapl_reader, **ctx.opts("rapl"))]
+        backend = RaplBackend(ctx.rapl_root, read_text=ctx.rapl_reader, **ctx.opts("rapl"))
+        if not ctx.read_package:  # the node's package is read once, by its first process
+            backend.close()
+            ctx.rejected["rapl"] = "read once per node, by the job's first process on this node (local rank 0)"
+            return []
+        return [backend]
     except BackendUnavailable as exc:
         if insist:
             raise ConfigError(f"energy.backend=rapl but RAPL is unusable: {exc}; use backend=auto") from exc
@@ -214,17 +220,18 @@ def backend_options(given: Optional[Mapping[str, Any]]) -> dict[str, dict]:
 def build_meter(cfg: Any, device: str = "cpu", *, nvml: Any = None, gpu_is_visible: bool | None = None,
                 rapl_root: str = DEFAULT_ROOT, rapl_reader: Callable[[str], str] = _read_text,
                 zeus_factory: Callable[..., Any] | None = None, codecarbon_factory: Callable[..., Any] | None = None,
-                cpu_clock: CpuClock | None = None) -> Meter:
+                cpu_clock: CpuClock | None = None, read_package: bool = True) -> Meter:
     """A Meter for `cfg` (an EnergyConfig: backend, backends, grid intensity) on `device`; keyword extras
-    inject fakes in tests."""
+    inject fakes in tests. `read_package=False`: this process is not its node's first process of a
+    multi-process job, so it leaves the node's RAPL counters to that one (see dagrad.energy.ranks)."""
     entry = BACKENDS.get(cfg.backend)
     grid = getattr(cfg, "grid_intensity_g_per_kwh", None)
     if grid is not None:
         Option(None, float, low=0.0, nullable=True).check(grid, "energy.grid_intensity_g_per_kwh")
     ctx = MeterContext(str(device), cfg.backend, backend_options(getattr(cfg, "backends", None)), nvml, gpu_is_visible,
-                       rapl_root, rapl_reader, zeus_factory, codecarbon_factory)
+                       rapl_root, rapl_reader, zeus_factory, codecarbon_factory, read_package=read_package)
     chosen = entry.load()(ctx)
-    if not chosen:
+    if not chosen and read_package:
         raise ConfigError(f"energy.backend={cfg.backend} measures nothing on {device}; use backend=auto")
     gpu_names = next((b.gpu_names() for b in chosen if isinstance(b, NvmlBackend)), None)
     selection = {

@@ -1,5 +1,6 @@
 """Sweeps: a grid of experiments (grid.py), one folder per job named by its configuration hash
-(jobs.py), launchers that run them locally or in worker processes (runner.py, worker.py).
+(jobs.py), launchers that run them locally, in worker processes (runner.py, worker.py) or as a Slurm job
+array (slurm.py); `dagrad status` reads the folders (status.py).
 
     outcome = run_sweep("configs/sweeps/digits.yaml", out="runs/digits-sweep", workers=2)
 """
@@ -21,8 +22,8 @@ from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, 
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
-           "SweepOutcome", "LAUNCHERS", "build_launcher", "describe", "expand", "plan", "read_sweep", "resolve",
-           "run_sweep", "worker_command"]
+           "SweepOutcome", "LAUNCHERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
+           "read_sweep", "resolve", "run_sweep", "worker_command"]
 
 
 @dataclass
@@ -34,7 +35,12 @@ class SweepOutcome:
 
     @property
     def failed(self) -> list[JobResult]:
-        return [r for r in self.results if r.status not in ("done", "busy")]
+        return [r for r in self.results if r.status not in ("done", "busy", "queued")]
+
+    @property
+    def queued(self) -> list[JobResult]:
+        """Jobs submitted to a cluster (now or by an earlier launch) that have not ended yet."""
+        return [r for r in self.results if r.status == "queued"]
 
     @property
     def elsewhere(self) -> list[JobResult]:
@@ -50,6 +56,24 @@ def plan(sweep_file: str | Path, out: Optional[str | Path] = None,
     sweep = read_sweep(sweep_file)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
     return sweep, expand(sweep, out, plugins), out
+
+
+def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, threads: Optional[int] = None,
+                    options: Optional[dict] = None) -> tuple[Launcher, str]:
+    """The launcher a sweep runs with: `name` (the command line's --launcher), else the sweep's `launcher:`
+    block's name, else `processes`. The block's options apply when it names that launcher (or no launcher);
+    `options` (the API's) replace them. Returns the launcher and a note when the block was left unused."""
+    block = dict(sweep.launcher)
+    block_name = block.pop("name", None)
+    chosen = name or block_name or "processes"
+    note = ""
+    if options is None:
+        if block_name is None or block_name == chosen:
+            options = block
+        elif block:
+            note = (f"the sweep's launcher: block is for {block_name}; --launcher {chosen} runs with its own "
+                    f"defaults")
+    return build_launcher(chosen, workers, options or None, threads), note
 
 
 def _prepare_all(out: Path, jobs: list[Job]) -> None:
@@ -117,6 +141,9 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
         stream = _say(stream, f"{len(outcome.elsewhere)} job(s) are running in another launch (left alone; "
                               f"relaunch later to see them done): "
                               + ", ".join(r.job.id for r in outcome.elsewhere))
+    if outcome.queued:
+        stream = _say(stream, f"{len(outcome.queued)} job(s) queued or running on the cluster; follow them with: "
+                              f"dagrad status {out}")
     if outcome.failed:
         stream = _say(stream, f"{len(outcome.failed)} job(s) did not finish:")
         for r in outcome.failed:

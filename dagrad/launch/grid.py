@@ -28,7 +28,7 @@ GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "grads
              "trial_seeds", "axes", "variants", "exclude"}
 #: the axes an `exclude:` rule may name besides the variant axes and the `axes:` keys
 RULE_AXES = ("datasets", "algorithms", "gradsamp")
-TOP_KEYS = {"name", "base", "grid"}
+TOP_KEYS = {"name", "base", "grid", "launcher"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class Sweep:
     settings: dict[str, dict]
     datasets: dict[str, dict] = field(default_factory=dict)
     variants: dict[str, dict[str, dict]] = field(default_factory=dict)
+    #: the `launcher:` block: `name` (the default launcher, or None) and that launcher's options; where and
+    #: how jobs run, never what they compute, so none of it enters a job's identity
+    launcher: dict = field(default_factory=dict)
 
 
 def _as_list(value: Any, key: str) -> list:
@@ -179,7 +182,25 @@ def read_sweep(path: str | Path) -> Sweep:
     points = [p for p in points if not any(_matches(p, rule) for rule in rules)]
     if not points:
         raise ConfigError("grid.exclude: the rules leave no job to run")
-    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets, variants)
+    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets, variants,
+                 _launcher_block(raw.get("launcher")))
+
+
+def _launcher_block(block: Any) -> dict:
+    """The `launcher:` block checked: `name` a registered launcher, the other keys its options."""
+    if block is None:
+        return {}
+    if isinstance(block, str):
+        block = {"name": block}
+    if not isinstance(block, dict):
+        raise ConfigError(f"launcher: expected a mapping (name: slurm, partition: ..., ...), got {block!r}")
+    block = dict(block)
+    name = block.get("name")
+    if name is not None:
+        from dagrad.launch.runner import LAUNCHERS
+
+        LAUNCHERS.get(str(name)).resolve({k: v for k, v in block.items() if k != "name"}, "launcher")
+    return block
 
 
 def _variants(value: Any) -> dict[str, dict[str, dict]]:

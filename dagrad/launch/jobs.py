@@ -21,7 +21,7 @@ from dagrad.folderlock import holder_of
 from dagrad.launch.grid import GridPoint, Sweep, describe, identity, resolve
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.records import RECORDS_NAME
-from dagrad.runfolder import move_aside as _move_aside
+from dagrad.runfolder import KEEP, move_aside as _move_aside
 
 CONFIG_NAME = "config.json"
 DONE_NAME = "done"
@@ -95,8 +95,9 @@ def mark_done(folder: Path, run_id: str, seconds: float) -> None:
 
 def move_aside(folder: Path, reason: str) -> Path:
     """Move an unusable attempt's files (records, checkpoint, ...) to <folder>.broken-<time>[-n]/ so the
-    job can start afresh; config.json and the log stay. Nothing is deleted."""
-    return _move_aside(folder, reason)
+    job can start afresh; config.json, the log and the cluster submission (slurm.json) stay. Nothing is
+    deleted."""
+    return _move_aside(folder, reason, KEEP + ("slurm.json",))
 
 
 def lock_path(folder: Path) -> Path:

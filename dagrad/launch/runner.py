@@ -1,6 +1,7 @@
-"""Launchers run sweep jobs: `local` (one after another in this process) and `processes` (N worker
-subprocesses at once). Both follow the `Launcher` protocol and are registered in `LAUNCHERS`, where a
-cluster launcher (or a plugin's) registers the same way. A failed job is reported with its log and never
+"""Launchers run sweep jobs: `local` (one after another in this process), `processes` (N worker
+subprocesses at once) and `slurm` (a Slurm job array through submitit, launch/slurm.py). All follow the
+`Launcher` protocol and are registered in `LAUNCHERS`, where a plugin's launcher registers the same way
+(or an installed package's, through the entry-point group `dagrad.launchers`). A failed job is reported with its log and never
 stops the others.
 
 On a GPU node the `processes` launcher gives each worker slot its own GPU, round-robin over the GPUs the
@@ -24,6 +25,7 @@ from typing import Optional, Protocol, Sequence, TextIO
 from dagrad.energy.hardware import usable_cpus
 from dagrad.energy.rapl import SHARED_NODE_ENV
 from dagrad.launch.jobs import BUSY_EXIT, Job
+from dagrad.launch.slurm_options import SLURM_OPTIONS
 from dagrad.registry import Registry
 
 # dagrad.launch.worker is imported only where a job runs in this process (LocalLauncher): the package must
@@ -33,7 +35,7 @@ from dagrad.registry import Registry
 @dataclass
 class JobResult:
     job: Job
-    status: str  # done | failed | busy (running in another launch, which holds its lock)
+    status: str  # done | failed | busy (running in another launch, which holds its lock) | queued (on a cluster)
     returncode: int
     seconds: float
 
@@ -61,6 +63,15 @@ class Progress:
         busy = f" | elsewhere {self.busy}" if self.busy else ""
         return (f"[{time.time() - self.started:6.0f}s] done {self.done}/{self.total} | running {self.running} | "
                 f"failed {self.failed}{busy} | left {self.left}")
+
+    def say(self, text: str) -> None:
+        """A line of its own (a launcher's note: jobs submitted, data indexed, ...)."""
+        if self.stream is not None:
+            try:
+                print(text, file=self.stream, flush=True)
+            except BrokenPipeError:
+                self.stream = None
+                silence_stdout()
 
     def start(self, job: Job) -> None:
         self.running += 1
@@ -227,6 +238,9 @@ class ProcessLauncher:
 LAUNCHERS: Registry = Registry("launcher", "--launcher", builtins="dagrad.launch.runner")
 LAUNCHERS.register("local", LocalLauncher, description="jobs one after another in this process (easy to debug)")
 LAUNCHERS.register("processes", ProcessLauncher, description="up to --workers jobs at once, each in its own process")
+LAUNCHERS.register("slurm", "dagrad.launch.slurm:SubmititLauncher", options=SLURM_OPTIONS,
+                   description="a Slurm job array through submitit (pip install 'dagrad[slurm]'); options in the "
+                               "sweep's launcher: block")
 
 
 def build_launcher(name: str, workers: int = 1, options: Optional[dict] = None,

@@ -187,3 +187,19 @@ def test_resume_and_restart_find_the_default_run_folder(cli, tmp_path):
     assert cli("train", "--quiet", "--resume", *TINY, "epochs=1").code == 0
     assert cli("train", "--quiet", "--restart", *TINY, "epochs=1").code == 0
     assert len(list((tmp_path / "runs").glob(f"{folder.name}.broken-*"))) == 1
+
+
+def test_a_lock_left_by_an_earlier_run_of_the_same_slurm_job_is_taken_over(tmp_path, monkeypatch):
+    """A Slurm job requeued after its node failed finds its own old lock: that run has ended."""
+    lock = _plant_lock(tmp_path, host="node-that-died", pid=1, slurm_job_id="4242_3", slurm_restart=0)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242_3")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    with pytest.raises(BusyError, match="node-that-died"):  # the same run (no requeue since): still in use
+        FolderLock(lock, "folder").acquire()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with FolderLock(lock, "folder") as taken:
+        assert read_holder(lock).slurm_restart == 1 and read_holder(lock).token == taken.holder.token
+    monkeypatch.setenv("SLURM_JOB_ID", "9999")  # another job's lock on another host is left alone
+    lock = _plant_lock(tmp_path, host="node-that-died", pid=1, slurm_job_id="4242_3", slurm_restart=0)
+    with pytest.raises(BusyError):
+        FolderLock(lock, "folder").acquire()

@@ -1,0 +1,207 @@
+"""Where a sweep (or one run) stands, read from its folders alone: no sweep YAML, no launcher.
+
+Per job: `done` (its done marker), `running` (its lock is held by a live process: host, PID, Slurm id,
+the epoch its records have reached), `queued` (submitted to a cluster, whose task has not started it
+yet), `failed` (its last attempt ended in an error: the log's last line says which), `stopped` (an attempt
+was cut off without an error, e.g. killed or preempted without requeue: a relaunch resumes it) and
+`not started`. Energy so far is the sum of each job's metered windows (dagrad.energy.ledger.job_energy).
+
+Whether a submitted job is still queued is asked of the cluster (one sacct call for the whole sweep, see
+slurm_state.py) unless `ask_cluster` is false; a job whose submission the cluster no longer knows and
+that never started is reported `stopped`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from dagrad.errors import ConfigError, RecordsError
+from dagrad.folderlock import Holder, holder_of
+from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission
+from dagrad.records import RECORDS_NAME, read_records
+from dagrad.runfolder import LOCK_NAME
+
+STATES = ("done", "running", "queued", "failed", "stopped", "not started")
+#: what a log line of a failed attempt starts with (the worker's one-line error, or a traceback's last line)
+_FAILURE_MARKS = ("dagrad: error:", "Traceback (most recent call last)")
+_ATTEMPT = re.compile(r"^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d job ")  # the worker's first line of an attempt
+
+
+@dataclass
+class JobStatus:
+    id: str
+    name: str
+    folder: Path
+    state: str = "not started"
+    epoch: int = 0  # epochs recorded so far
+    epochs: Optional[int] = None  # epochs configured
+    holder: Optional[Holder] = None  # running: who holds the lock
+    heartbeat_age: Optional[float] = None  # seconds since the lock's last heartbeat
+    submission: Optional[Submission] = None
+    cluster_state: Optional[str] = None
+    joules: Optional[float] = None  # energy metered so far (None: none yet, or a component unreadable)
+    energy_sources: list[str] = field(default_factory=list)
+    energy_unknown: bool = False
+    last_log_line: str = ""
+    last_update: Optional[float] = None  # when the records were last written
+
+    def where(self) -> str:
+        """Where it runs (running) or waits (queued), in words."""
+        if self.holder is not None:
+            slurm = f", Slurm {self.holder.slurm_job_id}" if self.holder.slurm_job_id else ""
+            return f"{self.holder.host} (PID {self.holder.pid}{slurm})"
+        if self.submission is not None:
+            state = f" {self.cluster_state.lower()}" if self.cluster_state else ""
+            return f"{self.submission.describe()}{state}"
+        return ""
+
+
+@dataclass
+class SweepStatus:
+    folder: Path
+    jobs: list[JobStatus]
+    is_sweep: bool = True
+    read_at: float = field(default_factory=time.time)
+
+    def count(self, state: str) -> int:
+        return sum(j.state == state for j in self.jobs)
+
+    def by_state(self, state: str) -> list[JobStatus]:
+        return [j for j in self.jobs if j.state == state]
+
+    @property
+    def joules(self) -> float:
+        return sum(j.joules for j in self.jobs if j.joules is not None)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything may still change (a job running or queued)."""
+        return any(j.state in ("running", "queued") for j in self.jobs)
+
+
+def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
+    """The status of a sweep folder (holding jobs.json) or a run folder (holding records.jsonl)."""
+    folder = Path(folder)
+    if (folder / "jobs.json").is_file():
+        try:
+            listed = json.loads((folder / "jobs.json").read_text(encoding="utf-8"))
+            jobs = [JobStatus(str(item["id"]), str(item.get("job", item["id"])), folder / str(item["id"]))
+                    for item in listed]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"{folder / 'jobs.json'}: not a readable job list ({type(exc).__name__})") from None
+        locks = {j.id: folder / ".locks" / f"{j.id}.lock" for j in jobs}
+        status = SweepStatus(folder, jobs)
+    elif (folder / RECORDS_NAME).is_file() or (folder / LOCK_NAME).is_file():
+        job = JobStatus(folder.name, folder.name, folder)
+        locks = {job.id: folder / LOCK_NAME}
+        status = SweepStatus(folder, [job], is_sweep=False)
+    else:
+        raise ConfigError(f"{folder} is neither a sweep folder (no jobs.json) nor a run folder (no {RECORDS_NAME}); "
+                          f"give the --out of `dagrad sweep` or `dagrad train`")
+    for job in status.jobs:
+        _read_job(job, locks[job.id])
+    # submitted, and not started since (never attempted, or resubmitted after its last attempt)
+    waiting = {j.id: j.submission for j in status.jobs if j.submission is not None
+               and (j.state == "not started" or j.state in ("stopped", "failed") and _after_attempt(j))}
+    alive = alive_submissions(waiting) if waiting and ask_cluster else {}
+    for job in status.jobs:
+        if job.id in alive:
+            job.state, job.cluster_state = "queued", alive[job.id]
+        elif job.id in waiting and not ask_cluster and job.state == "not started":
+            job.state = "queued"  # submitted; the cluster was not asked, so not known to have gone
+    return status
+
+
+def _after_attempt(job: JobStatus) -> bool:
+    """Whether the job was submitted after its last attempt's log line (so that attempt is not the end)."""
+    try:
+        return job.submission is not None and job.submission.submitted >= (job.folder / "log.txt").stat().st_mtime
+    except OSError:
+        return True
+
+
+def _read_job(job: JobStatus, lock: Path) -> None:
+    job.submission = read_submission(job.folder)
+    records = _records(job.folder / RECORDS_NAME)
+    if records:
+        header = records[0] if records[0].get("type") == "header" else {}
+        job.epochs = (header.get("config") or {}).get("epochs")
+        job.epoch = sum(1 for line in records if line.get("type") == "epoch")
+        _energy(job, records)
+        try:
+            job.last_update = (job.folder / RECORDS_NAME).stat().st_mtime
+        except OSError:
+            pass
+    elif (job.folder / "config.json").is_file():
+        try:
+            job.epochs = json.loads((job.folder / "config.json").read_text(encoding="utf-8")).get("epochs")
+        except (OSError, ValueError, AttributeError):
+            pass
+    job.last_log_line, failed = _log_tail(job.folder / "log.txt")
+    if (job.folder / "done").is_file():
+        job.state = "done"
+        return
+    holder = holder_of(lock)
+    if holder is not None:
+        job.state, job.holder = "running", holder
+        try:
+            job.heartbeat_age = max(0.0, time.time() - lock.stat().st_mtime)
+        except OSError:
+            pass
+    elif records and records[-1].get("type") == "summary":
+        job.state = "done"  # a run folder (no done marker there): its summary line is the end
+    elif failed:
+        job.state = "failed"
+    elif records or job.last_log_line:
+        job.state = "stopped"
+
+
+def _records(path: Path) -> list[dict]:
+    try:
+        return read_records(path) if path.is_file() else []
+    except RecordsError:
+        return []
+
+
+def _energy(job: JobStatus, records: list[dict]) -> None:
+    from dagrad.energy.ledger import job_energy
+    from dagrad.energy.reading import Reading
+
+    summary = records[-1] if records[-1].get("type") == "summary" else None
+    try:
+        reading = Reading.from_dict(summary["run_energy"]) if summary and summary.get("run_energy") else \
+            job_energy(records, [])
+    except (ValueError, KeyError, TypeError):
+        job.energy_unknown = True
+        return
+    job.energy_sources = reading.sources
+    if reading.components and any(c.joules is None for c in reading.components.values()):
+        job.energy_unknown = True
+    job.joules = reading.joules
+
+
+def _log_tail(path: Path, size: int = 16384) -> tuple[str, bool]:
+    """The log's last non-empty line, and whether its last attempt (after the last `--- ` start line of
+    the worker or task) ended in an error."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return "", False
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "", False
+    starts = [i for i, line in enumerate(lines) if _ATTEMPT.match(line)]
+    attempt = lines[starts[-1]:] if starts else lines
+    failed = any(line.startswith(_FAILURE_MARKS) for line in attempt) and not lines[-1].startswith("--- finished")
+    return lines[-1], failed
+
+
+__all__ = ["JobStatus", "QUEUED_STATES", "STATES", "SweepStatus", "read_status"]
