@@ -18,7 +18,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -m "slow or not slow"
 
+# the CPU benchmarks the README quotes (benchmarks/gpu_check.sh is the prepared run for a CUDA machine)
 benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/sampled_epoch.py
+	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/gradsamp_cost.py
 	$(BIN)/python benchmarks/meter_overhead.py
 
