@@ -58,8 +58,11 @@ def read_submission(folder: Path) -> Optional[Submission]:
 
 def _sacct_states(job_ids: list[str]) -> dict[str, str]:
     """States of Slurm job ids from one `sacct` call, through submitit's watcher ("UNKNOWN" when sacct
-    does not know an id or cannot be run)."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
+    does not know an id or cannot be run, or submitit is not installed here: `dagrad status` then asks squeue)."""
+    try:
+        from submitit.slurm.slurm import SlurmInfoWatcher
+    except ImportError:
+        return dict.fromkeys(job_ids, "UNKNOWN")
 
     watcher = SlurmInfoWatcher(delay_s=0)
     for job_id in job_ids:
