@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -56,6 +57,22 @@ def _style(algorithm: str, setting: str, algorithms: list[str]) -> dict:
     return {"color": colour, "linestyle": "--", "marker": "^"}
 
 
+#: more legend entries than this go below the axes, the figure growing to hold them, so a sweep with many
+#: settings keeps a readable plot
+LEGEND_INSIDE = 8
+
+
+def _legend(fig: Figure, ax: Axes, fontsize: int = 7) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) <= LEGEND_INSIDE:
+        ax.legend(fontsize=fontsize)
+        return
+    ncol = 2 if max(map(len, labels)) <= 60 else 1
+    rows = -(-len(labels) // ncol)
+    fig.set_size_inches(fig.get_figwidth() * (1.5 if ncol == 2 else 1.4), fig.get_figheight() + 0.15 * rows)
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=6, frameon=False)
+
+
 def _energy_label(sources: str) -> str:
     kind = {s.split(":", 1)[0].strip() for s in sources.split(",") if s.strip()}
     return "estimated" if kind == {"estimated"} else "measured" if kind == {"measured"} else "MIXED sources"
@@ -80,7 +97,7 @@ def pareto_figure(summary: pd.DataFrame, dataset: str, precisions: Optional[dict
     s = summary[summary.dataset == dataset].reset_index(drop=True)
     if precisions and len({precisions.get(k) for k in s.config_key}) > 1:
         return _pareto_by_precision(s, dataset, precisions)
-    fig = Figure(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
     x, y = list(s["total_J"]), list(s["acc:Avg"])
     algorithms = list(s["algorithm"].unique())
@@ -96,8 +113,7 @@ def pareto_figure(summary: pd.DataFrame, dataset: str, precisions: Optional[dict
     ax.set(xlabel=f"total energy per run, train + eval (J, {_energy_label(sources)})",
            ylabel="OOD accuracy (%)", title=f"{dataset}: accuracy against energy (mean ± SE over trial seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _legend(fig, ax)
     return fig
 
 
@@ -146,7 +162,7 @@ def plot_pareto(summary: pd.DataFrame, dataset: str, out: Path, precisions: Opti
 
 def curves_figure(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str) -> Figure:
     s = selected[selected.dataset == dataset]
-    fig = Figure(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
     algorithms = list(s["algorithm"].unique())
     for (algo, setting), g in s.groupby(["algorithm", "setting"]):
@@ -158,8 +174,7 @@ def curves_figure(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str) ->
     ax.set(xlabel=f"cumulative energy, train + eval (J, {_energy_label(sources)})", ylabel="OOD accuracy (%)",
            title=f"{dataset}: accuracy over training (mean of the chosen runs)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _legend(fig, ax)
     return fig
 
 
