@@ -144,14 +144,17 @@ class Distributed:
         """Floating buffers (BatchNorm statistics) averaged over the ranks; integer ones are equal already."""
         if not self.active or module is None:
             return
-        buffers = [b for b in module.buffers() if b.is_floating_point()]
-        for group in _groups(buffers):
+        self._average_in_place([b for b in module.buffers() if b.is_floating_point()])
+
+    def _average_in_place(self, tensors: list[torch.Tensor]) -> None:
+        """Each tensor replaced by its mean over the ranks, in flat groups (one all-reduce per group)."""
+        for group in _groups(tensors):
             flat = _flatten_dense_tensors(group).to(self.device)
             torch.distributed.all_reduce(flat)
             flat /= self.world
             with torch.no_grad():
-                for b, value in zip(group, _unflatten_dense_tensors(flat, group)):
-                    b.copy_(value)
+                for t, value in zip(group, _unflatten_dense_tensors(flat, group)):
+                    t.copy_(value)
 
     def _average_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -165,13 +168,7 @@ class Distributed:
             if p.grad is None:  # missing here, present elsewhere: zero here
                 p.grad = torch.zeros_like(p)
             grads.append(p.grad)
-        for group in _groups(grads):
-            flat = _flatten_dense_tensors(group).to(self.device)
-            torch.distributed.all_reduce(flat)
-            flat /= self.world
-            with torch.no_grad():
-                for g, value in zip(group, _unflatten_dense_tensors(flat, group)):
-                    g.copy_(value)
+        self._average_in_place(grads)
 
     def checksum(self, module: nn.Module) -> torch.Tensor:
         """Two float64 sums per parameter and buffer (plain, and position-weighted), on the module's device."""
