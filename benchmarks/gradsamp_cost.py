@@ -17,10 +17,11 @@ import warnings
 
 import torch
 
-from dagrad import algorithms
-from dagrad.config import load_config
+from dagrad.algorithms import build as build_algorithm
 from dagrad.energy import build_meter
+from dagrad.experiment import load_experiment
 from dagrad.gradsamp import GradSamp
+from dagrad.networks import build_featurizer
 
 warnings.filterwarnings("ignore", message=".*ESTIMATED.*")
 
@@ -37,8 +38,10 @@ def measure(meter, fn) -> tuple[float, float]:
 
 def bench(label: str, overrides: list[str], batch: torch.Tensor, labels: torch.Tensor, n_envs: int,
           epoch_steps: int, measured_steps: int, sampler: str, repeats: int) -> None:
-    cfg = load_config(None, [*overrides, f"gradsamp.sampler={sampler}", "gradsamp.schedule_options.start=2"])
-    algorithm = algorithms.build(cfg, tuple(batch.shape[1:]), 10, n_envs)
+    exp = load_experiment(None, [*overrides, f"gradsamp.sampler={sampler}", "gradsamp.schedule_options.start=2"])
+    cfg = exp.cfg  # built as the engine builds it: network and algorithm from their registries
+    featurizer = build_featurizer(cfg.network.name, exp.network_options, tuple(batch.shape[1:]))
+    algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, 10, n_envs)
     meter = build_meter(cfg.energy)
     gradsamp = GradSamp(cfg.gradsamp, run_seed=0)
     minibatches = [(batch, labels)] * n_envs
