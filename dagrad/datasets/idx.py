@@ -62,7 +62,7 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
         raise DataError(f"{name}: {have - expected:,} bytes after the values the header {shape} declares; "
                         f"the header's count is wrong or the file is damaged")
     values = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=start)
-    return values.astype(dtype.newbyteorder("="), copy=False).reshape(shape)
+    return values.astype(dtype.newbyteorder("=")).reshape(shape)  # a writable copy, in native byte order
 
 
 def read_idx(path: str | Path) -> np.ndarray:
