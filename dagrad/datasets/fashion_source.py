@@ -93,7 +93,8 @@ def _md5_notes(directory: Path, report: CheckReport) -> list[str]:
         notes.append(f"MD5 matches the publisher's for {', '.join(matching)}")
     if unverifiable:
         notes.append(f"{', '.join(unverifiable)}: MD5 differs from the publisher's table, so these files cannot be "
-                     f"checked against the publisher's MD5s (they were recompressed, as Debian's package does); "
+                     f"checked against the publisher's MD5s (a recompressed copy, such as Debian's dataset-fashion-mnist, "
+                     f"has other MD5s); "
                      f"their decompressed headers, counts and per-class histogram were checked instead")
     if plain:
         notes.append(f"{', '.join(plain)}: uncompressed, so they cannot be checked against the publisher's MD5s "
