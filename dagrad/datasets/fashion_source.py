@@ -67,7 +67,25 @@ def check(name: str, root: str | Path, options: Optional[dict] = None) -> CheckR
                                                                 for s in fashion.FILES))
     report.notes.append(f"expected counts: {ORIGIN}")
     report.notes += _md5_notes(directory, report)
+    names = _environments(name, root, options)
+    if names:
+        total = sum(e.found for e in report.environments)
+        sizes = sorted({len(range(i, total, len(names))) for i in range(len(names))}, reverse=True)
+        report.notes.append(f"{name} deals these {total:,} images into {len(names)} environments "
+                            f"({', '.join(names)}) of {' or '.join(f'{n:,}' for n in sizes)} images")
     return report
+
+
+def _environments(name: str, root: str | Path, options: Optional[dict]) -> list[str]:
+    """The environments a dealt benchmark builds from the files (none for fashion_mnist's own splits)."""
+    from types import SimpleNamespace
+
+    from dagrad.datasets.specs import dataset_spec
+
+    spec = dataset_spec(name)
+    if spec.environment_names is None or options is None:
+        return []
+    return list(spec.environments_for(SimpleNamespace(name=name, root=str(root), options=options)) or [])
 
 
 def _md5_notes(directory: Path, report: CheckReport) -> list[str]:

@@ -147,6 +147,7 @@ def test_check_counts_the_histogram_and_says_recompressed_files_cannot_be_md5_ch
     text = report.format()
     assert report.ok and "[ok] train: 60 images found, expected 60" in text and "test 2 in each of the 10" in text
     assert "cannot be checked against the publisher's MD5s" in text
+    assert "rotated_fashion_mnist deals these 80 images into 6 environments (0, 15, 30, 45, 60, 75) of 14 or 13" in text
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     write_set(tmp_path / "plain", 60, 20, gz=False)
     assert "uncompressed, so they cannot be checked against the publisher's MD5s" in check(
@@ -181,3 +182,19 @@ def test_the_installed_files_have_the_published_counts_and_histogram(monkeypatch
     assert report.ok, report.format()
     assert [(e.name, e.found) for e in report.environments] == [("train", 60_000), ("test", 10_000)]
     assert "train 6,000 in each of the 10 classes, test 1,000" in report.format()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all(fashion.file_path(REAL, s) for p in fashion.FILES.values() for s in p),
+                    reason=f"Fashion-MNIST is not installed in {REAL} (apt-get install dataset-fashion-mnist)")
+def test_both_benchmarks_deal_all_70000_installed_images(monkeypatch):
+    monkeypatch.setattr(fashion, "DEBIAN_DIR", REAL)
+    rotated = build(DataConfig(name="rotated_fashion_mnist", test_envs=[5]), 0).suite
+    assert [len(e) for e in rotated.environments] == [11_667] * 4 + [11_666] * 2
+    assert np.bincount(np.concatenate([e.labels for e in rotated.environments])).tolist() == [7_000] * 10
+    colored = build(DataConfig(name="colored_fashion_mnist", test_envs=[2]), 0).suite
+    assert [len(e) for e in colored.environments] == [23_334, 23_333, 23_333]
+    for env, flip in zip(colored.environments, [0.1, 0.2, 0.9]):
+        clean = np.isin(env.classes, [0, 1, 2, 3, 4]).astype(np.int64)
+        assert _within(float((env.labels != clean).mean()), 0.25, len(env))
+        assert _within(float((env.colors != env.labels).mean()), flip, len(env))
