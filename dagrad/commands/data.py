@@ -30,7 +30,7 @@ def describe(name: str) -> str:
     entry = DATASETS.get(name)
     spec = entry.load()
     where = "embedded, no download" if spec.layout == "embedded" else \
-        f"{spec.layout} layout under ROOT/{spec.directory}" + ("" if spec.download else "; not downloadable by dagrad")
+        f"{spec.layout} layout under ROOT/{spec.directory}" + ("" if spec.download or spec.downloader else "; not downloadable by dagrad")
     envs = ", ".join(spec.environments) or "the folders found"
     options = ", ".join(f"{k}={v.default!r}" for k, v in entry.option_table().items()) or "none"
     return (f"{name:18s} {spec.description}; {where}; environments: {envs}; classes: {spec.num_classes or 'as found'}"

@@ -124,3 +124,33 @@ register_dataset("wilds_fmow", DatasetSpec(
     (), 62, protocols=WILDS_PROTOCOL,
     notes="environments region_0..5 in order of first appearance, as DomainBed; data.protocol=wilds: years "
           "2002-2012 train, (OOD split, region) groups held out"))
+
+_FASHION = "dagrad.datasets.fashion:"
+FASHION_SOURCE = "Xiao et al., 'Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning Algorithms', 2017"
+FASHION_FILES = dict(layout="idx", directory="fashion_mnist", small_images=True, image_size=28,
+                     checker="dagrad.datasets.fashion_source:check", downloader="dagrad.datasets.fashion_source:download",
+                     notes="IDX files from data.root/fashion_mnist, data.root or /usr/share/datasets/fashion-mnist "
+                           "(Debian's dataset-fashion-mnist)")
+FASHION_SEED = {"seed": Option(0, int, "shuffle of the 70,000 images before they are dealt into environments", low=0),
+                "max_per_environment": Option(None, int, "keep only the first N images of each environment "
+                                              "(null: all, as DomainBed)", low=1, nullable=True)}
+register_dataset("fashion_mnist", DatasetSpec(
+    _FASHION + "fashion_mnist", "Fashion-MNIST's own train (60,000) and test (10,000) splits as two environments",
+    environments=("train", "test"), num_classes=10, counts={"train": 60_000, "test": 10_000}, counts_total=70_000,
+    counts_source=FASHION_SOURCE, **FASHION_FILES))
+register_dataset("rotated_fashion_mnist", DatasetSpec(
+    _FASHION + "rotated_fashion_mnist", "DomainBed's RotatedMNIST on Fashion-MNIST: 70,000 images dealt into six "
+    "environments rotated by 0, 15, ..., 75 degrees", num_classes=10, counts_total=70_000,
+    counts_source=FASHION_SOURCE, environment_names=_FASHION + "rotated_names", **FASHION_FILES),
+    {"angles": Option([0, 15, 30, 45, 60, 75], list, "one environment per angle (DomainBed's six)", item=float),
+     **FASHION_SEED})
+register_dataset("colored_fashion_mnist", DatasetSpec(
+    _FASHION + "colored_fashion_mnist", "DomainBed's ColoredMNIST on Fashion-MNIST: binary label (classes 0-4 "
+    "against 5-9, 25% noise), colour agreeing with it 90%, 80% and 10% of the time", num_classes=2,
+    counts_total=70_000, counts_source=FASHION_SOURCE, environment_names=_FASHION + "colored_names", **FASHION_FILES),
+    {"colors": Option([0.1, 0.2, 0.9], list, "per environment, the probability that the colour disagrees with "
+                      "the label (DomainBed's 0.1, 0.2, 0.9)", item=float, low=0.0, high=1.0),
+     "label_noise": Option(0.25, float, "probability that the binary label is flipped", low=0.0, high=1.0),
+     "positive_classes": Option([0, 1, 2, 3, 4], list, "the classes given label 1 (DomainBed: digits < 5)", item=int,
+                                low=0, high=9),
+     **FASHION_SEED})

@@ -100,6 +100,8 @@ def check(name: str, root: str | Path, options: Optional[dict] = None, verify_im
     if entry.layout == "embedded":
         raise ConfigError(f"{name} is embedded in dagrad (built from data in the package); there is nothing on disk "
                           f"to check")
+    if entry.checker is not None:
+        return entry.check(name, root, registered.resolve(options, "data.options"))
     root = Path(root).expanduser()
     report = CheckReport(name, str(root))
     cfg = SimpleNamespace(name=name, root=str(root), image_size=None,

@@ -49,6 +49,8 @@ def download(name: str, root: str | Path, progress: bool = True, base_url: Optio
              keep_archives: bool = False) -> Path:
     """Fetch, verify, extract and lay out dataset `name` under `root`; returns its directory."""
     entry = dataset_spec(name)
+    if entry.downloader is not None:
+        return entry.fetch(name, root, progress, base_url)
     source = entry.download
     if source is None:
         raise DataError(f"{name}: dagrad has no public source to download it from ({entry.notes or 'none known'}); "

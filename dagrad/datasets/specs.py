@@ -60,6 +60,11 @@ class DatasetSpec:
     #: fn(data_cfg) -> environment names, or None when they cannot be known without reading the data; for
     #: datasets whose environments depend on options (the digits' angles), so sweeps check test_envs up front
     environment_names: Any = None
+    #: fn(name, root, options) -> CheckReport, for data that are not image folders (e.g. IDX files); None:
+    #: `dagrad data check` inspects the images the builder lists
+    checker: Any = None
+    #: fn(name, root, progress, base_url) -> folder, for sources that are not archives; None: `download` below
+    downloader: Any = None
 
     def build(self, cfg: Any) -> Any:
         """The DomainSuite for a data config whose `options` are resolved."""
@@ -74,6 +79,14 @@ class DatasetSpec:
             return None
         names = _function(self.environment_names)(cfg)
         return None if names is None else tuple(names)
+
+    def check(self, name: str, root: Any, options: Any) -> Any:
+        """The dataset's own `dagrad data check` report (only where `checker` is set)."""
+        return _function(self.checker)(name, root, options)
+
+    def fetch(self, name: str, root: Any, progress: bool, base_url: Optional[str]) -> Any:
+        """The dataset's own download (only where `downloader` is set); returns its folder."""
+        return _function(self.downloader)(name, root, progress, base_url)
 
     def transforms(self, size: Optional[int]) -> tuple[int, Callable, Callable]:
         """(size, train transform, eval transform): DomainBed's augmentation and plain resize."""

@@ -18,6 +18,11 @@ def digits_cnn(input_shape: tuple[int, ...], width: int) -> nn.Module:
     return DigitsCNN(input_shape[0], width)
 
 
+def mnist_cnn(input_shape: tuple[int, ...]) -> nn.Module:
+    """DomainBed's MNIST_CNN (networks.py), which DomainBed picks for every 28x28 dataset."""
+    return DigitsCNN(input_shape[0], 64)
+
+
 def resnet(arch: str) -> Callable[..., nn.Module]:
     def build(input_shape: tuple[int, ...], pretrained: Optional[str], freeze_bn: bool, dropout: float) -> nn.Module:
         return ResNetFeaturizer(arch, input_shape[0], pretrained, freeze_bn, dropout)
@@ -56,6 +61,9 @@ DOMAINBED_SEARCH_NAMES = {"dropout": "resnet_dropout"}
 
 NETWORKS.register("digits_cnn", digits_cnn, description="DomainBed's MNIST CNN (GroupNorm) at a chosen width",
                   options={"width": Option(32, int, "channels of the first layer (then 2x)", low=1)})
+NETWORKS.register("mnist_cnn", mnist_cnn,
+                  description="DomainBed's MNIST_CNN as published: digits_cnn at width 64 (64, 128, 128, 128 "
+                              "channels, GroupNorm(8), 128 features)")
 NETWORKS.register("resnet18", resnet("resnet18"), description="torchvision ResNet-18 without its fc layer",
                   options=backbone_options(), search_names=DOMAINBED_SEARCH_NAMES)
 NETWORKS.register("resnet50", resnet("resnet50"), description="torchvision ResNet-50 without its fc layer",

@@ -49,7 +49,7 @@ def test_any_timm_model_by_name():
     assert f(torch.zeros(2, 3, 32, 32)).shape == (2, f.n_outputs)
     with pytest.raises(ConfigError, match="timm has no model 'no_such_net'"):
         network_entry("timm:no_such_net")
-    with pytest.raises(ConfigError, match="choose one of: digits_cnn, resnet18, resnet50, timm:<model>"):
+    with pytest.raises(ConfigError, match="choose one of: digits_cnn, mnist_cnn, resnet18, resnet50, timm:<model>"):
         network_entry("vgg")
 
 
@@ -104,3 +104,15 @@ def test_backbone_dropout_is_in_the_search_space():
     option = NETWORKS.get("resnet50").option_table()["dropout"]
     assert option.default == 0.0 and NETWORKS.get("resnet50").info["search_names"] == {"dropout": "resnet_dropout"}
     assert {option.search(np.random.RandomState(s)) for s in range(60)} == {0.0, 0.1, 0.5}
+
+
+def test_mnist_cnn_is_domainbeds_mnist_network():
+    """DomainBed's MNIST_CNN: 3x3 convolutions 64, 128 (stride 2), 128, 128, each ReLU then GroupNorm(8),
+    average-pooled to 128 features; 370,560 parameters for one input channel, 371,136 for ColoredMNIST's two."""
+    f = build_featurizer(net("mnist_cnn"), (1, 28, 28))
+    assert f.n_outputs == 128 and f(torch.zeros(3, 1, 28, 28)).shape == (3, 128)
+    assert sum(p.numel() for p in f.parameters()) == 370_560
+    assert sum(p.numel() for p in build_featurizer(net("mnist_cnn"), (2, 28, 28)).parameters()) == 371_136
+    convs = [m for m in f.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.stride) for c in convs] == [(64, (1, 1)), (128, (2, 2)), (128, (1, 1)), (128, (1, 1))]
+    assert all(m.num_groups == 8 for m in f.modules() if isinstance(m, torch.nn.GroupNorm))
