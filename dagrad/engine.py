@@ -14,6 +14,7 @@ checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import platform
 import weakref
 from pathlib import Path
@@ -260,10 +261,17 @@ class Trainer:
         self.records.append(summary)
 
     def _training_inputs(self) -> Iterator[list[torch.Tensor]]:
-        """Training inputs after the last epoch (the stream continues, as khanrc/swad's iterator does),
-        one list of per-environment batches per step, read only as far as a consumer asks."""
-        for labelled, _, _ in self.stream.epoch(self.cfg.epochs):
-            yield [x for x, _ in labelled]
+        """Training inputs after the last epoch, one list of per-environment batches per step, read only as
+        far as a consumer asks: the stream continues through epochs `epochs`, `epochs + 1`, ... (as
+        khanrc/swad's endless iterator does), so BatchNorm re-estimation gets all `update_bn_steps` batches
+        even when an epoch has fewer steps. Stops only if an epoch yields nothing."""
+        for epoch in itertools.count(self.cfg.epochs):
+            empty = True
+            for labelled, _, _ in self.stream.epoch(epoch):
+                empty = False
+                yield [x for x, _ in labelled]
+            if empty:
+                return
 
     # ------------------------------------------------------------------ records and checkpoints
     def _idle_baseline(self) -> Optional[dict]:
