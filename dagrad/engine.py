@@ -35,7 +35,7 @@ from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
-from dagrad.epochs import EpochKind, EpochOutcome, StepSums
+from dagrad.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.evaluation import evaluate
 from dagrad.experiment import Experiment, resolve
@@ -192,7 +192,7 @@ class Trainer:
             drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
                                          predict=self._predict, meter=self.meter)
             outcome = self.dist.settle_draw(EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
-            if outcome.kind is EpochKind.SAMPLED and self.averager is not None:
+            if outcome.kind in SCHEDULED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
         if outcome.trained:
             outcome.update_stats, outcome.flops = self._train_steps(epoch)
