@@ -25,7 +25,7 @@ import pandas as pd
 
 from dagrad.analysis.runs import UNREADABLE, Run, load_runs
 from dagrad.analysis.runs import mean_se as runs_mean_se
-from dagrad.analysis.selection import DESCRIPTIONS, select
+from dagrad.analysis.selection import DESCRIPTIONS, TIE_RULE, select
 
 BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
 MIXED = "‡"
@@ -115,6 +115,8 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
         row["updates"] = float(t["updates"].mean())
         sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
         row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
+        row["selections"] = len(g)
+        row["tie_decided"] = int((g["tied"] > 0).sum()) if "tied" in g else 0
         rows.append(row)
     out = pd.DataFrame(rows)
     for col in ("full_key", "control_key"):
@@ -221,6 +223,9 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     notes = []
     for d in s[s["control_key"].isna() & ~s["sampler"].isin(["none", "skip"])].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']}: {d['verdict']}.")
+    for d in s[s.get("tie_decided", pd.Series(0, index=s.index)) > 0].to_dict("records"):
+        notes.append(f"{d['algorithm']}, {d['setting']}: a tie in validation accuracy decided {d['tie_decided']} of "
+                     f"{d['selections']} selection(s) ({TIE_RULE}).")
     for d in s[s["control_key"].notna()].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']} vs its equal-energy control (skip, same epochs): "
                      f"{pm(d['delta_control'], d['delta_control_se'])} pp over {int(d['delta_control_n'])} "

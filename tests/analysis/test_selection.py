@@ -98,3 +98,29 @@ def test_unfinished_runs_are_ignored_and_unknown_method_is_an_error(tmp_path):
     assert select(load_runs(tmp_path), "training_domain").empty
     with pytest.raises(ConfigError, match="choose one of"):
         select([], "best")
+
+
+def test_a_tie_follows_the_stated_rule_and_the_report_says_it_decided(tmp_path):
+    """Two hparams seeds reach the same best validation accuracy (hparams 1 twice, at epochs 0 and 1): the
+    earlier epoch, then the lower hparams seed wins, the row counts the candidates it beat by the rule, and
+    the report names the configuration whose selection a tie decided."""
+    from dagrad.analysis.report import build, render_markdown
+
+    for seed, test in ((0, 0.2), (1, 0.9)):
+        rf.write_run(tmp_path / f"h{seed}", test_envs=[0], hparams_seed=seed, epochs=[
+            {"metrics": M(env1_out_acc=0.8, env2_out_acc=0.8, env0_in_acc=test, env0_out_acc=0.5), "train_J": 1,
+             "eval_J": 1},
+            {"metrics": M(env1_out_acc=0.8 if seed else 0.1, env2_out_acc=0.8 if seed else 0.1, env0_in_acc=test + 0.05,
+                          env0_out_acc=0.5), "train_J": 1, "eval_J": 1}])
+    row = select(load_runs(tmp_path), "training_domain").iloc[0]
+    assert (row.hparams_seed, row.epoch, row.test_acc, row.tied) == (0, 0, pytest.approx(0.2), 1)
+    selected, summary = build(tmp_path, "training_domain")
+    assert int(summary.iloc[0].tie_decided) == 1
+    text = render_markdown(summary, "training_domain")
+    assert ("ERM, full: a tie in validation accuracy decided 1 of 1 selection(s) (ties go to the earlier epoch, "
+            "then the lower hparams seed).") in text
+    rf.write_run(tmp_path / "h1", test_envs=[0], hparams_seed=1, epochs=[
+        {"metrics": M(env1_out_acc=0.7, env2_out_acc=0.7, env0_in_acc=0.9, env0_out_acc=0.5), "train_J": 1,
+         "eval_J": 1}])
+    assert select(load_runs(tmp_path), "training_domain").iloc[0].tied == 0
+    assert "a tie in validation" not in render_markdown(build(tmp_path, "training_domain")[1], "training_domain")
