@@ -13,7 +13,7 @@ demo: $(STAMP)
 	$(BIN)/dagrad demo
 
 # the README's demo table from a fresh demo run (machine, threads and torch stated); run it on an idle machine.
-# DEMO_TABLE_ARGS passes options through, e.g. "--seeds 1 epochs=2 steps_per_epoch=2 --readme ''" for a check
+# DEMO_TABLE_ARGS passes options through, e.g. "--seeds 1 --readme '' --snippet /tmp/t.md epochs=5 steps_per_epoch=2" for a check
 demo-table: $(STAMP)
 	$(BIN)/python benchmarks/demo_table.py $(DEMO_TABLE_ARGS)
 
