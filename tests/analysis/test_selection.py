@@ -124,3 +124,20 @@ def test_a_tie_follows_the_stated_rule_and_the_report_says_it_decided(tmp_path):
          "eval_J": 1}])
     assert select(load_runs(tmp_path), "training_domain").iloc[0].tied == 0
     assert "a tie in validation" not in render_markdown(build(tmp_path, "training_domain")[1], "training_domain")
+
+
+def test_a_swad_summary_says_averaged_model_and_old_skip_records_read_as_skipped(tmp_path):
+    """A run that reports SWAD's average says so where it prints an accuracy; a skip run recorded before
+    the `skipped` kind existed (its epochs called `sampled`) is read with the skipped kind."""
+    import dagrad
+    from dagrad.analysis.frames import runs_frame
+
+    rf.write_run(tmp_path / "swad", test_envs=[0], epochs=[
+        {"metrics": M(env0_in_acc=0.2), "train_J": 1, "eval_J": 1}], summary_metrics=M(env0_in_acc=0.77))
+    assert "OOD accuracy (averaged model) 77.0 %" in repr(dagrad.load_run(tmp_path / "swad"))
+    rf.write_run(tmp_path / "old_skip", test_envs=[0], sampler="skip", epochs=[
+        {"metrics": M(), "train_J": 1, "eval_J": 1}, {"metrics": M(), "train_J": 0, "eval_J": 1, "kind": "sampled"}])
+    run = dagrad.load_run(tmp_path / "old_skip")
+    assert list(run.epochs["kind"]) == ["train", "skipped"] and "averaged" not in repr(run)
+    row = runs_frame(load_runs(tmp_path / "old_skip")).iloc[0]
+    assert (row.sampled_epochs, row.skipped_epochs) == (0, 1)
