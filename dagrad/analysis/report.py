@@ -69,7 +69,8 @@ def per_trial(selected: pd.DataFrame, expected: Optional[dict] = None) -> pd.Dat
             rows.append({"dataset": dataset, "config_key": key, "trial_seed": trial,
                          "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
                          "train_J": g["run_train_J"].mean(), "eval_J": g["run_eval_J"].mean(),
-                         "train_eval_J": (g["run_train_J"] + g["run_eval_J"]).mean(), "updates": g["run_updates"].mean(),
+                         "train_eval_J": (g["run_train_J"] + g["run_eval_J"]).mean(),
+                         "updates": g["run_updates"].mean(),
                          "dynamic_J": (g["run_dyn_train_J"] + g["run_dyn_eval_J"]).mean(skipna=False)
                          if "run_dyn_train_J" in g else float("nan"),
                          "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean()})
@@ -128,7 +129,8 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
             base = full.iloc[0]
             out.loc[i, "full_key"] = base.config_key
             out.loc[i, "saving_train_pct"] = 100 * (1 - row.train_J / base.train_J) if base.train_J else np.nan
-            out.loc[i, "saving_train_eval_pct"] = 100 * (1 - row.train_eval_J / base.train_eval_J) if base.train_eval_J else np.nan
+            out.loc[i, "saving_train_eval_pct"] = 100 * (1 - row.train_eval_J / base.train_eval_J) \
+                if base.train_eval_J else np.nan
             out.loc[i, "saving_updates_pct"] = 100 * (1 - row.updates / base.updates) if base.updates else np.nan
             out.loc[i, "saving_flag"] = row.mixed or base.mixed or row.sources != base.sources
             d = _paired(trials[trials.dataset == row.dataset], row.config_key, base.config_key, ddof)

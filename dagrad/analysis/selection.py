@@ -18,7 +18,9 @@ averaged model, to every method, as SWAD reports it.
 Ties: among candidates with exactly the same validation accuracy, the earlier epoch wins, then the lower
 hparams seed (DomainBed's argmax keeps the first). A selected row's `tied` counts the other candidates it
 beat only by this rule (other epochs of its run, other hparams seeds' choices); the report names every
-configuration where a tie decided a selection. Only single-test-environment runs fill table cells; pairs serve leave_one_out. Runs under
+configuration where a tie decided a selection.
+
+Only single-test-environment runs fill table cells; pairs serve leave_one_out. Runs under
 another data protocol (WILDS's) are left to that protocol's own selection (dagrad.analysis.wilds).
 """
 

@@ -53,7 +53,8 @@ def test_the_skip_control_records_and_prints_skipped(tmp_path, monkeypatch):
     lines = [x for x in (tmp_path / "log.txt").read_text().splitlines() if LINE.match(x)]
     assert [LINE.match(x).group(1, 3) for x in lines] == [("0", "train"), ("1", "train"), ("2", "skipped")]
     records = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r["type"] == "epoch"]
-    assert [r["kind"] for r in records] == ["train", "train", "skipped"] and records[2]["updates"] == records[1]["updates"]
+    assert [r["kind"] for r in records] == ["train", "train", "skipped"]
+    assert records[2]["updates"] == records[1]["updates"]
 
 
 @pytest.mark.parametrize("quiet", [False, True], ids=["bars", "quiet"])
