@@ -7,10 +7,15 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.dagrad-installed
 
-.PHONY: demo test test-all benchmarks clean
+.PHONY: demo demo-table test test-all benchmarks clean
 
 demo: $(STAMP)
 	$(BIN)/dagrad demo
+
+# the README's demo table from a fresh demo run (machine, threads and torch stated); run it on an idle machine.
+# DEMO_TABLE_ARGS passes options through, e.g. "--seeds 1 --readme '' --snippet /tmp/t.md epochs=5 steps_per_epoch=2" for a check
+demo-table: $(STAMP)
+	$(BIN)/python benchmarks/demo_table.py $(DEMO_TABLE_ARGS)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest

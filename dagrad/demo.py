@@ -1,7 +1,12 @@
 """`dagrad demo`: the main job on the embedded default. ERM on rotated_digits (test environment 75°)
 over several seeds, three ways: full training, GradSamp (default sampler, periodic schedule), and the
 equal-energy control that simply skips the same epochs. The table and plots are the report's own
-(`dagrad report` with `last` selection: the final model, no selection), built from the records."""
+(`dagrad report` with `last` selection: the final model, no selection), built from the records.
+
+The three settings of one seed run next to each other (full, GradSamp, control; then the next seed), so a
+change in the machine's load falls on every arm alike; `order="grouped"` runs setting after setting. The
+demo pins torch's thread count (DEMO_THREADS unless told otherwise): results are bit-identical only for
+the same CPU type, thread count and torch version, and every run's header records its threads."""
 
 from __future__ import annotations
 
@@ -17,23 +22,49 @@ DEMO_CONFIG = PACKAGED_CONFIGS / "demo.yaml"
 SETTINGS = (("full", "gradsamp.sampler=none"), ("gradsamp", "gradsamp.sampler=tensor"),
             ("control", "gradsamp.sampler=skip"))
 SELECTION = "last"
+#: the demo's torch thread count unless `--threads` says otherwise: one thread reproduces on any machine
+#: with the same CPU type and torch, and has no idle threads to spin
+DEMO_THREADS = 1
+
+
+def demo_jobs(seeds: int, order: str = "side-by-side") -> list[tuple[str, int]]:
+    """(setting label, trial seed) in training order: side-by-side (a seed's settings next to each other)
+    or grouped (every seed of one setting, then the next setting)."""
+    from dagrad.launch.grid import check_order
+
+    if check_order(order) == "grouped":
+        return [(label, s) for label, _ in SETTINGS for s in range(seeds)]
+    return [(label, s) for s in range(seeds) for label, _ in SETTINGS]
 
 
 def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, ...] = (),
-             progress: bool | str = True) -> Path:
-    """Train every setting on every seed, print the table, write records, table and plots; returns the folder."""
+             progress: bool | str = True, order: str = "side-by-side", threads: int = DEMO_THREADS) -> Path:
+    """Train every setting on every seed (in `order`, on `threads` torch threads), print the table, write
+    records, table and plots; returns the folder."""
+    import torch
+
     from dagrad.analysis.plots import plot_all
     from dagrad.analysis.report import build, numerics_line, render_markdown
     from dagrad.analysis.runs import load_runs
+    from dagrad.errors import ConfigError
 
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads!r}")
     out = Path(out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S"))
-    experiments = {(label, s): load_experiment(DEMO_CONFIG, [setting, f"trial_seed={s}", *overrides])
-                   for label, setting in SETTINGS for s in range(seeds)}  # check everything before training
-    started = time.time()
-    for (label, seed), exp in experiments.items():
-        if progress:
-            print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}", flush=True)
-        train(exp, out / f"{label}-seed{seed}", progress=progress)
+    settings = dict(SETTINGS)
+    experiments = {(label, s): load_experiment(DEMO_CONFIG, [settings[label], f"trial_seed={s}", *overrides])
+                   for label, s in demo_jobs(seeds, order)}  # check everything before training
+    started, before = time.time(), torch.get_num_threads()
+    if progress:
+        print(f"threads: {threads} (torch {torch.__version__}); order: {order}", flush=True)
+    torch.set_num_threads(threads)
+    try:
+        for (label, seed), exp in experiments.items():
+            if progress:
+                print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}", flush=True)
+            train(exp, out / f"{label}-seed{seed}", progress=progress)
+    finally:
+        torch.set_num_threads(before)
     runs = load_runs(out)
     selected, summary = build(runs, SELECTION)
     table = render_markdown(summary, SELECTION, numerics_line(selected))

@@ -192,7 +192,7 @@ class Distributed:
         not, rank 0's parameters, buffers, optimizer state and decision are broadcast (see the docstring)."""
         if not self.active:
             return outcome
-        decision = torch.tensor([["train", "sampled", "rejected"].index(str(outcome.kind)),
+        decision = torch.tensor([["train", "sampled", "rejected", "skipped"].index(str(outcome.kind)),
                                  [None, "train", "keep"].index(outcome.fallback)], dtype=torch.float64)
         agreed = self.same_everywhere(torch.cat([decision, self.checksum(algorithm).cpu()]))
         outcome.sampler_stats = {**(outcome.sampler_stats or {}), "ranks_agreed": agreed}

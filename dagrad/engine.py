@@ -14,6 +14,7 @@ checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import platform
 import weakref
 from pathlib import Path
@@ -34,7 +35,7 @@ from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
-from dagrad.epochs import EpochKind, EpochOutcome, StepSums
+from dagrad.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
 from dagrad.errors import CheckpointError, ConfigError
 from dagrad.evaluation import evaluate
 from dagrad.experiment import Experiment, resolve
@@ -191,7 +192,7 @@ class Trainer:
             drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
                                          predict=self._predict, meter=self.meter)
             outcome = self.dist.settle_draw(EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
-            if outcome.kind is EpochKind.SAMPLED and self.averager is not None:
+            if outcome.kind in SCHEDULED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
         if outcome.trained:
             outcome.update_stats, outcome.flops = self._train_steps(epoch)
@@ -260,10 +261,17 @@ class Trainer:
         self.records.append(summary)
 
     def _training_inputs(self) -> Iterator[list[torch.Tensor]]:
-        """Training inputs after the last epoch (the stream continues, as khanrc/swad's iterator does),
-        one list of per-environment batches per step, read only as far as a consumer asks."""
-        for labelled, _, _ in self.stream.epoch(self.cfg.epochs):
-            yield [x for x, _ in labelled]
+        """Training inputs after the last epoch, one list of per-environment batches per step, read only as
+        far as a consumer asks: the stream continues through epochs `epochs`, `epochs + 1`, ... (as
+        khanrc/swad's endless iterator does), so BatchNorm re-estimation gets all `update_bn_steps` batches
+        even when an epoch has fewer steps. Stops only if an epoch yields nothing."""
+        for epoch in itertools.count(self.cfg.epochs):
+            empty = True
+            for labelled, _, _ in self.stream.epoch(epoch):
+                empty = False
+                yield [x for x, _ in labelled]
+            if empty:
+                return
 
     # ------------------------------------------------------------------ records and checkpoints
     def _idle_baseline(self) -> Optional[dict]:

@@ -11,12 +11,14 @@ import torch
 
 
 class EpochKind(str, enum.Enum):
-    """TRAIN: steps_per_epoch real updates. SAMPLED: θ_t drawn by GradSamp, no update. REJECTED: a draw
-    was refused; the outcome's `fallback` says whether the epoch then trained or kept θ_{t-1}."""
+    """TRAIN: steps_per_epoch real updates. SAMPLED: θ_t drawn by GradSamp, no update. SKIPPED: the
+    equal-energy control's epoch (the `skip` sampler), θ_t = θ_{t-1}, no update. REJECTED: a draw was
+    refused; the outcome's `fallback` says whether the epoch then trained or kept θ_{t-1}."""
 
     TRAIN = "train"
     SAMPLED = "sampled"
     REJECTED = "rejected"
+    SKIPPED = "skipped"
 
     def __str__(self) -> str:
         return self.value
@@ -27,6 +29,8 @@ class EpochKind(str, enum.Enum):
 
 
 FALLBACKS = ("train", "keep")
+#: the kinds of an epoch GradSamp's schedule took (no updates ran, unless a rejected draw fell back to training)
+SCHEDULED = (EpochKind.SAMPLED, EpochKind.SKIPPED)
 
 
 @dataclass

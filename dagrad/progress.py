@@ -3,9 +3,12 @@ and progress bars only on a terminal.
 
 A log file (a sweep job's log.txt, `dagrad train ... 2> log`) gets the plain lines alone, never the
 bars' carriage returns and escape codes; `--quiet` drops the bars and keeps the lines; the Python API's
-`progress=False` prints nothing. A line reads
+`progress=False` prints nothing. Epochs are numbered from 0, as in configs, schedules, records and
+plots; the parenthesis counts them. A line reads
 
-    epoch 3/10 sampled: train 0.4 s, eval 1.1 s, energy 12.5 J (estimated:cpu-time), OOD acc 41.2 %, val acc 63.0 %
+    epoch 3 (4 of 10) sampled: train 0.4 s, eval 1.1 s, energy 12.5 J (estimated:cpu-time), OOD acc 41.2 %, val acc 63.0 %
+
+where `energy` is the epoch's train + eval energy.
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ class RunProgress:
     def start(self, folder: Path, what: str, epochs: int, start_epoch: int, test_envs: list[int],
               train_envs: list[int]) -> None:
         self.epochs, self.test_envs, self.train_envs = epochs, list(test_envs), list(train_envs)
-        where = f"resuming after epoch {start_epoch}/{epochs}" if start_epoch else \
-            f"{epochs} epoch{'' if epochs == 1 else 's'}"
+        where = f"resuming at epoch {start_epoch} ({start_epoch} of {epochs} done)" if start_epoch else \
+            f"{epochs} epoch{'' if epochs == 1 else 's'} (0 to {epochs - 1})"
         self._write(f"run {folder}: {what}, {where}")
 
     def over_epochs(self, epochs: range) -> Iterable[int]:
@@ -87,7 +90,8 @@ def epoch_line(record: dict, epochs: int, ood: float, val: float) -> str:
     kind = record.get("kind", "train")
     if record.get("fallback"):
         kind += f" -> {record['fallback']}"
-    return (f"epoch {record.get('epoch', 0) + 1}/{epochs} {kind}: train {train.get('seconds', 0.0):.1f} s, "
+    epoch = record.get("epoch", 0)
+    return (f"epoch {epoch} ({epoch + 1} of {epochs}) {kind}: train {train.get('seconds', 0.0):.1f} s, "
             f"eval {evaluation.get('seconds', 0.0):.1f} s, energy {_joules(train, evaluation)}, "
             f"OOD acc {_percent(ood)}, val acc {_percent(val)}")
 

@@ -15,6 +15,13 @@ from typing import Any, Iterable, Optional
 
 from dagrad.metrics import env_mean
 
+
+def epoch_kind(record: dict) -> str:
+    """An epoch record's kind; the skip control's epochs are `skipped` (records written before that kind
+    existed called them `sampled` and are read as `skipped`)."""
+    kind = record.get("kind") or "train"
+    return "skipped" if kind == "sampled" and record.get("sampler") == "skip" else kind
+
 UNREADABLE = "unreadable"  # a source label added when some component of a reading had no joules
 
 
@@ -82,11 +89,12 @@ class EpochValues:
         skipped = update_stats.pop("skipped_examples", 0)
         groups: dict[str, dict[str, Any]] = {
             "progress": {"epoch": record["epoch"], "step": record["step"], "updates": record["updates"],
-                         "sampled": float(record.get("kind") == "sampled"), "skipped_examples": skipped,
+                         "sampled": float(epoch_kind(record) == "sampled"),
+                         "skipped": float(epoch_kind(record) == "skipped"), "skipped_examples": skipped,
                          "seconds": record.get("seconds", math.nan),
                          "train_seconds": (energy.get("train") or {}).get("seconds", math.nan),
                          "eval_seconds": (energy.get("eval") or {}).get("seconds", math.nan)},
-            "text": {"kind": record.get("kind"), "fallback": record.get("fallback"),
+            "text": {"kind": epoch_kind(record), "fallback": record.get("fallback"),
                      "train_sources": ", ".join(sorted(train_src)), "eval_sources": ", ".join(sorted(eval_src))},
             "accuracy": {"ood_acc": env_mean(metrics, self.test_envs, "in"),
                          "val_acc": env_mean(metrics, self.train_envs, "out"),

@@ -67,12 +67,13 @@ def test_interrupted_run_resumes_identically(tiny_config, tmp_path, algorithm, m
 
 def test_swad_reestimates_batchnorm_of_the_average_when_bn_is_not_frozen(tiny_config, tmp_path):
     """khanrc/swad's update_bn: with freeze_bn false the averaged model's BatchNorm statistics are recomputed
-    over training batches, metered in the `averaging` window; with frozen BN nothing is run."""
+    over training batches, metered in the `averaging` window; with frozen BN nothing is run. An epoch of 2
+    steps is shorter than the 5 re-estimation steps asked for: the stream continues past the last epoch."""
     resnet = ["network.name=resnet18", "data.image_size=8", "data.options.angles=[0, 75]", "data.test_envs=[1]",
               "eval_mode=fast", "epochs=2", "steps_per_epoch=2", *SWAD, "averaging.options.early_stop=false",
-              "averaging.options.update_bn_steps=2", "energy.count_flops=false", "data.eval_batch_size=1024"]
+              "averaging.options.update_bn_steps=5", "energy.count_flops=false", "data.eval_batch_size=1024"]
     _, _, free = run(tiny_config, tmp_path, "free", *resnet, "network.options={freeze_bn: false}")
-    assert free["averager"]["bn_steps"] == 2
+    assert free["averager"]["bn_steps"] == 5
     assert free["averaging_energy"]["seconds"] > 0 and free["averaging_energy"]["joules"] is not None
     _, _, frozen = run(tiny_config, tmp_path, "frozen", *resnet, "network.options={freeze_bn: true}")
     assert frozen["averager"]["bn_steps"] == 0 and "averaging_energy" in frozen

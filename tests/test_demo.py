@@ -22,3 +22,12 @@ def test_demo_writes_table_records_and_plots(tmp_path, capsys):
     assert (out / "rotated_digits-pareto.png").stat().st_size > 10_000
     assert (out / "rotated_digits-curves.png").stat().st_size > 10_000
     assert table.strip() in capsys.readouterr().out
+
+
+def test_demo_runs_each_seeds_settings_side_by_side():
+    from dagrad.demo import demo_jobs
+
+    assert demo_jobs(2) == [("full", 0), ("gradsamp", 0), ("control", 0), ("full", 1), ("gradsamp", 1),
+                            ("control", 1)]
+    assert demo_jobs(2, "grouped") == [("full", 0), ("full", 1), ("gradsamp", 0), ("gradsamp", 1), ("control", 0),
+                                       ("control", 1)]

@@ -109,7 +109,7 @@ def test_sampled_epoch_does_no_forward_or_backward_pass(tiny_config, tmp_path, m
 def test_skip_control_keeps_parameters_and_costs_nothing(tiny_config, tmp_path):
     epochs = epochs_of(train(tiny_config("epochs=4", "gradsamp.sampler=skip", "gradsamp.schedule_options.start=2",
                                          "gradsamp.schedule_options.every=5"), tmp_path / "run", progress=False))
-    assert [r["kind"] for r in epochs] == ["train", "train", "sampled", "train"]
+    assert [r["kind"] for r in epochs] == ["train", "train", "skipped", "train"]  # the control skips, never samples
     assert epochs[2]["metrics"] == epochs[1]["metrics"]  # theta_t = theta_{t-1}: same evaluation
     assert epochs[2]["sampler_stats"]["mean_abs_step"] == 0
 
@@ -152,8 +152,9 @@ SCHEDULES = {
 def test_every_sampler_with_every_schedule(tiny_config, tmp_path, sampler, schedule):
     epochs = epochs_of(train(tiny_config("epochs=5", f"gradsamp.sampler={sampler}", *SCHEDULES[schedule]),
                              tmp_path / "run", progress=False))
-    assert [r["kind"] for r in epochs] == ["train", "train", "sampled", "train", "sampled"]
+    drawn = "skipped" if sampler == "skip" else "sampled"
+    assert [r["kind"] for r in epochs] == ["train", "train", drawn, "train", drawn]
     for r in epochs:
-        assert r["sampler"] == sampler and (r["sampler_stats"] is not None) == (r["kind"] == "sampled")
+        assert r["sampler"] == sampler and (r["sampler_stats"] is not None) == (r["kind"] == drawn)
     step = epochs[2]["sampler_stats"]["mean_abs_step"]
     assert step == 0 if sampler == "skip" else step > 0

@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dagrad.analysis.runs import Run, phase_energy
+from dagrad.record_values import epoch_kind
 from dagrad.config import RUN_ENVIRONMENT_KEYS, stable_hash, without_keys
 
 if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
@@ -101,7 +102,8 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
             "sampler": run.config.get("gradsamp", {}).get("sampler", "none"),
             "test_envs": run.test_envs, "trial_seed": run.trial_seed, "hparams_seed": run.hparams_seed,
             "complete": run.complete, "reported": (run.summary or {}).get("reported", "online"),
-            "epochs": len(run.epochs), "sampled_epochs": sum(r.get("kind") == "sampled" for r in run.epochs),
+            "epochs": len(run.epochs), "sampled_epochs": sum(epoch_kind(r) == "sampled" for r in run.epochs),
+            "skipped_epochs": sum(epoch_kind(r) == "skipped" for r in run.epochs),
             "train_J": last.cum_train_J if last else 0.0, "eval_J": last.cum_eval_J if last else 0.0,
             "train_sources": ", ".join(sorted(last.train_sources)) if last else "",
             "eval_sources": ", ".join(sorted(last.eval_sources)) if last else "",
@@ -124,7 +126,7 @@ def epochs_frame(runs: list[Run]) -> pd.DataFrame:
             tests = [record["metrics"].get(f"env{i}_in_acc") for i in run.test_envs]
             tests = [v for v in tests if v is not None]
             rows.append({"run_id": run.run_id, "config_key": configuration_key(run.resolved), "epoch": record["epoch"],
-                         "step": record["step"], "kind": record.get("kind"), "train_J": t, "eval_J": e,
+                         "step": record["step"], "kind": epoch_kind(record), "train_J": t, "eval_J": e,
                          "cum_train_J": train, "cum_eval_J": evals, "cum_J": train + evals,
                          "test_acc": sum(tests) / len(tests) if tests else float("nan"), **record["metrics"]})
     return pd.DataFrame(rows)

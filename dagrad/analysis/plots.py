@@ -1,6 +1,6 @@
 """Accuracy-vs-energy figures (PNG and SVG, matplotlib Agg), drawn only from records.
 
-- `<dataset>-pareto`: OOD accuracy against total energy per configuration, SE error bars on both axes,
+- `<dataset>-pareto`: OOD accuracy against train + eval energy per configuration, SE error bars on both axes,
   the Pareto front (no other configuration is both cheaper and more accurate) marked. When the runs used
   several precisions (a GPU study's precision axis), one panel per algorithm with colour = precision and
   marker = GradSamp setting, so cheaper arithmetic and sampled epochs are seen side by side.
@@ -99,18 +99,18 @@ def pareto_figure(summary: pd.DataFrame, dataset: str, precisions: Optional[dict
         return _pareto_by_precision(s, dataset, precisions)
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
-    x, y = list(s["total_J"]), list(s["acc:Avg"])
+    x, y = list(s["train_eval_J"]), list(s["acc:Avg"])
     algorithms = list(s["algorithm"].unique())
     for r in s.sort_values(["algorithm", "setting"]).to_dict("records"):
         style = _style(r["algorithm"], r["setting"], algorithms)
-        ax.errorbar(r["total_J"], r["acc:Avg"], xerr=np.nan_to_num(r["total_J_se"]),
+        ax.errorbar(r["train_eval_J"], r["acc:Avg"], xerr=np.nan_to_num(r["train_eval_J_se"]),
                     yerr=np.nan_to_num(r["se:Avg"]), fmt=style["marker"], color=style["color"],
                     capsize=3, label=f"{r['algorithm']} {r['setting']}")
     front = pareto_front(x, y)
     ax.plot([x[i] for i in front], [y[i] for i in front], "k--", lw=1, alpha=0.6, label="Pareto front")
     ax.scatter([x[i] for i in front], [y[i] for i in front], s=140, facecolors="none", edgecolors="k")
     sources = ", ".join(sorted(set(s["sources"])))
-    ax.set(xlabel=f"total energy per run, train + eval (J, {_energy_label(sources)})",
+    ax.set(xlabel=f"energy per run, train + eval (J, {_energy_label(sources)})",
            ylabel="OOD accuracy (%)", title=f"{dataset}: accuracy against energy (mean ± SE over trial seeds)")
     ax.grid(alpha=0.3)
     _legend(fig, ax)
@@ -127,14 +127,14 @@ def _pareto_by_precision(s: pd.DataFrame, dataset: str, precisions: dict[str, st
             precision = precisions.get(r["config_key"], "?")
             style = _style(algorithm, r["setting"], algorithms)
             colour = PRECISION_COLOURS.get(precision.split(" ")[0], "tab:purple")
-            ax.errorbar(r["total_J"], r["acc:Avg"], xerr=np.nan_to_num(r["total_J_se"]),
+            ax.errorbar(r["train_eval_J"], r["acc:Avg"], xerr=np.nan_to_num(r["train_eval_J_se"]),
                         yerr=np.nan_to_num(r["se:Avg"]), fmt=style["marker"], color=colour, capsize=3,
                         mfc="white" if r["setting"] == "skip" else colour, label=f"{precision} · {r['setting']}")
-        x, y = list(a["total_J"]), list(a["acc:Avg"])
+        x, y = list(a["train_eval_J"]), list(a["acc:Avg"])
         front = pareto_front(x, y)
         ax.plot([x[i] for i in front], [y[i] for i in front], "k--", lw=1, alpha=0.6, label="Pareto front")
         sources = ", ".join(sorted(set(a["sources"])))
-        ax.set(title=algorithm, xlabel=f"total energy per run, train + eval (J, {_energy_label(sources)})")
+        ax.set(title=algorithm, xlabel=f"energy per run, train + eval (J, {_energy_label(sources)})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     axes[0].set_ylabel("OOD accuracy (%)")
@@ -184,7 +184,7 @@ def plot_curves(epochs: pd.DataFrame, selected: pd.DataFrame, dataset: str, out:
 
 def run_figure(epochs: pd.DataFrame, title: str) -> Figure:
     """Accuracy (OOD, training-domain validation, SWAD's average when present) and cumulative energy by
-    phase over one run's epochs, sampled epochs marked; `epochs` is the API's `Run.epochs` frame."""
+    phase over one run's epochs, sampled and skipped epochs marked; `epochs` is the API's `Run.epochs` frame."""
     fig = Figure(figsize=(10, 3.8))
     acc, energy = fig.subplots(1, 2)
     x = epochs["epoch"]
@@ -192,17 +192,18 @@ def run_figure(epochs: pd.DataFrame, title: str) -> Figure:
     acc.plot(x, 100 * epochs["val_acc"], "s--", ms=3, label="validation (training environments, out)")
     if "averaged_ood_acc" in epochs:
         acc.plot(x, 100 * epochs["averaged_ood_acc"], "^:", ms=3, label="OOD, averaged model")
-    sampled = epochs[epochs["kind"] == "sampled"]
-    if len(sampled):
-        acc.plot(sampled["epoch"], 100 * sampled["ood_acc"], "v", color="k", ms=7, fillstyle="none",
-                 label="sampled epochs (GradSamp)")
-    acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for kind, marker, label in (("sampled", "v", "sampled epochs (GradSamp)"),
+                                ("skipped", "x", "skipped epochs (control)")):
+        marked = epochs[epochs["kind"] == kind]
+        if len(marked):
+            acc.plot(marked["epoch"], 100 * marked["ood_acc"], marker, color="k", ms=7, fillstyle="none", label=label)
+    acc.set(xlabel="epoch (0-based)", ylabel="accuracy (%)", title="accuracy")
     sources = {s.strip() for col in ("train_sources", "eval_sources") for text in epochs[col]
                for s in str(text).split(",") if s.strip()}
     energy.plot(x, epochs["cum_train_J"], "o-", ms=3, label="train")
     energy.plot(x, epochs["cum_eval_J"], "s--", ms=3, label="eval")
     energy.plot(x, epochs["cum_J"], "k-", lw=1, label="train + eval")
-    energy.set(xlabel="epoch", ylabel=f"cumulative energy (J, {_energy_label(', '.join(sorted(sources)))})",
+    energy.set(xlabel="epoch (0-based)", ylabel=f"cumulative energy (J, {_energy_label(', '.join(sorted(sources)))})",
                title="energy")
     for ax in (acc, energy):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -25,7 +25,7 @@ import pandas as pd
 
 from dagrad.analysis.runs import UNREADABLE, Run, load_runs
 from dagrad.analysis.runs import mean_se as runs_mean_se
-from dagrad.analysis.selection import DESCRIPTIONS, select
+from dagrad.analysis.selection import DESCRIPTIONS, TIE_RULE, select
 
 BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
 MIXED = "‡"
@@ -69,7 +69,8 @@ def per_trial(selected: pd.DataFrame, expected: Optional[dict] = None) -> pd.Dat
             rows.append({"dataset": dataset, "config_key": key, "trial_seed": trial,
                          "acc": 100 * g["test_acc"].mean() if set(g["test_env"]) == envs else float("nan"),
                          "train_J": g["run_train_J"].mean(), "eval_J": g["run_eval_J"].mean(),
-                         "total_J": (g["run_train_J"] + g["run_eval_J"]).mean(), "updates": g["run_updates"].mean(),
+                         "train_eval_J": (g["run_train_J"] + g["run_eval_J"]).mean(),
+                         "updates": g["run_updates"].mean(),
                          "dynamic_J": (g["run_dyn_train_J"] + g["run_dyn_eval_J"]).mean(skipna=False)
                          if "run_dyn_train_J" in g else float("nan"),
                          "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean()})
@@ -107,7 +108,7 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
         for env, e in g.groupby("env_name", sort=False):
             row[f"acc:{env}"], row[f"se:{env}"], row[f"n:{env}"] = mean_se(100 * e["test_acc"], ddof)
         row["acc:Avg"], row["se:Avg"], row["n:Avg"] = mean_se(t["acc"], ddof)
-        for phase in ("train", "eval", "total", "selected"):
+        for phase in ("train", "eval", "train_eval", "selected"):
             row[f"{phase}_J"], row[f"{phase}_J_se"], _ = mean_se(t[f"{phase}_J"], ddof)
         dynamic = t["dynamic_J"] if "dynamic_J" in t else []
         row["dynamic_J"], row["dynamic_J_se"], _ = mean_se(dynamic, ddof) \
@@ -115,6 +116,8 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
         row["updates"] = float(t["updates"].mean())
         sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
         row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
+        row["selections"] = len(g)
+        row["tie_decided"] = int((g["tied"] > 0).sum()) if "tied" in g else 0
         rows.append(row)
     out = pd.DataFrame(rows)
     for col in ("full_key", "control_key"):
@@ -126,7 +129,8 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
             base = full.iloc[0]
             out.loc[i, "full_key"] = base.config_key
             out.loc[i, "saving_train_pct"] = 100 * (1 - row.train_J / base.train_J) if base.train_J else np.nan
-            out.loc[i, "saving_total_pct"] = 100 * (1 - row.total_J / base.total_J) if base.total_J else np.nan
+            out.loc[i, "saving_train_eval_pct"] = 100 * (1 - row.train_eval_J / base.train_eval_J) \
+                if base.train_eval_J else np.nan
             out.loc[i, "saving_updates_pct"] = 100 * (1 - row.updates / base.updates) if base.updates else np.nan
             out.loc[i, "saving_flag"] = row.mixed or base.mixed or row.sources != base.sources
             d = _paired(trials[trials.dataset == row.dataset], row.config_key, base.config_key, ddof)
@@ -157,12 +161,12 @@ def tidy(summary: pd.DataFrame) -> pd.DataFrame:
             if np.isfinite(d[f"acc:{col}"]):
                 rows.append({**base, "quantity": "accuracy_pct", "column": col, "mean": d[f"acc:{col}"],
                              "se": d[f"se:{col}"], "n": d[f"n:{col}"], "sources": ""})
-        for phase in ("train", "eval", "total", "selected"):
+        for phase in ("train", "eval", "train_eval", "selected"):
             rows.append({**base, "quantity": f"{phase}_energy_J", "column": "", "mean": d[f"{phase}_J"],
                          "se": d[f"{phase}_J_se"], "n": d["n:Avg"], "sources": d["sources"],
                          "flag": MIXED if d["mixed"] else ""})
         if np.isfinite(d.get("dynamic_J", np.nan)):
-            rows.append({**base, "quantity": "total_dynamic_energy_J", "column": "", "mean": d["dynamic_J"],
+            rows.append({**base, "quantity": "train_eval_dynamic_energy_J", "column": "", "mean": d["dynamic_J"],
                          "se": d["dynamic_J_se"], "n": d["n:Avg"], "sources": d["sources"],
                          "flag": MIXED if d["mixed"] else ""})
         for name, se, n in (("delta_full", "delta_full_se", "delta_full_n"),
@@ -170,7 +174,7 @@ def tidy(summary: pd.DataFrame) -> pd.DataFrame:
             if np.isfinite(d.get(name, np.nan)):
                 rows.append({**base, "quantity": f"{name}_pp", "column": "Avg", "mean": d[name], "se": d[se],
                              "n": d[n], "sources": "", "flag": d.get("verdict", "") if "control" in name else ""})
-        for name in ("saving_train_pct", "saving_total_pct", "saving_updates_pct"):
+        for name in ("saving_train_pct", "saving_train_eval_pct", "saving_updates_pct"):
             if np.isfinite(d.get(name, np.nan)):
                 rows.append({**base, "quantity": name, "column": "", "mean": d[name], "se": np.nan, "n": d["n:Avg"],
                              "sources": d["sources"], "flag": MIXED if d.get("saving_flag") else ""})
@@ -195,23 +199,24 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     named = summary.attrs.get("envs", {}).get(dataset)
     if named:  # every test environment the sweep has, in order, empty where this selection found nothing
         envs = named + [e for e in envs if e not in named]
-    unit, scale = energy_unit(s["total_J"])
+    unit, scale = energy_unit(s["train_eval_J"])
     dynamic = "dynamic_J" in s and bool(np.isfinite(s["dynamic_J"]).any())
     header = ["algorithm", "setting", *envs, "Avg", "Δ vs full", "updates (saved)", f"train ({unit})",
-              f"eval ({unit})", f"total{' gross' if dynamic else ''} ({unit})",
-              *([f"total dynamic ({unit})"] if dynamic else []), f"to selected ({unit})", "saving (train / total)",
+              f"eval ({unit})", f"train + eval{' gross' if dynamic else ''} ({unit})",
+              *([f"train + eval dynamic ({unit})"] if dynamic else []), f"to selected ({unit})",
+              "saving (train / train + eval)",
               "energy source"]
     rows = []
     for d in s.to_dict("records"):
         flag = f" {MIXED}" if d["mixed"] else ""
         saving = "–"
-        if np.isfinite(d.get("saving_total_pct", np.nan)):
-            saving = f"{d['saving_train_pct']:.0f} % / {d['saving_total_pct']:.0f} %" + \
+        if np.isfinite(d.get("saving_train_eval_pct", np.nan)):
+            saving = f"{d['saving_train_pct']:.0f} % / {d['saving_train_eval_pct']:.0f} %" + \
                 (f" {MIXED}" if d.get("saving_flag") else "")
         delta = pm(d.get("delta_full", np.nan), d.get("delta_full_se", np.nan))
         saved = d.get("saving_updates_pct", np.nan)
         updates = f"{d['updates']:.0f}" + (f" ({saved:.0f} %)" if np.isfinite(saved) else "")
-        phases = ("train", "eval", "total", *(["dynamic"] if dynamic else []), "selected")
+        phases = ("train", "eval", "train_eval", *(["dynamic"] if dynamic else []), "selected")
         rows.append([d["algorithm"], d["setting"], *[pm(d.get(f"acc:{e}", np.nan), d.get(f"se:{e}", np.nan))
                                                for e in envs],
                      pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp", updates,
@@ -220,6 +225,9 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
     notes = []
     for d in s[s["control_key"].isna() & ~s["sampler"].isin(["none", "skip"])].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']}: {d['verdict']}.")
+    for d in s[s.get("tie_decided", pd.Series(0, index=s.index)) > 0].to_dict("records"):
+        notes.append(f"{d['algorithm']}, {d['setting']}: a tie in validation accuracy decided {d['tie_decided']} of "
+                     f"{d['selections']} selection(s) ({TIE_RULE}).")
     for d in s[s["control_key"].notna()].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']} vs its equal-energy control (skip, same epochs): "
                      f"{pm(d['delta_control'], d['delta_control_se'])} pp over {int(d['delta_control_n'])} "
@@ -250,7 +258,9 @@ def _footer(summary: pd.DataFrame, selection: str, numerics: str = "") -> list[s
              "Energy: the chosen runs' whole training (train phase incl. sampled epochs, eval phase = every "
              "split evaluated each epoch), mean over test environments per trial seed, then mean ± SE; picking an "
              "earlier epoch refunds nothing. To selected: train + eval energy spent up to and including the "
-             "selected epoch (what stopping there would have cost). Saving = 1 − energy / full training's energy.",
+             "selected epoch (what stopping there would have cost). Saving = 1 − energy / full training's energy. "
+             "Train + eval is the sum of those two phases; a run's whole energy (`run` in its records, `dagrad "
+             "status`) also counts start-up, checkpoints and the gaps between windows.",
              f"GradSamp 'beats' its control only when the paired difference exceeds {BEATS_SE:g} SE "
              "(not a formal test with few seeds)."]
     if "dynamic_J" in summary and np.isfinite(summary["dynamic_J"]).any():

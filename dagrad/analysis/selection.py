@@ -13,15 +13,21 @@ one trial seed, differing only in hparams_seed. Methods (DomainBed's model_selec
 - last: the final model of the default hparams (hparams_seed 0, else the lowest): no selection at all.
 
 A run that averages weights (SWAD: summary.reported == "averaged") offers one model only, its final
-averaged model, to every method, as SWAD reports it. Ties go to the earlier epoch, then the lower
-hparams seed. Only single-test-environment runs fill table cells; pairs serve leave_one_out. Runs under
+averaged model, to every method, as SWAD reports it.
+
+Ties: among candidates with exactly the same validation accuracy, the earlier epoch wins, then the lower
+hparams seed (DomainBed's argmax keeps the first). A selected row's `tied` counts the other candidates it
+beat only by this rule (other epochs of its run, other hparams seeds' choices); the report names every
+configuration where a tie decided a selection.
+
+Only single-test-environment runs fill table cells; pairs serve leave_one_out. Runs under
 another data protocol (WILDS's) are left to that protocol's own selection (dagrad.analysis.wilds).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -34,6 +40,7 @@ if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
     import pandas as pd
 
 METHODS = ("training_domain", "leave_one_out", "oracle", "last")
+TIE_RULE = "ties go to the earlier epoch, then the lower hparams seed"
 DESCRIPTIONS = {
     "training_domain": "training-domain validation (best mean `out` accuracy of the training environments "
                        "over epochs and hparams)",
@@ -48,6 +55,7 @@ class Choice:
     run: Run
     point: Point
     val_acc: float
+    tied: int = 0  # other candidates with the same validation accuracy, passed over by the tie rule
 
 
 def _mean(values: list[Optional[float]]) -> float:
@@ -56,12 +64,16 @@ def _mean(values: list[Optional[float]]) -> float:
 
 
 def _best(choices: list[Choice]) -> Optional[Choice]:
-    """The first choice with the highest finite validation accuracy (DomainBed's argmax)."""
+    """The first choice with the highest finite validation accuracy (DomainBed's argmax: the tie rule),
+    its `tied` grown by the choices it beat only by coming first."""
     best = None
     for choice in choices:
         if np.isfinite(choice.val_acc) and (best is None or choice.val_acc > best.val_acc):
             best = choice
-    return best
+    if best is None:
+        return None
+    tied = sum(c is not best and c.val_acc == best.val_acc for c in choices)
+    return replace(best, tied=best.tied + tied)
 
 
 def _training_domain(run: Run, test_env: int, pairs: dict) -> Optional[Choice]:
@@ -134,7 +146,7 @@ def select(runs: list[Run], method: str = "training_domain") -> pd.DataFrame:
 COLUMNS = ["dataset", "algorithm", "setting", "config_key", "family", "control", "sampler", "test_env", "env_name", "trial_seed",
            "hparams_seed", "run_id", "epoch", "step", "val_acc", "test_acc", "sel_train_J", "sel_eval_J",
            "run_train_J", "run_eval_J", "run_updates", "train_sources", "eval_sources", "search_J", "n_hparams", "method",
-           "path"]
+           "path", "tied"]
 
 
 def _row(choice: Choice, test_env: int, names: tuple[str, str], key: str, method: str, looked: list[Run],
@@ -155,5 +167,5 @@ def _row(choice: Choice, test_env: int, names: tuple[str, str], key: str, method
         "run_updates": run.epochs[-1]["updates"] if run.epochs else 0,
         "train_sources": ", ".join(sorted(whole.train_sources)), "eval_sources": ", ".join(sorted(whole.eval_sources)),
         "search_J": sum(r.points()[-1].cum_train_J + r.points()[-1].cum_eval_J for r in looked if r.points()),
-        "n_hparams": n_hparams, "method": method, "path": str(run.path),
+        "n_hparams": n_hparams, "method": method, "path": str(run.path), "tied": choice.tied,
     }

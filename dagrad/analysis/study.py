@@ -191,7 +191,7 @@ def build_study(runs: list[Run], selection: str = "training_domain", se: str = "
         row["t"], row["p"] = paired_test(row["control_diffs"]) if d["control_key"] else (math.nan, math.nan)
         full = _differences(t, d["config_key"], d["full_key"]) if d["full_key"] else pd.Series(dtype=float)
         row["delta_full"], row["delta_full_se"], row["n_full"] = mean_se(full, ddof)
-        for key in ("saving_train_pct", "saving_total_pct", "saving_updates_pct"):
+        for key in ("saving_train_pct", "saving_train_eval_pct", "saving_updates_pct"):
             row[key] = d.get(key, math.nan)
         row["energy_flag"] = bool(d.get("saving_flag")) if isinstance(d.get("saving_flag"), (bool, np.bool_)) else False
         rows.append(row)

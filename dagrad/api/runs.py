@@ -88,8 +88,9 @@ class Run:
         state = "finished" if self.complete else "running or stopped"
         epochs = self.config.get("epochs", "?")
         ood = self.summary["ood_acc"] if self.records.epochs else float("nan")
+        model = " (averaged model)" if self.summary["reported"] == "averaged" else ""
         return (f"Run({str(self.folder)!r}, {len(self.records.epochs)}/{epochs} epochs, {state}, "
-                f"OOD accuracy {100 * ood:.1f} %)")
+                f"OOD accuracy{model} {100 * ood:.1f} %)")
 
 
 def load_run(folder: str | Path) -> Run:

@@ -43,19 +43,24 @@ class Sweep:
 
 def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher: Optional[str] = None,
           workers: int = 1, launcher_options: Optional[dict[str, Any]] = None, plugins: Sequence[str] = (),
-          allow_plugins: bool = False) -> Sweep:
+          allow_plugins: bool = False, order: str = "side-by-side") -> Sweep:
     """Run every job of a sweep that is not done yet (resuming partial ones), as `dagrad sweep` does;
     progress lines go to stdout. A job that fails does not raise: it is listed in `Sweep.failed` (with
     its log) and named in a warning. A bad sweep file raises its ConfigError before anything runs. `launcher`:
     as `--launcher` (default: the sweep's `launcher:` block, else processes); `launcher_options` replace the
     block's options. `plugins` / `allow_plugins`: the plugin consent, as for `dagrad.train` (every worker
-    inherits it)."""
+    inherits it). `order`: as `--order` (side-by-side: the settings compared run next to each other;
+    grouped: setting after setting)."""
     import torch
 
     from dagrad.launch import choose_launcher, read_sweep, run_sweep
+    from dagrad.launch.grid import check_order
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers!r}")
+    if not isinstance(order, str):
+        raise ConfigError(f"order: unknown job order {order!r}; choose one of: side-by-side, grouped")
+    check_order(order)
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself
@@ -64,7 +69,7 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
             warnings.warn(note, stacklevel=2)
         threads = torch.get_num_threads()
         try:
-            outcome = run_sweep(sweep_yaml, out, launcher=runner, plugins=agreed)
+            outcome = run_sweep(sweep_yaml, out, launcher=runner, plugins=agreed, order=order)
         finally:  # the local launcher sets torch's threads per job in this process: give the caller its own back
             torch.set_num_threads(threads)
         results = {r.job.id: r for r in outcome.results}

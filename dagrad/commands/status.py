@@ -71,17 +71,17 @@ def render(status, listing_all: bool = False) -> str:
 def _energy_line(status) -> str:
     metered = [j for j in status.jobs if j.joules is not None]
     if not metered:
-        return "energy so far: none metered yet"
+        return "run energy so far: none metered yet"
     sources = sorted({s for j in metered for s in j.energy_sources})
     unknown = sum(j.energy_unknown for j in status.jobs)
     gaps = f"; {unknown} job(s) with a component that could not be read (not counted)" if unknown else ""
-    return (f"energy so far: {_joules(status.joules)} over {len(metered)} job(s) "
+    return (f"run energy so far (whole jobs): {_joules(status.joules)} over {len(metered)} job(s) "
             f"({', '.join(sources) or 'no source'}){gaps}")
 
 
 def _detail(job) -> str:
-    epochs = f"epoch {job.epoch}/{job.epochs}" if job.epochs else f"epoch {job.epoch}"
-    energy = f", {_joules(job.joules)}" if job.joules is not None else ""
+    epochs = f"{job.epoch} of {job.epochs} epochs done" if job.epochs else f"{job.epoch} epochs done"
+    energy = f", run {_joules(job.joules)}" if job.joules is not None else ""
     if job.state == "running":
         beat = f", heartbeat {_ago(job.heartbeat_age)}" if job.heartbeat_age is not None else ""
         since = f", last epoch {_ago(time.time() - job.last_update)}" if job.last_update and job.epoch else ""

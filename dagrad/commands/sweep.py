@@ -1,5 +1,5 @@
-"""`dagrad sweep -c SWEEP.yaml [--out DIR] [--workers N] [--launcher NAME] [--dry-run]`: run a grid of
-experiments.
+"""`dagrad sweep -c SWEEP.yaml [--out DIR] [--workers N] [--launcher NAME] [--order ORDER] [--dry-run]`: run a
+grid of experiments.
 
 Every job is validated before any runs (names, options, hyperparameter ranges, the dataset's
 environments, plugin consent); a relaunch skips finished jobs and resumes the others. Exit code 0 when
@@ -24,6 +24,9 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     p.add_argument("--workers", type=int, default=1, help="jobs at once for the local launchers (default 1)")
     p.add_argument("--launcher", help="local, processes, slurm or a plugin's (`dagrad list launchers`); default: "
                    "the sweep's launcher: block, else processes")
+    p.add_argument("--order", default="side-by-side", help="job order: side-by-side (default: the settings "
+                   "compared for one dataset, test environment, hparams seed and trial seed run next to each other, "
+                   "at the same time with several workers) or grouped (setting after setting)")
     p.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     add_consent_arguments(p)
     return p
@@ -31,12 +34,14 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from dagrad.launch import choose_launcher, plan, read_sweep, run_sweep
+    from dagrad.launch.grid import check_order
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    check_order(args.order)
     consent = consent_from(args)  # --plugin X is imported by the launcher and every worker
     if args.dry_run:
-        sweep, jobs, out = plan(args.config, args.out, consent)
+        sweep, jobs, out = plan(args.config, args.out, consent, args.order)
         print(f"sweep {sweep.name}: {len(jobs)} jobs -> {out}")
         for job in jobs:
             print(f"  {job.id}  {job.state():7s}  {job.name}")
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                      getattr(args, "threads", None))
     if note:
         print(f"dagrad: note: {note}")
-    outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent)
+    outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent, order=args.order)
     try:
         print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")
     except BrokenPipeError:

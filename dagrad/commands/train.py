@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if not is_main_process():
         return 0  # under torchrun, rank 0 speaks for the job
     s = load_run(path).summary_figures()
-    print(f"OOD accuracy {100 * s['ood_acc']:.1f} %, training-domain validation {100 * s['val_acc']:.1f} %, "
+    model = " (averaged model)" if s["reported"] == "averaged" else ""  # SWAD: the average's, not the last epoch's
+    print(f"OOD accuracy{model} {100 * s['ood_acc']:.1f} %, training-domain validation {100 * s['val_acc']:.1f} %, "
           f"train energy {s['train_J']:.0f} J ({', '.join(s['train_sources'])}), "
           f"eval energy {s['eval_J']:.0f} J\nrecords: {path}")
     return 0

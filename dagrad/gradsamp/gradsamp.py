@@ -37,7 +37,8 @@ VERSION = 2
 
 @dataclass
 class SampleOutcome:
-    """What ``sample`` did. kind: 'sampled' or 'rejected'; fallback (if rejected): 'train' or 'keep'."""
+    """What ``sample`` did. kind: 'sampled', 'skipped' (a sampler that does not move θ: the skip control) or
+    'rejected'; fallback (if rejected): 'train' or 'keep'."""
 
     kind: str
     fallback: str | None = None
@@ -138,7 +139,7 @@ class GradSamp:
             for opt in optimizers.values():
                 opt.state.clear()
         self._last_fallback = None
-        return SampleOutcome("sampled", None, plain(stats))
+        return SampleOutcome("sampled" if self.sampler.moves else "skipped", None, plain(stats))
 
     def _propose(self, module: nn.Module, epoch: int, stats: dict[str, Any], finish: bool
                  ) -> tuple[list[_Piece], _Tally]:

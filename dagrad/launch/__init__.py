@@ -15,14 +15,14 @@ from typing import Optional, TextIO
 
 from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
 from dagrad.errors import StorageError
-from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
+from dagrad.launch.grid import ORDERS, GridPoint, Sweep, check_order, describe, read_sweep, resolve
 from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
 from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
     build_launcher, silence_stdout, worker_command
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
-           "SweepOutcome", "LAUNCHERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
+           "SweepOutcome", "LAUNCHERS", "ORDERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
            "read_sweep", "resolve", "run_sweep", "worker_command"]
 
 
@@ -48,14 +48,16 @@ class SweepOutcome:
         return [r for r in self.results if r.status == "busy"]
 
 
-def plan(sweep_file: str | Path, out: Optional[str | Path] = None,
-         plugins: PluginConsent = NO_PLUGINS) -> tuple[Sweep, list[Job], Path]:
+def plan(sweep_file: str | Path, out: Optional[str | Path] = None, plugins: PluginConsent = NO_PLUGINS,
+         order: str = "side-by-side") -> tuple[Sweep, list[Job], Path]:
     """Read and validate the whole sweep (every job resolved, plugins only with consent) without writing
-    anything. Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
+    anything; the jobs in job order `order` (grid.ORDERS). Plugins named in the consent (`--plugin X`) are
+    imported first, as every worker does."""
+    check_order(order)
     import_plugins(sorted(plugins.named), plugins)
     sweep = read_sweep(sweep_file)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
-    return sweep, expand(sweep, out, plugins), out
+    return sweep, expand(sweep, out, plugins, order), out
 
 
 def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, threads: Optional[int] = None,
@@ -116,12 +118,14 @@ def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
 
 def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers: int = 1,
               launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout",
-              plugins: PluginConsent = NO_PLUGINS) -> SweepOutcome:
-    """Run every job that is not done yet (resuming partial ones); returns what happened to each.
+              plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side") -> SweepOutcome:
+    """Run every job that is not done yet (resuming partial ones), in job order `order` (side-by-side: the
+    settings compared run next to each other, at the same time with several workers; grouped: setting after
+    setting); returns what happened to each.
     Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
     configs name are imported, here and in every worker, only with the consent `plugins`."""
     stream = sys.stdout if stream == "stdout" else stream
-    sweep, jobs, out = plan(sweep_file, out, plugins)
+    sweep, jobs, out = plan(sweep_file, out, plugins, order)
     _prepare_all(out, jobs)
     states = {j.id: j.state() for j in jobs}
     # jobs another launch is running go last: by then they may be done (the worker then says so)

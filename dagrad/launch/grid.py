@@ -291,6 +291,36 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
         raise ConfigError(f"{where}: {exc}") from None
 
 
+#: job orders: `side-by-side` puts the settings compared (full training, each reading, its skip control)
+#: of one (dataset, algorithm, test environments, hparams seed, trial seed, axes, variants) next to each
+#: other, so a change in the machine's load falls on every arm alike and workers run them at the same time;
+#: `grouped` runs each setting's jobs together, setting after setting (the grid's own order)
+ORDERS = ("side-by-side", "grouped")
+
+
+def comparison(point: GridPoint) -> tuple:
+    """What a grid point is compared within: every axis but the GradSamp setting."""
+    return (point.dataset, point.algorithm, point.test_envs, point.hparams_seed, point.trial_seed, point.extra,
+            point.variants)
+
+
+def check_order(order: str) -> str:
+    if order not in ORDERS:
+        raise ConfigError(f"order: unknown job order {order!r}; choose one of: {', '.join(ORDERS)}")
+    return order
+
+
+def in_order(items: list, point_of: Any, order: str = "side-by-side") -> list:
+    """`items` (in the grid's order) in job order `order`; `point_of(item)` is the item's GridPoint. The
+    side-by-side order keeps each comparison where its first job stood and its settings in grid order."""
+    if check_order(order) == "grouped":
+        return list(items)
+    first: dict[tuple, int] = {}
+    for i, item in enumerate(items):
+        first.setdefault(comparison(point_of(item)), i)
+    return sorted(items, key=lambda item: first[comparison(point_of(item))])  # stable: grid order within
+
+
 def describe(point: GridPoint) -> str:
     """A short human name of a grid point (for progress and error lines)."""
     extra = "".join(f" {k}={v}" for k, v in (*point.variants, *point.extra))

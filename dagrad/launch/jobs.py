@@ -18,7 +18,7 @@ from dagrad.config import to_dict
 from dagrad.errors import ConfigError
 from dagrad.experiment import Experiment, experiment_from_dict
 from dagrad.folderlock import holder_of
-from dagrad.launch.grid import GridPoint, Sweep, describe, identity, resolve
+from dagrad.launch.grid import GridPoint, Sweep, check_order, describe, identity, in_order, resolve
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.records import RECORDS_NAME
 from dagrad.runfolder import KEEP, move_aside as _move_aside
@@ -59,18 +59,20 @@ class Job:
         return "new"
 
 
-def expand(sweep: Sweep, out: Path, plugins: PluginConsent = NO_PLUGINS) -> list[Job]:
+def expand(sweep: Sweep, out: Path, plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side") -> list[Job]:
     """Every job of the sweep, validated (a bad grid point raises before anything is written): everything a
     job checks at start that needs no data or training (names, options, hyperparameter ranges, the
-    dataset's environments, plugin consent).
+    dataset's environments, plugin consent), in job order `order` (grid.ORDERS).
 
-    Grid points that resolve to the same configuration are one job (listed once, first point kept)."""
+    Grid points that resolve to the same configuration are one job (listed once, the first point in the
+    grid's order kept, whatever the job order)."""
+    check_order(order)
     jobs: dict[str, Job] = {}
     for point in sweep.points:
         exp = resolve(sweep, point, plugins)
         key = identity(exp)
         jobs.setdefault(key, Job(key, exp, point, Path(out) / key, plugins))
-    return list(jobs.values())
+    return in_order(list(jobs.values()), lambda job: job.point, order)
 
 
 def prepare(job: Job) -> None:

@@ -61,11 +61,11 @@ def test_numbers_equal_a_direct_pandas_computation(tmp_path):
         avg = per_trial.loc[sampler, "acc"]
         assert row["acc:Avg"] == pytest.approx(avg.mean()) and row["se:Avg"] == pytest.approx(avg.sem())
         assert row["train_J"] == pytest.approx(per_trial.loc[sampler, "train"].mean())
-        assert row["total_J"] == pytest.approx(per_trial.loc[sampler, "total"].mean())
-        assert row["total_J_se"] == pytest.approx(per_trial.loc[sampler, "total"].sem())
+        assert row["train_eval_J"] == pytest.approx(per_trial.loc[sampler, "total"].mean())
+        assert row["train_eval_J_se"] == pytest.approx(per_trial.loc[sampler, "total"].sem())
         if sampler != "none":
             full = per_trial.loc["none"]
-            assert row["saving_total_pct"] == pytest.approx(100 * (1 - per_trial.loc[sampler, "total"].mean()
+            assert row["saving_train_eval_pct"] == pytest.approx(100 * (1 - per_trial.loc[sampler, "total"].mean()
                                                                    / full["total"].mean()))
             diff = per_trial.loc[sampler, "acc"] - full["acc"]
             assert row["delta_full"] == pytest.approx(diff.mean()) and row["delta_full_se"] == pytest.approx(diff.sem())
@@ -106,7 +106,7 @@ def test_cli_report_writes_every_format_and_plots(tmp_path, capsys):
             "rotated_digits-curves.png", "rotated_digits-curves.svg"} <= names
     assert main(["report", str(root), "--format", "csv", "--selection", "last", "--out", str(tmp_path / "r")]) == 0
     tidy = pd.read_csv(tmp_path / "r" / "summary.csv")
-    assert {"accuracy_pct", "total_energy_J", "delta_full_pp", "delta_control_pp"} <= set(tidy.quantity)
+    assert {"accuracy_pct", "train_eval_energy_J", "delta_full_pp", "delta_control_pp"} <= set(tidy.quantity)
     assert len(pd.read_csv(tmp_path / "r" / "selected.csv")) == 3 * 3 * 2
     assert main(["report", str(tmp_path / "empty-does-not-exist")]) == 2
 
@@ -122,5 +122,5 @@ def test_energy_to_the_selected_epoch_beside_the_whole_run(tmp_path):
     assert list(selected["epoch"]) == [0, 0]
     row = summary.iloc[0]
     assert row["selected_J"] == pytest.approx(10.0 + 1.0)
-    assert row["total_J"] == pytest.approx(10 + 20 + 30 + 3 * 1.0)
+    assert row["train_eval_J"] == pytest.approx(10 + 20 + 30 + 3 * 1.0)
     assert "to selected (J)" in render_markdown(summary, "training_domain")

@@ -37,18 +37,18 @@ def test_dynamic_energy_is_gross_minus_idle_power_times_seconds(tmp_path):
     row = summary.iloc[0]
     # each run: 3 epochs x (train + eval), every window 1 s long (recordsfactory) -> 6 s x 2 W = 12 J idle
     gross = [3 * (10.0 + t) + 3 * 4.0 for t in range(2)]
-    assert row["total_J"] == pytest.approx(np.mean(gross))
+    assert row["train_eval_J"] == pytest.approx(np.mean(gross))
     assert row["dynamic_J"] == pytest.approx(np.mean([g - 12.0 for g in gross]))
     text = render_markdown(summary, "last", numerics_line(selected))
-    assert "total gross (J)" in text and "total dynamic (J)" in text and "Dynamic energy = gross − idle power" in text
-    assert "total_dynamic_energy_J" in set(tidy(summary)["quantity"])
+    assert "train + eval gross (J)" in text and "train + eval dynamic (J)" in text and "Dynamic energy = gross − idle power" in text
+    assert "train_eval_dynamic_energy_J" in set(tidy(summary)["quantity"])
 
 
 def test_without_a_baseline_only_gross_energy_is_shown(tmp_path):
     selected, summary = build(_runs(tmp_path, idle=False), "last")
     assert np.isnan(summary.iloc[0]["dynamic_J"])
     text = render_markdown(summary, "last", numerics_line(selected))
-    assert "dynamic" not in text and "| total (J) |" in text
+    assert "dynamic" not in text and "| train + eval (J) |" in text
 
 
 def test_the_report_states_the_precision_and_determinism_of_the_runs(tmp_path):

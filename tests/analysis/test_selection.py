@@ -98,3 +98,46 @@ def test_unfinished_runs_are_ignored_and_unknown_method_is_an_error(tmp_path):
     assert select(load_runs(tmp_path), "training_domain").empty
     with pytest.raises(ConfigError, match="choose one of"):
         select([], "best")
+
+
+def test_a_tie_follows_the_stated_rule_and_the_report_says_it_decided(tmp_path):
+    """Two hparams seeds reach the same best validation accuracy (hparams 1 twice, at epochs 0 and 1): the
+    earlier epoch, then the lower hparams seed wins, the row counts the candidates it beat by the rule, and
+    the report names the configuration whose selection a tie decided."""
+    from dagrad.analysis.report import build, render_markdown
+
+    for seed, test in ((0, 0.2), (1, 0.9)):
+        rf.write_run(tmp_path / f"h{seed}", test_envs=[0], hparams_seed=seed, epochs=[
+            {"metrics": M(env1_out_acc=0.8, env2_out_acc=0.8, env0_in_acc=test, env0_out_acc=0.5), "train_J": 1,
+             "eval_J": 1},
+            {"metrics": M(env1_out_acc=0.8 if seed else 0.1, env2_out_acc=0.8 if seed else 0.1, env0_in_acc=test + 0.05,
+                          env0_out_acc=0.5), "train_J": 1, "eval_J": 1}])
+    row = select(load_runs(tmp_path), "training_domain").iloc[0]
+    assert (row.hparams_seed, row.epoch, row.test_acc, row.tied) == (0, 0, pytest.approx(0.2), 1)
+    selected, summary = build(tmp_path, "training_domain")
+    assert int(summary.iloc[0].tie_decided) == 1
+    text = render_markdown(summary, "training_domain")
+    assert ("ERM, full: a tie in validation accuracy decided 1 of 1 selection(s) (ties go to the earlier epoch, "
+            "then the lower hparams seed).") in text
+    rf.write_run(tmp_path / "h1", test_envs=[0], hparams_seed=1, epochs=[
+        {"metrics": M(env1_out_acc=0.7, env2_out_acc=0.7, env0_in_acc=0.9, env0_out_acc=0.5), "train_J": 1,
+         "eval_J": 1}])
+    assert select(load_runs(tmp_path), "training_domain").iloc[0].tied == 0
+    assert "a tie in validation" not in render_markdown(build(tmp_path, "training_domain")[1], "training_domain")
+
+
+def test_a_swad_summary_says_averaged_model_and_old_skip_records_read_as_skipped(tmp_path):
+    """A run that reports SWAD's average says so where it prints an accuracy; a skip run recorded before
+    the `skipped` kind existed (its epochs called `sampled`) is read with the skipped kind."""
+    import dagrad
+    from dagrad.analysis.frames import runs_frame
+
+    rf.write_run(tmp_path / "swad", test_envs=[0], epochs=[
+        {"metrics": M(env0_in_acc=0.2), "train_J": 1, "eval_J": 1}], summary_metrics=M(env0_in_acc=0.77))
+    assert "OOD accuracy (averaged model) 77.0 %" in repr(dagrad.load_run(tmp_path / "swad"))
+    rf.write_run(tmp_path / "old_skip", test_envs=[0], sampler="skip", epochs=[
+        {"metrics": M(), "train_J": 1, "eval_J": 1}, {"metrics": M(), "train_J": 0, "eval_J": 1, "kind": "sampled"}])
+    run = dagrad.load_run(tmp_path / "old_skip")
+    assert list(run.epochs["kind"]) == ["train", "skipped"] and "averaged" not in repr(run)
+    row = runs_frame(load_runs(tmp_path / "old_skip")).iloc[0]
+    assert (row.sampled_epochs, row.skipped_epochs) == (0, 1)

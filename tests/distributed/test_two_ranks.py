@@ -167,5 +167,5 @@ def test_kill_and_resume_give_the_same_records(tmp_path):
     cut = read_records(records)
     assert 1 <= sum(r["type"] == "epoch" for r in cut) < 4
     resumed, output = torchrun(tmp_path / "cut", overrides, resume=True)
-    assert "resuming after epoch" in output
+    assert "resuming at epoch" in output
     assert computed(resumed) == computed(whole)

@@ -15,10 +15,11 @@ import threading
 
 import pytest
 
+from dagrad.records import read_records
 from dagrad.progress import RunProgress, epoch_line
 from helpers.faultinject import TINY
 
-LINE = re.compile(r"^epoch (\d+)/3 (train|sampled|rejected -> (train|keep)): train \d+\.\d s, eval \d+\.\d s, "
+LINE = re.compile(r"^epoch (\d+) \((\d+) of 3\) (train|sampled|skipped|rejected -> (train|keep)): train \d+\.\d s, eval \d+\.\d s, "
                   r"energy \d+\.\d J \(estimated:cpu-time\), OOD acc \d+\.\d %, val acc \d+\.\d %$")
 ARGS = [*TINY, "epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
         "gradsamp.schedule_options.every=2"]
@@ -39,9 +40,21 @@ def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path, monkeypatch):
     text = (tmp_path / "log.txt").read_text()
     assert "\r" not in text and "\x1b" not in text
     lines = [x for x in text.splitlines() if not x.startswith("dagrad: warning:")]
-    assert lines[0] == "run run: erm on rotated_digits, 3 epochs"
-    assert [LINE.match(x).group(1) for x in lines[1:]] == ["1", "2", "3"], lines
-    assert lines[3].startswith("epoch 3/3 sampled:")
+    assert lines[0] == "run run: erm on rotated_digits, 3 epochs (0 to 2)"
+    assert [LINE.match(x).group(1, 2) for x in lines[1:]] == [("0", "1"), ("1", "2"), ("2", "3")], lines
+    assert lines[3].startswith("epoch 2 (3 of 3) sampled:")
+    records = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r["type"] == "epoch"]
+    assert [(r["epoch"], r["kind"]) for r in records] == [(0, "train"), (1, "train"), (2, "sampled")]  # as the lines
+
+
+def test_the_skip_control_records_and_prints_skipped(tmp_path, monkeypatch):
+    with open(tmp_path / "log.txt", "w") as log:
+        assert _train(tmp_path, monkeypatch, "gradsamp.sampler=skip", stderr=log) == 0
+    lines = [x for x in (tmp_path / "log.txt").read_text().splitlines() if LINE.match(x)]
+    assert [LINE.match(x).group(1, 3) for x in lines] == [("0", "train"), ("1", "train"), ("2", "skipped")]
+    records = [r for r in read_records(tmp_path / "run" / "records.jsonl") if r["type"] == "epoch"]
+    assert [r["kind"] for r in records] == ["train", "train", "skipped"]
+    assert records[2]["updates"] == records[1]["updates"]
 
 
 @pytest.mark.parametrize("quiet", [False, True], ids=["bars", "quiet"])
@@ -86,7 +99,7 @@ def test_epoch_line_with_unreadable_energy_and_a_fallback():
               "energy": {"train": {"seconds": 1.25, "joules": None, "sources": ["measured:nvml"]},
                          "eval": {"seconds": 0.5, "joules": 2.0, "sources": ["estimated:cpu-time"]}}}
     assert epoch_line(record, 10, float("nan"), 0.5) == (
-        "epoch 5/10 rejected -> keep: train 1.2 s, eval 0.5 s, energy 2.0 J (estimated:cpu-time, measured:nvml, "
+        "epoch 4 (5 of 10) rejected -> keep: train 1.2 s, eval 0.5 s, energy 2.0 J (estimated:cpu-time, measured:nvml, "
         "partly unreadable), OOD acc n/a, val acc 50.0 %")
     stream = io.StringIO()
     progress = RunProgress(lines=True, bars=True, stream=stream)

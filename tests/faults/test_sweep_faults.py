@@ -69,7 +69,7 @@ def test_threads_reach_the_workers_and_job_logs_start_clean(cli, tmp_path):
     log = next((tmp_path / "out").glob("*/log.txt")).read_text()
     assert ", 1 threads" in log.splitlines()[0], log  # the worker's first line: no runpy RuntimeWarning
     assert "RuntimeWarning" not in log and "\r" not in log
-    assert "epoch 1/1 train: train" in log
+    assert "epoch 0 (1 of 1) train: train" in log
 
 
 def test_threads_given_before_or_after_the_subcommand_reach_the_launcher(cli, tmp_path, monkeypatch):

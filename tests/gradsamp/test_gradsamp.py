@@ -88,7 +88,7 @@ def test_all_trainable_params_change_frozen_and_buffers_do_not(sampler):
     assert gs.wants_sample(2) and not gs.wants_sample(3)
     before = state(model)
     out = gs.sample(model, {"main": opt}, epoch=2)
-    assert out.kind == "sampled" and out.fallback is None
+    assert out.kind == ("skipped" if sampler == "skip" else "sampled") and out.fallback is None
     after = state(model)
     for name in TRAINABLE:
         assert torch.equal(before[name], after[name]) == (sampler == "skip"), name
@@ -132,7 +132,7 @@ def test_the_skip_control_changes_nothing_whatever_the_other_settings(guard):
     gs, model, opt = prepared(sampler="skip", buffers="extrapolate", optimizer_state="reset", guard=guard)
     before, moments = state(model), copy.deepcopy(opt.state_dict())
     out = gs.sample(model, {"main": opt}, epoch=2, predict=model.forward)
-    assert out.kind == "sampled" and "buffers_changed" not in out.stats
+    assert out.kind == "skipped" and "buffers_changed" not in out.stats
     assert_same(state(model), before)
     after = opt.state_dict()
     assert after["param_groups"] == moments["param_groups"] and after["state"].keys() == moments["state"].keys()
@@ -255,7 +255,7 @@ def test_observe_counts_kinds_and_schedule_follows():
             train_epoch(model, opt, steps=1)
             kinds.append("train")
             gs.observe(model, "train")
-    assert kinds == ["sampled", "sampled", "train", "sampled", "sampled", "train", "sampled"]
+    assert kinds == ["skipped", "skipped", "train", "skipped", "skipped", "train", "skipped"]
     gs.observe(model, "rejected", fallback="keep")
     assert gs.history.consecutive_sampled == 2 and gs.history.real_epochs == 4
     gs.observe(model, "rejected", fallback="train")

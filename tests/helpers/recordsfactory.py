@@ -43,7 +43,7 @@ def write_run(folder: Path, *, test_envs: list[int], epochs: list[dict], n_envs:
     for i, e in enumerate(epochs):
         updates += steps if e.get("kind", "train") == "train" else 0
         lines.append({"type": "epoch", "epoch": i, "step": (i + 1) * steps, "kind": e.get("kind", "train"),
-                      "updates": updates,
+                      "sampler": sampler, "updates": updates,
                       "metrics": e["metrics"], "seconds": 2.0,
                       "energy": {"train": reading("train", e["train_J"], e.get("source", "estimated:cpu-time")),
                                  "eval": reading("eval", e["eval_J"], e.get("eval_source", "estimated:cpu-time"))}})

@@ -121,3 +121,41 @@ def test_bad_variants_and_rules_are_one_clear_error(tmp_path, grid, message):
     sweep = write_sweep(tmp_path / "s.yaml", grid)
     with pytest.raises(ConfigError, match=message):
         plan(sweep, tmp_path / "out")
+
+
+def test_jobs_run_side_by_side_by_default_and_grouped_on_request(tmp_path, capsys):
+    """The settings compared (full, reading, control) of one (dataset, test env, hparams seed, trial seed)
+    are adjacent, so N workers run them at once; `grouped` keeps setting after setting. Only the order
+    changes: the same jobs (ids, names) either way."""
+    from dagrad.cli import main
+
+    sweep = write_sweep(tmp_path / "s.yaml", {
+        "test_envs": [5, 0], "hparams_seeds": 2, "trial_seeds": 2,
+        "gradsamp": {"none": {"sampler": "none"}, "tensor": {"sampler": "tensor"}, "skip": {"sampler": "skip"}}})
+    side = plan(sweep, tmp_path / "out")[1]
+    grouped = plan(sweep, tmp_path / "out", order="grouped")[1]
+    assert len(side) == 24 and sorted((j.id, j.name) for j in side) == sorted((j.id, j.name) for j in grouped)
+    for i in range(0, 24, 3):
+        group = side[i:i + 3]
+        assert [j.point.setting for j in group] == ["none", "skip", "tensor"]  # the grid's order (keys sorted)
+        assert len({(j.point.test_envs, j.point.hparams_seed, j.point.trial_seed) for j in group}) == 1
+    assert [j.point.setting for j in grouped] == (["none"] * 4 + ["skip"] * 4 + ["tensor"] * 4) * 2  # per test env
+    assert [(j.point.test_envs, j.point.hparams_seed, j.point.trial_seed) for j in side[::3]] == \
+        [(j.point.test_envs, j.point.hparams_seed, j.point.trial_seed) for j in grouped[:4] + grouped[12:16]]
+    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert listed == [j.id for j in side]
+    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out"), "--dry-run", "--order", "grouped"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == [j.id for j in grouped]
+    assert main(["sweep", "-c", str(sweep), "--dry-run", "--order", "random"]) == 2
+    assert "unknown job order 'random'; choose one of: side-by-side, grouped" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_api_refuses_an_unknown_order_before_anything_runs(tmp_path):
+    import dagrad
+
+    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": 1})
+    with pytest.raises(ConfigError, match="unknown job order 'shuffled'; choose one of: side-by-side, grouped"):
+        dagrad.sweep(sweep, out=tmp_path / "out", order="shuffled")
+    assert not (tmp_path / "out").exists()

@@ -73,8 +73,8 @@ def test_every_state_is_read_from_the_folders(tmp_path, fake_slurm, monkeypatch,
     text = capsys.readouterr().out
     lines = text.splitlines()
     assert lines[0] == (f"sweep {out}: 6 jobs | done 1, running 1, queued 1, failed 1, stopped 1, not started 1")
-    assert lines[1].startswith("energy so far: ") and "over 4 job(s) (estimated:cpu-time)" in lines[1]
-    assert f"epoch 2/3 on {socket.gethostname()} (PID {os.getpid()}, Slurm 4242_1)" in text
+    assert lines[1].startswith("run energy so far (whole jobs): ") and "over 4 job(s) (estimated:cpu-time)" in lines[1]
+    assert f"2 of 3 epochs done on {socket.gethostname()} (PID {os.getpid()}, Slurm 4242_1)" in text
     assert f"{queued.id}  {queued.name}  Slurm job 4242_4 pending" in text
     assert "log: dagrad: error: unreadable example env1/img3.png: broken file" in text
     assert "log: epoch 2/3 train: ..." in text
@@ -97,12 +97,12 @@ def test_a_run_folder(tmp_path, capsys):
     shutil.copytree(done.folder, run)
     (run / "done").unlink()
     assert main(["status", str(run)]) == 0
-    assert capsys.readouterr().out.startswith(f"run {run}: done, epoch 3/3, ")
+    assert capsys.readouterr().out.startswith(f"run {run}: done, 3 of 3 epochs done, ")
     (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in read_records(run / "records.jsonl")[:2]))
     holder = Holder("node12", 4321, None, time.time(), "t", "77", "dagrad train")
     (run / ".dagrad.lock").write_text(json.dumps(holder.__dict__))
     assert main(["status", str(run)]) == 0
-    assert capsys.readouterr().out.startswith(f"run {run}: running, epoch 1/3 on node12 (PID 4321, Slurm 77)")
+    assert capsys.readouterr().out.startswith(f"run {run}: running, 1 of 3 epochs done on node12 (PID 4321, Slurm 77)")
 
 
 def test_not_a_sweep_or_run_folder_is_one_line(tmp_path, capsys):
