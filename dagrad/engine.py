@@ -32,6 +32,7 @@ from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_boo
                                     to_device)
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
+from dagrad.energy.hardware import describe_compute
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
 from dagrad.epochs import EpochKind, EpochOutcome, StepSums
@@ -47,6 +48,7 @@ from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
+from dagrad.warmup import warm_up
 
 GUARD_EXAMPLES_PER_ENV = 32
 
@@ -153,6 +155,7 @@ class Trainer:
             self.idle = self._idle_baseline()
             self.records.append(self._header())
         self.trackers.start(self.records)  # mirrors the records so far, then every line appended
+        self._setup()
         for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
@@ -182,6 +185,17 @@ class Trainer:
         if not any(line["type"] == "summary" for line in self.records.lines):
             self._finish()
         return self.records.path
+
+    def _setup(self) -> None:
+        """One-off start-up costs in a `setup` window of their own (dagrad.warmup), recorded with the first
+        epoch this process runs, so that epoch 0's `train` holds training only."""
+        self.gaps.pause()
+        with self.meter.window("setup") as reading:
+            done = warm_up(self.algorithm, self.data.input_shape, self.data.batch_size * len(self.data.train_envs),
+                           self.device, self.numerics, self.eval_loader)
+        self.gaps.resume()
+        reading, = self.dist.readings(reading)
+        self._setup_energy: Optional[dict] = {**reading.to_dict(), "warm_up": done}
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:
         """One epoch's work: trained, or sampled by GradSamp (then trained anyway if the draw is refused and
@@ -287,10 +301,16 @@ class Trainer:
             "sampler_stats": outcome.sampler_stats or None,
             "averager": self.averager.stats() if self.averager else None,
             "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict(),
-                       "other": other_energy.to_dict() if other_energy is not None else None},
+                       "other": other_energy.to_dict() if other_energy is not None else None,
+                       **self._take_setup()},
             "flops": {"train": outcome.flops, "eval": eval_flops, "convention": self.flops.convention},
             "seconds": train_energy.seconds + eval_energy.seconds,
         }
+
+    def _take_setup(self) -> dict:
+        """{"setup": reading} for the first epoch record this process writes, else nothing."""
+        setup, self._setup_energy = getattr(self, "_setup_energy", None), None
+        return {"setup": setup} if setup else {}
 
     def _header(self) -> dict:
         data = self.data
@@ -304,6 +324,7 @@ class Trainer:
                          "python": platform.python_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                          "torch_threads": torch.get_num_threads(), "device": str(self.device)},
+            "compute": describe_compute(),
             "meter": self.meter.describe(),
             "numerics": self.numerics.describe(self.algorithm),
             "loading": {"num_workers": self.data.num_workers, "eval_batch_size": self.data.eval_batch_size,
