@@ -22,6 +22,7 @@ SELECTION = "last"
 def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, ...] = (),
              progress: bool | str = True) -> Path:
     """Train every setting on every seed, print the table, write records, table and plots; returns the folder."""
+    from dagrad.analysis.contention import busy_line
     from dagrad.analysis.plots import plot_all
     from dagrad.analysis.report import build, numerics_line, render_markdown
     from dagrad.analysis.runs import load_runs
@@ -38,7 +39,8 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     selected, summary = build(runs, SELECTION)
     table = render_markdown(summary, SELECTION, numerics_line(selected))
     (out / "table.md").write_text(table)
-    print(table)
+    busy = busy_line(summary)  # estimated energy on a busy machine: the updates saved first, then why
+    print(f"{busy}\n\n{table}" if busy else table)
     figures = [f for f in plot_all(runs, selected, summary, out) if f.suffix == ".png"]
     print(f"records: {out}/*/records.jsonl\ntable:   {out / 'table.md'}\nplots:   {', '.join(map(str, figures))}"
           f"\nwall time: {time.time() - started:.0f} s")
