@@ -41,8 +41,8 @@ def train(out: Path, sampler: str, args: argparse.Namespace, policy: str | None)
     else:
         env.pop("OMP_WAIT_POLICY", None)  # dagrad's default
     overrides = [f"gradsamp.sampler={sampler}", f"trial_seed={args.seed}"]
-    overrides += [f"epochs={args.epochs}"] if args.epochs else []
-    overrides += [f"steps_per_epoch={args.steps}"] if args.steps else []
+    overrides += [f"epochs={args.epochs}"] if args.epochs is not None else []
+    overrides += [f"steps_per_epoch={args.steps}"] if args.steps is not None else []
     cmd = [sys.executable, "-m", "dagrad", "--threads", str(args.threads), "train", "-c", "demo", *overrides,
            "--out", str(out), "--quiet"]
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
