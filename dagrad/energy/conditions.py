@@ -140,6 +140,10 @@ class ConditionsProbe:
         self._cpus = cpus
         self._gpu = gpu  # (nvml module, handle) of the job's GPU, or None
         self._tick = tick_hz or (float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0)
+        self._mhz = self._read_mhz() is not None  # a machine that shows no frequency is not asked again
+
+    def _read_mhz(self) -> Optional[float]:
+        return read_cpu_mhz(self._cpus, self.paths.sysfs_cpu, self.paths.cpuinfo)
 
     def begin(self) -> Optional[tuple[int, int]]:
         return read_cpu_ticks(self.paths.stat)
@@ -155,7 +159,7 @@ class ConditionsProbe:
         out = {"load_avg_1m": read_loadavg(self.paths.loadavg),
                "other_cpu_share": None if share is None else round(share, 4),
                "machine_cpu_s": machine, "capacity_cpu_s": capacity,
-               "cpu_mhz": read_cpu_mhz(self._cpus, self.paths.sysfs_cpu, self.paths.cpuinfo),
+               "cpu_mhz": self._read_mhz() if self._mhz else None,
                "torch_threads": self._threads(), "process_threads": read_process_threads(self.paths.status)}
         if self._gpu is not None:
             out["gpu"] = gpu_neighbours(*self._gpu, {os.getpid()})

@@ -117,3 +117,12 @@ def test_consecutive_windows_combine_their_cpu_times():
     assert got["load_avg_1m"] == 2.5 and got["cpu_mhz"] == 2000.0 and got["process_threads"] == 4
     assert combine_conditions([None, b.conditions], 0.5)["other_cpu_share"] is None  # one window unknown
     assert combine_conditions([None, None], 0.0) is None
+
+
+def test_ranks_count_every_ranks_cpu_time_as_the_jobs_own():
+    from dagrad.energy.ranks import combine_ranks
+
+    cond = {"machine_cpu_s": 6.0, "capacity_cpu_s": 8.0, "other_cpu_share": 0.5, "load_avg_1m": 2.0}
+    got = combine_ranks([Reading("train", 4.0, 2.0, conditions=cond), Reading("train", 4.0, 3.0, conditions=cond)])
+    assert got.conditions["ranks"] == 2 and got.conditions["other_cpu_share"] == pytest.approx((6.0 - 5.0) / 8.0)
+    assert combine_ranks([Reading("eval", 1.0, 1.0), Reading("eval", 1.0, 1.0)]).conditions is None
