@@ -155,7 +155,8 @@ class Trainer:
             self.idle = self._idle_baseline()
             self.records.append(self._header())
         self.trackers.start(self.records)  # mirrors the records so far, then every line appended
-        self._setup()
+        if self.start_epoch < self.cfg.epochs and not self.stopped:  # an epoch will carry the setup window
+            self._setup()
         for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
