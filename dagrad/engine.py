@@ -8,8 +8,9 @@ interrupted run resumes to the same result (on CPU, with a fixed seed).
 The step loop never waits for the device: batches come pinned and are copied asynchronously, the
 statistics `update` returns stay tensors and are summed on the device, and they are read once, when
 the epoch's record is written. Everything between the metered phases (startup, record writes,
-checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job.
-"""
+checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job; one-off
+warm-up (thread pools, first allocations, kernel caches, evaluation workers) sits in a `setup` window before
+the first epoch (dagrad.warmup), and every window records the conditions it ran under."""
 
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ class Trainer:
         self.flops = FlopsTally(cfg.energy.count_flops)
         self.hash = exp.run_id
         self.start_epoch, self.updates, self.stopped = 0, 0, False
+        self._setup_energy: Optional[dict] = None  # this process's setup window, until an epoch records it
         records_path = self.out / RECORDS_NAME
         if resume:
             saved = self._restore()
@@ -196,7 +198,7 @@ class Trainer:
                            self.device, self.numerics, self.eval_loader)
         self.gaps.resume()
         reading, = self.dist.readings(reading)
-        self._setup_energy: Optional[dict] = {**reading.to_dict(), "warm_up": done}
+        self._setup_energy = {**reading.to_dict(), "warm_up": done}
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:
         """One epoch's work: trained, or sampled by GradSamp (then trained anyway if the draw is refused and
@@ -310,7 +312,7 @@ class Trainer:
 
     def _take_setup(self) -> dict:
         """{"setup": reading} for the first epoch record this process writes, else nothing."""
-        setup, self._setup_energy = getattr(self, "_setup_energy", None), None
+        setup, self._setup_energy = self._setup_energy, None
         return {"setup": setup} if setup else {}
 
     def _header(self) -> dict:
