@@ -29,6 +29,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/gradsamp_cost.py
 	$(BIN)/python benchmarks/meter_overhead.py
+	$(BIN)/python benchmarks/contention.py --wait-policy both
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -6,6 +6,10 @@ The Python API (`dagrad.train`, `load_run`, `load_runs`, `sweep`, `report`, `Run
 
 __version__ = "0.1.0"
 
+from dagrad.threads import prefer_passive_wait  # noqa: E402 - before anything imports torch
+
+prefer_passive_wait()
+
 _API = ("train", "load_run", "load_runs", "sweep", "report", "study", "check_config", "Run", "Sweep", "Report",
         "StudyReport", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError")
 __all__ = ["__version__", *_API]

@@ -43,6 +43,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     records, table and plots; returns the folder."""
     import torch
 
+    from dagrad.analysis.contention import busy_line
     from dagrad.analysis.plots import plot_all
     from dagrad.analysis.report import build, numerics_line, render_markdown
     from dagrad.analysis.runs import load_runs
@@ -69,7 +70,8 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     selected, summary = build(runs, SELECTION)
     table = render_markdown(summary, SELECTION, numerics_line(selected))
     (out / "table.md").write_text(table)
-    print(table)
+    busy = busy_line(summary)  # estimated energy on a busy machine: the updates saved first, then why
+    print(f"{busy}\n\n{table}" if busy else table)
     figures = [f for f in plot_all(runs, selected, summary, out) if f.suffix == ".png"]
     print(f"records: {out}/*/records.jsonl\ntable:   {out / 'table.md'}\nplots:   {', '.join(map(str, figures))}"
           f"\nwall time: {time.time() - started:.0f} s")

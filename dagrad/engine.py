@@ -8,8 +8,9 @@ interrupted run resumes to the same result (on CPU, with a fixed seed).
 The step loop never waits for the device: batches come pinned and are copied asynchronously, the
 statistics `update` returns stay tensors and are summed on the device, and they are read once, when
 the epoch's record is written. Everything between the metered phases (startup, record writes,
-checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job.
-"""
+checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job; one-off
+warm-up (thread pools, first allocations, kernel caches, evaluation workers) sits in a `setup` window before
+the first epoch (dagrad.warmup), and every window records the conditions it ran under."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_boo
                                     to_device)
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
+from dagrad.energy.hardware import describe_compute
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
 from dagrad.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
@@ -48,6 +50,7 @@ from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
+from dagrad.warmup import warm_up
 
 GUARD_EXAMPLES_PER_ENV = 32
 
@@ -113,6 +116,7 @@ class Trainer:
         self.flops = FlopsTally(cfg.energy.count_flops)
         self.hash = exp.run_id
         self.start_epoch, self.updates, self.stopped = 0, 0, False
+        self._setup_energy: Optional[dict] = None  # this process's setup window, until an epoch records it
         records_path = self.out / RECORDS_NAME
         if resume:
             saved = self._restore()
@@ -154,6 +158,8 @@ class Trainer:
             self.idle = self._idle_baseline()
             self.records.append(self._header())
         self.trackers.start(self.records)  # mirrors the records so far, then every line appended
+        if self.start_epoch < self.cfg.epochs and not self.stopped:  # an epoch will carry the setup window
+            self._setup()
         for epoch in self.progress.over_epochs(range(self.start_epoch, self.cfg.epochs)):
             if self.stopped:
                 break
@@ -183,6 +189,17 @@ class Trainer:
         if not any(line["type"] == "summary" for line in self.records.lines):
             self._finish()
         return self.records.path
+
+    def _setup(self) -> None:
+        """One-off start-up costs in a `setup` window of their own (dagrad.warmup), recorded with the first
+        epoch this process runs, so that epoch 0's `train` holds training only."""
+        self.gaps.pause()
+        with self.meter.window("setup") as reading:
+            done = warm_up(self.algorithm, self.data.input_shape, self.data.batch_size * len(self.data.train_envs),
+                           self.device, self.numerics, self.eval_loader)
+        self.gaps.resume()
+        reading, = self.dist.readings(reading)
+        self._setup_energy = {**reading.to_dict(), "warm_up": done}
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:
         """One epoch's work: trained, or sampled by GradSamp (then trained anyway if the draw is refused and
@@ -295,10 +312,16 @@ class Trainer:
             "sampler_stats": outcome.sampler_stats or None,
             "averager": self.averager.stats() if self.averager else None,
             "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict(),
-                       "other": other_energy.to_dict() if other_energy is not None else None},
+                       "other": other_energy.to_dict() if other_energy is not None else None,
+                       **self._take_setup()},
             "flops": {"train": outcome.flops, "eval": eval_flops, "convention": self.flops.convention},
             "seconds": train_energy.seconds + eval_energy.seconds,
         }
+
+    def _take_setup(self) -> dict:
+        """{"setup": reading} for the first epoch record this process writes, else nothing."""
+        setup, self._setup_energy = self._setup_energy, None
+        return {"setup": setup} if setup else {}
 
     def _header(self) -> dict:
         data = self.data
@@ -312,6 +335,7 @@ class Trainer:
                          "python": platform.python_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                          "torch_threads": torch.get_num_threads(), "device": str(self.device)},
+            "compute": describe_compute(),
             "meter": self.meter.describe(),
             "numerics": self.numerics.describe(self.algorithm),
             "loading": {"num_workers": self.data.num_workers, "eval_batch_size": self.data.eval_batch_size,

@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from dagrad.analysis import contention
 from dagrad.analysis.runs import UNREADABLE, Run, load_runs
 from dagrad.analysis.runs import mean_se as runs_mean_se
 from dagrad.analysis.selection import DESCRIPTIONS, TIE_RULE, select
@@ -73,7 +74,8 @@ def per_trial(selected: pd.DataFrame, expected: Optional[dict] = None) -> pd.Dat
                          "updates": g["run_updates"].mean(),
                          "dynamic_J": (g["run_dyn_train_J"] + g["run_dyn_eval_J"]).mean(skipna=False)
                          if "run_dyn_train_J" in g else float("nan"),
-                         "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean()})
+                         "selected_J": (g["sel_train_J"] + g["sel_eval_J"]).mean(),
+                         "other_cpu_pct": g["run_other_cpu_pct"].mean() if "run_other_cpu_pct" in g else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -114,6 +116,7 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
         row["dynamic_J"], row["dynamic_J_se"], _ = mean_se(dynamic, ddof) \
             if len(dynamic) and np.isfinite(dynamic).all() else (np.nan, np.nan, 0)
         row["updates"] = float(t["updates"].mean())
+        row["contention_pct"] = float(t["other_cpu_pct"].mean()) if t["other_cpu_pct"].notna().any() else np.nan
         sources = _sources(g["train_sources"]) | _sources(g["eval_sources"])
         row["sources"], row["mixed"] = ", ".join(sorted(sources)), mixed(sources)
         row["selections"] = len(g)
@@ -144,6 +147,7 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
             out.loc[i, "control_key"] = ctrl.config_key
             out.loc[i, "delta_control"], out.loc[i, "delta_control_se"], out.loc[i, "delta_control_n"] = d
             out.loc[i, "verdict"] = verdict(*d)
+    contention.qualify(out, trials)
     order = {"none": 0, "skip": 2}
     out["_order"] = [(r.family, order.get(r.sampler, 1), r.setting) for r in out.itertuples()]
     out = out.sort_values(["dataset", "algorithm", "_order"]).drop(columns="_order").reset_index(drop=True)
@@ -174,6 +178,10 @@ def tidy(summary: pd.DataFrame) -> pd.DataFrame:
             if np.isfinite(d.get(name, np.nan)):
                 rows.append({**base, "quantity": f"{name}_pp", "column": "Avg", "mean": d[name], "se": d[se],
                              "n": d[n], "sources": "", "flag": d.get("verdict", "") if "control" in name else ""})
+        if np.isfinite(d.get("contention_pct", np.nan)):
+            rows.append({**base, "quantity": "other_cpu_share_pct", "column": "", "mean": d["contention_pct"],
+                         "se": np.nan, "n": d["n:Avg"], "sources": "",
+                         "flag": contention.UNEQUAL if d.get("contention_flag") else ""})
         for name in ("saving_train_pct", "saving_train_eval_pct", "saving_updates_pct"):
             if np.isfinite(d.get(name, np.nan)):
                 rows.append({**base, "quantity": name, "column": "", "mean": d[name], "se": np.nan, "n": d["n:Avg"],
@@ -205,7 +213,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
               f"eval ({unit})", f"train + eval{' gross' if dynamic else ''} ({unit})",
               *([f"train + eval dynamic ({unit})"] if dynamic else []), f"to selected ({unit})",
               "saving (train / train + eval)",
-              "energy source"]
+              "energy source", "contention"]
     rows = []
     for d in s.to_dict("records"):
         flag = f" {MIXED}" if d["mixed"] else ""
@@ -221,7 +229,8 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
                                                for e in envs],
                      pm(d["acc:Avg"], d["se:Avg"]), delta if delta == "–" else f"{delta} pp", updates,
                      *[pm(d[f"{p}_J"] / scale, d[f"{p}_J_se"] / scale, 1 if scale > 1 else 2) +
-                       (flag if np.isfinite(d[f"{p}_J"]) else "") for p in phases], saving, d["sources"]])
+                       (flag if np.isfinite(d[f"{p}_J"]) else "") for p in phases], saving, d["sources"],
+                     contention.cell(d)])
     notes = []
     for d in s[s["control_key"].isna() & ~s["sampler"].isin(["none", "skip"])].to_dict("records"):
         notes.append(f"{d['algorithm']}, {d['setting']}: {d['verdict']}.")
@@ -232,6 +241,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
         notes.append(f"{d['algorithm']}, {d['setting']} vs its equal-energy control (skip, same epochs): "
                      f"{pm(d['delta_control'], d['delta_control_se'])} pp over {int(d['delta_control_n'])} "
                      f"trial seed(s): {d['verdict']}.")
+    notes += [contention.note(d) for d in s[s["contention_flag"]].to_dict("records")]
     return header, rows, notes
 
 
@@ -269,6 +279,8 @@ def _footer(summary: pd.DataFrame, selection: str, numerics: str = "") -> list[s
                      "rows whose every run measured a baseline.")
     if numerics:
         lines.append(numerics)
+    if "contention_pct" in summary and np.isfinite(summary["contention_pct"]).any():
+        lines.append(contention.RULE)
     sources = _sources(summary["sources"])
     if any(s.startswith("attributed") for s in sources):
         lines.append("Attributed energy (attributed:*) is a measured node total times the job's share of CPU time "
@@ -338,6 +350,7 @@ def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
     out["precision"] = [r.numerics["precision"] for r in facts]
     out["deterministic"] = [bool(r.numerics["deterministic"]) for r in facts]
     out["channels_last"] = [r.numerics["channels_last"] for r in facts]
+    out["run_other_cpu_pct"] = [contention.other_cpu_pct(r.epochs) for r in facts]
     return out
 
 

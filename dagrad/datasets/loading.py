@@ -129,6 +129,13 @@ class EvalLoader:
         if self.loader.num_workers > 0 and self.batches:
             self._next = iter(self.loader)  # persistent workers start on the next pass now
 
+    def start(self) -> int:
+        """Start the workers on the next pass now (a no-op without workers or when one is started);
+        returns how many workers decode it."""
+        if self.loader.num_workers > 0 and self.batches and self._next is None:
+            self._next = iter(self.loader)
+        return self.loader.num_workers if self.batches else 0
+
     def __len__(self) -> int:
         return len(self.batches)
 

@@ -18,12 +18,44 @@ def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def affinity_cpus() -> set[int]:
+    """The CPU numbers this process may run on (affinity mask), else every logical CPU."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (affinity mask), falling back to the logical CPU count."""
+    return len(affinity_cpus())
+
+
+def blas_description(config: str) -> str:
+    """The BLAS torch computes with, from `torch.__config__.show()`: its BLAS_INFO name and, where the text
+    gives one, its version line (MKL, OpenBLAS)."""
+    name = next((part.split("=", 1)[1] for line in config.splitlines() for part in line.replace(",", " ").split()
+                 if part.startswith("BLAS_INFO=")), "unknown")
+    version = next((line.strip().lstrip("- ").split(" for ")[0] for line in config.splitlines()
+                    if "Math Kernel Library Version" in line or "OpenBLAS" in line and "ersion" in line), "")
+    return f"{name} ({version})" if version else name
+
+
+def describe_compute() -> dict:
+    """How the job computes on the CPU, for record headers: CPU model, cores, torch and its BLAS, threads,
+    and the OpenMP wait policy in force (dagrad.threads)."""
+    import torch
+
+    from dagrad.threads import wait_policy
+
     try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        config = torch.__config__.show()
+    except Exception:  # noqa: BLE001 - a description must never break a run
+        config = ""
+    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
+            "torch": torch.__version__, "blas": blas_description(config),
+            "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+            "omp_wait_policy": wait_policy()}
 
 
 def torch_gpu_names(device: str) -> list[str]:

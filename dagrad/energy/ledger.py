@@ -16,7 +16,7 @@ from dagrad.energy.meter import Meter
 from dagrad.energy.reading import Reading, combine
 
 #: phases whose windows, with `other`, make up a job (guard windows sit inside `train`)
-PHASES = ("train", "eval", "averaging", "final_eval", "other")
+PHASES = ("setup", "train", "eval", "averaging", "final_eval", "other")
 
 
 class Gaps:
@@ -56,13 +56,13 @@ class Gaps:
 
 def job_energy(records: list[dict], tail: list[Reading]) -> Reading:
     """The whole job from its records (every process of it, when resumed): the idle baseline in the header,
-    every epoch's train, eval and other windows, then `tail`, the windows after the last epoch."""
+    every epoch's setup (a process's first epoch), train, eval and other windows, then `tail`, the windows after the last epoch."""
     header = records[0] if records and records[0].get("type") == "header" else {}
     windows = [Reading.from_dict(header["idle_power"]["reading"])] \
         if (header.get("idle_power") or {}).get("reading") else []
     for line in records:
         if line.get("type") == "epoch":
-            windows += [Reading.from_dict(line["energy"][k]) for k in ("train", "eval", "other")
+            windows += [Reading.from_dict(line["energy"][k]) for k in ("setup", "train", "eval", "other")
                         if (line.get("energy") or {}).get(k)]
     return combine("run", windows + tail)
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from dagrad.energy.backend import Backend
+from dagrad.energy.conditions import ConditionsProbe
 from dagrad.energy.cputime import CpuClock
 from dagrad.energy.reading import ComponentEnergy, Reading, co2_grams
 
@@ -18,7 +19,7 @@ from dagrad.energy.reading import ComponentEnergy, Reading, co2_grams
 class _Window:
     """Context manager for one window; returns the Reading on enter and fills it on exit."""
 
-    __slots__ = ("_meter", "_reading", "_starts", "_t0", "_c0")
+    __slots__ = ("_meter", "_reading", "_starts", "_t0", "_c0", "_machine")
 
     def __init__(self, meter: Meter, name: str) -> None:
         self._meter = meter
@@ -29,6 +30,7 @@ class _Window:
         if meter.closed:
             raise RuntimeError(f"meter is closed; cannot open window {self._reading.name!r}")
         self._starts = [b.begin() for b in meter.backends]
+        self._machine = meter.conditions.begin() if meter.conditions is not None else None
         self._c0 = meter.cpu_clock.seconds()
         self._t0 = time.perf_counter()
         return self._reading
@@ -49,6 +51,11 @@ class _Window:
                     None, f"unavailable:{backend.name}", {"reason": f"{type(err).__name__}: {err}"}
                 )
         reading.co2_grams = co2_grams(reading.joules, meter.grid_intensity_g_per_kwh)
+        if meter.conditions is not None:
+            try:
+                reading.conditions = meter.conditions.end(self._machine, cpu_seconds)
+            except Exception as err:  # noqa: BLE001 - a description must never lose the window
+                reading.conditions = {"error": f"{type(err).__name__}: {err}"}
         return False
 
 
@@ -62,6 +69,7 @@ class Meter:
         grid_intensity_g_per_kwh: float | None = None,
         selection: dict | None = None,
         hardware: dict | None = None,
+        conditions: ConditionsProbe | None = None,
     ) -> None:
         # no backend at all is a process whose parts other processes of the job meter (dagrad.energy.ranks)
         self.backends = list(backends)
@@ -69,6 +77,7 @@ class Meter:
         self.grid_intensity_g_per_kwh = grid_intensity_g_per_kwh
         self.selection = dict(selection or {})
         self.hardware = dict(hardware or {})
+        self.conditions = conditions  # what every window records about the machine's other work
         self.closed = False
 
     def window(self, name: str) -> _Window:

@@ -215,6 +215,10 @@ class NvmlBackend:
     def gpu_names(self) -> list[str]:
         return [g.name for g in self.gpus]
 
+    def neighbour_source(self) -> tuple[Any, Any] | None:
+        """(NVML module, handle) of the metered GPU, for the conditions of each window; None for several."""
+        return (self._nvml, self.gpus[0].visible.handle) if len(self.gpus) == 1 else None
+
     def _shutdown(self) -> None:
         try:
             self._nvml.nvmlShutdown()

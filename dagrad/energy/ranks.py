@@ -34,6 +34,19 @@ def combine_ranks(readings: list[Reading], grid_intensity_g_per_kwh: Optional[fl
                                                   {"ranks": len(parts)})
     out.co2_grams = co2_grams(out.joules, grid_intensity_g_per_kwh) if grid_intensity_g_per_kwh is not None \
         else _co2_sum(readings)
+    out.conditions = _conditions(first.conditions, out.cpu_seconds, len(readings))
+    return out
+
+
+def _conditions(first: Optional[dict], cpu_seconds: float, ranks: int) -> Optional[dict]:
+    """Rank 0's view of the machine, with every rank's CPU time counted as the job's own (exact when the
+    ranks share one node)."""
+    if not first:
+        return first
+    out = {**first, "ranks": ranks}
+    machine, capacity = first.get("machine_cpu_s"), first.get("capacity_cpu_s")
+    if machine is not None and capacity:
+        out["other_cpu_share"] = round(min(1.0, max(0.0, (machine - cpu_seconds) / capacity)), 4)
     return out
 
 

@@ -40,6 +40,7 @@ class Reading:
     cpu_seconds: float = 0.0
     components: dict[str, ComponentEnergy] = field(default_factory=dict)
     co2_grams: float | None = None
+    conditions: dict | None = None  # what else ran meanwhile (dagrad.energy.conditions); None: not recorded
 
     @property
     def joules(self) -> float | None:
@@ -53,8 +54,9 @@ class Reading:
         return sorted({c.source for c in self.components.values()})
 
     def to_dict(self) -> dict:
-        """JSON-serialisable form with stable keys; `joules` and `sources` are included for readers."""
-        return {
+        """JSON-serialisable form with stable keys; `joules` and `sources` are included for readers, and
+        `conditions` when the window recorded them."""
+        out = {
             "name": self.name,
             "seconds": self.seconds,
             "cpu_seconds": self.cpu_seconds,
@@ -63,6 +65,9 @@ class Reading:
             "sources": self.sources,
             "components": {k: self.components[k].to_dict() for k in sorted(self.components)},
         }
+        if self.conditions is not None:
+            out["conditions"] = plain(self.conditions)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Reading:
@@ -70,12 +75,14 @@ class Reading:
         try:
             comps = {str(k): ComponentEnergy.from_dict(v) for k, v in (d.get("components") or {}).items()}
             co2 = d.get("co2_grams")
+            conditions = d.get("conditions")
             return cls(
                 name=str(d["name"]),
                 seconds=float(d["seconds"]),
                 cpu_seconds=float(d["cpu_seconds"]),
                 components=comps,
                 co2_grams=None if co2 is None else float(co2),
+                conditions=dict(conditions) if isinstance(conditions, dict) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(
@@ -106,6 +113,10 @@ def combine(name: str, readings: list[Reading]) -> Reading:
                                                   {"windows": len(parts)})
     co2 = [r.co2_grams for r in readings]
     out.co2_grams = None if not co2 or any(c is None for c in co2) else sum(co2)
+    if any(r.conditions for r in readings):
+        from dagrad.energy.conditions import combine_conditions
+
+        out.conditions = combine_conditions([r.conditions for r in readings], out.cpu_seconds)
     return out
 
 

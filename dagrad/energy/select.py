@@ -21,9 +21,10 @@ from typing import Any, Callable, Mapping, Optional
 
 from dagrad.energy.backend import Backend, BackendUnavailable, UnavailableComponent
 from dagrad.energy.codecarbon_backend import CodeCarbonBackend
+from dagrad.energy.conditions import ConditionsProbe
 from dagrad.energy.cputime import CpuClock
 from dagrad.energy.estimate import EstimateBackend
-from dagrad.energy.hardware import describe_hardware
+from dagrad.energy.hardware import affinity_cpus, describe_hardware
 from dagrad.energy.meter import Meter
 from dagrad.energy.nvml import NvmlBackend
 from dagrad.energy.rapl import DEFAULT_ROOT, RaplBackend, _read_text
@@ -240,4 +241,6 @@ def build_meter(cfg: Any, device: str = "cpu", *, nvml: Any = None, gpu_is_visib
         "not_selected": ctx.rejected,
         "estimated": any(isinstance(b, EstimateBackend) for b in chosen),
     }
-    return Meter(chosen, cpu_clock or CpuClock(), grid, selection, describe_hardware(str(device), gpu_names))
+    gpu = next((b.neighbour_source() for b in chosen if isinstance(b, NvmlBackend)), None)
+    return Meter(chosen, cpu_clock or CpuClock(), grid, selection, describe_hardware(str(device), gpu_names),
+                 ConditionsProbe(gpu=gpu, cpus=sorted(affinity_cpus())))

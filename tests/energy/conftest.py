@@ -48,6 +48,8 @@ class FakeGpu:
     arch: int = 5  # NVML_DEVICE_ARCH_VOLTA
     energy_mj: int = 1_000_000
     power: Callable[[float], float] = lambda t: 100.0  # watts as a function of clock time
+    compute_pids: tuple = ()  # pids of the compute processes on this GPU
+    utilisation: int = 0  # percent
 
 
 class FakeNvml:
@@ -98,6 +100,12 @@ class FakeNvml:
         if self.gpus[h].arch < self.NVML_DEVICE_ARCH_VOLTA:
             raise FakeNotSupported("Not Supported")
         return self.gpus[h].energy_mj
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h: int) -> list:
+        return [types.SimpleNamespace(pid=pid, usedGpuMemory=0) for pid in self.gpus[h].compute_pids]
+
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> types.SimpleNamespace:
+        return types.SimpleNamespace(gpu=self.gpus[h].utilisation, memory=0)
 
     def nvmlDeviceGetPowerUsage(self, h: int) -> int:
         self.power_reads += 1

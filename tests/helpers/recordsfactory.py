@@ -47,6 +47,8 @@ def write_run(folder: Path, *, test_envs: list[int], epochs: list[dict], n_envs:
                       "metrics": e["metrics"], "seconds": 2.0,
                       "energy": {"train": reading("train", e["train_J"], e.get("source", "estimated:cpu-time")),
                                  "eval": reading("eval", e["eval_J"], e.get("eval_source", "estimated:cpu-time"))}})
+        if "conditions" in e:  # the training window's conditions (dagrad.energy.conditions)
+            lines[-1]["energy"]["train"]["conditions"] = e["conditions"]
     summary = {"type": "summary", "reported": "online", "metrics": None}
     if summary_metrics is not None:
         summary.update(reported="averaged", metrics=summary_metrics, final_eval_energy=reading("final_eval", final_eval_J))

@@ -65,7 +65,8 @@ def test_every_state_is_read_from_the_folders(tmp_path, fake_slurm, monkeypatch,
         records = read_records(done.folder / "records.jsonl")
         assert status.jobs[0].joules == records[-1]["run_energy"]["joules"]
         epochs = records[1:3]
-        partial = sum(e["energy"][k]["joules"] for e in epochs for k in ("train", "eval", "other"))
+        partial = sum(e["energy"][k]["joules"] for e in epochs for k in ("setup", "train", "eval", "other")
+                      if k in e["energy"])  # setup: the first epoch's one-off warm-up
         assert abs(status.jobs[1].joules - partial) < 1e-9
         assert abs(status.joules - (records[-1]["run_energy"]["joules"] + 3 * partial)) < 1e-6
 
