@@ -19,6 +19,7 @@ from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
 from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
 from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
     build_launcher, silence_stdout, worker_command
+from dagrad.launch.shell_consent import check_shell_consent
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
@@ -59,10 +60,12 @@ def plan(sweep_file: str | Path, out: Optional[str | Path] = None,
 
 
 def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, threads: Optional[int] = None,
-                    options: Optional[dict] = None) -> tuple[Launcher, str]:
+                    options: Optional[dict] = None, consent: PluginConsent = NO_PLUGINS) -> tuple[Launcher, str]:
     """The launcher a sweep runs with: `name` (the command line's --launcher), else the sweep's `launcher:`
     block's name, else `processes`. The block's options apply when it names that launcher (or no launcher);
-    `options` (the API's) replace them. Returns the launcher and a note when the block was left unused."""
+    `options` (the API's) replace them. Shell text the block gives (`setup:` lines, a `python:` command)
+    runs only with `consent.allow_all` (--allow-plugins), as a plugin would. Returns the launcher and a note
+    when the block was left unused."""
     block = dict(sweep.launcher)
     block_name = block.pop("name", None)
     chosen = name or block_name or "processes"
@@ -70,6 +73,7 @@ def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, 
     if options is None:
         if block_name is None or block_name == chosen:
             options = block
+            check_shell_consent(block, consent)
         elif block:
             note = (f"the sweep's launcher: block is for {block_name}; --launcher {chosen} runs with its own "
                     f"defaults")

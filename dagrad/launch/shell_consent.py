@@ -1,0 +1,35 @@
+"""Shell text from a sweep file runs only with the user's consent.
+
+A sweep's `launcher:` block may hold shell lines (`setup:`, run before every task) and a `python:`
+command the nodes run. Sweep files travel like any config, so this text is code from a file: it runs
+only with the consent plugins need, `--allow-plugins` (the API's `allow_plugins=True`). Without it the
+sweep stops with one line before anything is written or submitted. Options given through the API's
+`launcher_options=` are the caller's own code and need no consent."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from dagrad.errors import ConfigError
+from dagrad.plugins import PluginConsent
+
+SHELL_OPTIONS = ("setup", "python")  # launcher options whose text a shell runs
+
+
+def clip(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to about `limit` characters (an error line quotes it)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_shell_consent(block: Mapping[str, Any], consent: PluginConsent) -> None:
+    """A ConfigError naming the first shell-bearing option of a sweep file's launcher block, unless the
+    user consented to running code from config files."""
+    if consent.allow_all:
+        return
+    for key in SHELL_OPTIONS:
+        value = block.get(key)
+        if value not in (None, [], ""):
+            raise ConfigError(f"launcher.{key}: the sweep file gives shell text to run ({clip(value)}), which runs "
+                              f"code; run it only if you trust the file, with --allow-plugins (the consent plugins "
+                              f"need; API: allow_plugins=True)")
