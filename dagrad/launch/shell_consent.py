@@ -10,16 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dagrad.errors import ConfigError
+from dagrad.errors import ConfigError, clip
 from dagrad.plugins import PluginConsent
 
 SHELL_OPTIONS = ("setup", "python")  # launcher options whose text a shell runs
-
-
-def clip(value: Any, limit: int = 80) -> str:
-    """`repr(value)`, cut to about `limit` characters (an error line quotes it)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_shell_consent(block: Mapping[str, Any], consent: PluginConsent) -> None:
