@@ -19,6 +19,7 @@ from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
 from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
 from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
     build_launcher, silence_stdout, worker_command
+from dagrad.launch.launcher_mark import LauncherMark, MarkedProgress
 from dagrad.launch.shell_consent import check_shell_consent
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
@@ -137,8 +138,9 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     stream = _say(stream, f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "
                           f"{sum(s == 'partial' for s in states.values())} to resume or restart{elsewhere}); "
                           f"launcher {launcher.name}")
-    progress = Progress(len(jobs), len(skipped), stream)
-    results = launcher.launch(todo, progress)
+    with LauncherMark(out) as mark:  # `dagrad status --watch` follows the sweep until this launch ends
+        progress = MarkedProgress(len(jobs), len(skipped), stream, mark)
+        results = launcher.launch(todo, progress)
     stream = progress.stream
     outcome = SweepOutcome(out, jobs, skipped, results)
     if outcome.elsewhere:
