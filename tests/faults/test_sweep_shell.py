@@ -17,13 +17,14 @@ SWEEP = ("name: x\nbase: [demo, {epochs: 1, steps_per_epoch: 1}]\n"
          "grid: {datasets: [rotated_digits], algorithms: [erm], test_envs: [5], trial_seeds: [0]}\n")
 
 
-@pytest.mark.parametrize("shell", ['setup: ["touch SETUP_RAN"]', 'python: "touch SETUP_RAN; python"'])
+@pytest.mark.parametrize("shell", ['setup: ["touch SETUP_RAN"]', 'python: "touch SETUP_RAN; python"',
+                                   'additional: {comment: "x\\ntouch SETUP_RAN"}'])
 def test_shell_from_a_sweep_file_needs_consent(cli, tmp_path, shell):
     (tmp_path / "e.yaml").write_text(SWEEP % shell)
     result = cli("--threads", "1", "sweep", "-c", "e.yaml", "--out", "es")
     assert result.code == 2
     [line] = result.err.strip().splitlines()
-    assert "--allow-plugins" in line and "touch SETUP_RAN" in line and "shell" in line
+    assert "--allow-plugins" in line and "shell" in line
     assert not (tmp_path / "SETUP_RAN").exists()
     assert not (tmp_path / "es").exists()  # nothing written, nothing submitted
 
