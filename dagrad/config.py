@@ -23,8 +23,9 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from dagrad.errors import ConfigError
+from dagrad.errors import ConfigError, clip
 from dagrad.registry import Option
+from dagrad.yaml_bounds import check_size, load_bounded
 
 
 def _setting(default: Any, typ: type, **limits: Any) -> Any:
@@ -201,7 +202,7 @@ def from_dict(data: dict, cls: type = ExperimentConfig, prefix: str = "") -> Any
     unknown = sorted(set(data) - set(known), key=str)
     if unknown:
         raise ConfigError(
-            f"unknown key '{prefix}{unknown[0]}'; allowed keys"
+            f"unknown key {clip(prefix + str(unknown[0]))}; allowed keys"
             f"{' in ' + prefix.rstrip('.') if prefix else ''}: {', '.join(known)}"
         )
     values = {}
@@ -262,7 +263,7 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def parse_yaml(text: str, where: str) -> Any:
     """YAML through the safe loader (never runs code), duplicate keys refused, errors as one line."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return load_bounded(text, _UniqueKeyLoader, where)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         mark = getattr(exc, "problem_mark", None)
@@ -304,6 +305,7 @@ def read_yaml(path: str | Path, _seen: tuple = (), relative_to: Optional[Path] =
     if path in _seen:
         raise ConfigError(f"{path}: includes itself (through {' -> '.join(p.name for p in _seen)})")
     try:
+        check_size(path.stat().st_size, str(path))
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the config as UTF-8") from None
@@ -324,7 +326,7 @@ def _include_list(includes: Any, path: Path) -> list[str]:
         return []
     items = [includes] if isinstance(includes, str) else includes
     if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-        raise ConfigError(f"{path}: include: expected a file path or a list of file paths, got {includes!r}")
+        raise ConfigError(f"{path}: include: expected a file path or a list of file paths, got {clip(includes)}")
     return items
 
 
@@ -344,10 +346,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. algorithm.name=coral)")
+            raise ConfigError(f"override {clip(item)} must look like key=value (e.g. algorithm.name=coral)")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_bounded(raw, where=f"override {clip(item)}") if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         set_key(out, key, value, item)
@@ -356,7 +358,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def set_key(data: dict, key: str, value: Any, item: Optional[str] = None) -> None:
     """Set the dotted `key` in `data` in place, making sections on the way; `item` names the override in errors."""
-    item = item if item is not None else f"{key}={value!r}"
+    item = item if item is not None else f"{key}={clip(value)}"
+    item = item if len(item) <= 80 else item[:77] + "..."
     parts = key.strip().split(".")
     if not all(parts):
         raise ConfigError(f"override {item!r}: the key has an empty part")

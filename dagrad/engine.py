@@ -29,6 +29,7 @@ from dagrad import datasets, distributed
 from dagrad.algorithms import build as build_algorithm
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dagrad.checkpoint_checks import check_payload
 from dagrad.config import ExperimentConfig, to_dict
 from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_bootstrap, start_fork_server,
                                     to_device)
@@ -360,6 +361,7 @@ class Trainer:
     def _restore(self) -> list[dict]:
         """Load the checkpoint into the model and state; returns its copy of the records."""
         payload = load_checkpoint(self.out / CHECKPOINT_NAME, self.hash)
+        check_payload(payload, self.out / CHECKPOINT_NAME, self.cfg.epochs, self.algorithm)
         try:
             self.algorithm.load_state_dict(payload["algorithm"])
             for name, opt in self.algorithm.optimizers().items():

@@ -9,6 +9,10 @@ import re
 _WORKER_WRAPPED = re.compile(r"^Caught \w+ in (?P<where>DataLoader worker process \d+)\.\nOriginal Traceback")
 
 
+#: the longest message an error carries (a last guard: values are quoted cut short, see `clip`)
+MAX_MESSAGE = 2000
+
+
 class DagradError(Exception):
     """A problem with the user's input: the message says what was wrong and what is allowed."""
 
@@ -23,7 +27,7 @@ def _one_line(message: str) -> str:
     traceback says nothing a user can act on)."""
     wrapped = _WORKER_WRAPPED.match(message)
     if not wrapped:
-        return message
+        return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 16] + " ... (cut short)"
     last = message.rstrip().splitlines()[-1]
     original = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
     return f"{original} (in {wrapped['where']})"
@@ -55,3 +59,21 @@ class BusyError(DagradError):
 
 class LaunchError(DagradError):
     """A cluster that refused to take a sweep's jobs (sbatch's own message says why)."""
+
+
+def clip(value: object, limit: int = 80) -> str:
+    """`repr(value)` cut to about `limit` characters, for quoting a user's value in a one-line message
+    (a value can be megabytes long; the message stays short)."""
+    text = repr(value) if not isinstance(value, (list, dict, tuple)) else _short_repr(value, limit)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _short_repr(value: object, limit: int) -> str:
+    """repr of a container without building all of it: reprlib with generous item counts."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlist = short.maxtuple = short.maxdict = 12
+    short.maxstring = short.maxother = limit
+    short.maxlevel = 4
+    return short.repr(value)

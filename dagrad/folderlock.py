@@ -8,13 +8,17 @@ touches it every HEARTBEAT_SECONDS while it is held. A lock is stale, and is tak
   DEFAULT_STALE_SECONDS, or $DAGRAD_LOCK_STALE_SECONDS), since that host's processes cannot be seen, or
 - it was taken by an earlier run of this very Slurm job (same SLURM_JOB_ID, lower SLURM_RESTART_COUNT):
   Slurm requeued that run, so it has ended (on a node that failed, it could not release the lock).
-A live holder is reported in one line naming the folder and the holder. flock() would not do: it is
+A lock file whose content is not a holder (not JSON, or fields of the wrong type or impossible values,
+such as a pid of "abc", 0 or 1e23) is garbage: it is taken over, with one warning, once it has not
+changed for UNREADABLE_GRACE_SECONDS. A live holder is reported in one line naming the folder and the holder. flock() would not do: it is
 not honoured across the nodes of many cluster file systems, and it says nothing about the holder."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 import socket
 import sys
 import threading
@@ -105,13 +109,63 @@ def stale_seconds() -> float:
         return DEFAULT_STALE_SECONDS
 
 
+#: the largest PID any system hands out (Linux allows up to 2**22); a larger one is not a process
+MAX_PID = 2 ** 31 - 1
+#: lock start times past this (the year 2242) are not times
+MAX_STARTED = 2.0 ** 33
+
+
+def _optional(value: object, kind: type) -> bool:
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+
+def _holder_problem(data: object) -> Optional[str]:
+    """What makes a lock file's parsed content not a holder (wrong-typed or impossible fields), or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    pid, started = data.get("pid"), data.get("started")
+    if not (isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID):
+        return f"pid {pid!r}"[:60]
+    if not (isinstance(started, (int, float)) and not isinstance(started, bool) and math.isfinite(started)
+            and 0 <= started < MAX_STARTED):
+        return f"started {started!r}"[:60]
+    for key, kind in (("host", str), ("token", str)):
+        if not isinstance(data.get(key), kind) or not data[key]:
+            return f"{key} {data.get(key)!r}"[:60]
+    for key, kind in (("pid_start", str), ("slurm_job_id", str), ("command", str), ("slurm_restart", int)):
+        if not _optional(data.get(key), kind):
+            return f"{key} {data.get(key)!r}"[:60]
+    return None
+
+
 def read_holder(path: Path) -> Optional[Holder]:
-    """The holder recorded in a lock file, or None if it cannot be read (missing, empty, garbled)."""
+    """The holder recorded in a lock file, or None if it cannot be read (missing, empty, garbled, or with
+    fields of the wrong type or impossible values: a pid of "abc", 0 or 1e23, a start time of 1e400)."""
     try:
         data = json.loads(path.read_text())
-        return Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data})
     except (OSError, ValueError, TypeError):
         return None
+    if _holder_problem(data) is not None:
+        return None
+    return Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data})
+
+
+def garbage_reason(path: Path) -> Optional[str]:
+    """Why the lock file at `path` holds no readable holder ("not JSON", "pid 'abc'", ...), or None when
+    it does or is gone."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not text.strip():
+        return "empty"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    return _holder_problem(data)
 
 
 def is_stale(path: Path, holder: Optional[Holder], stale_after: Optional[float] = None) -> bool:
@@ -160,7 +214,10 @@ class FolderLock:
                 other = read_holder(self.path)
                 if not is_stale(self.path, other, self.stale_after):
                     raise BusyError(self._busy_message(other))
-                self._clear_stale(other)
+                garbage = garbage_reason(self.path) if other is None else None
+                if self._clear_stale(other) and garbage:
+                    warnings.warn(f"{self.what}: took over the lock file {self.path}, whose content was not a dagrad "
+                                  f"lock ({garbage}) and had not changed for {UNREADABLE_GRACE_SECONDS:.0f} s")
             else:
                 raise BusyError(f"{self.what} is locked by {self.path}, which keeps changing hands; try again")
         except BaseException:
@@ -206,14 +263,15 @@ class FolderLock:
             raise storage_error(self.path, exc) from None
         return True
 
-    def _clear_stale(self, seen: Optional[Holder]) -> None:
+    def _clear_stale(self, seen: Optional[Holder]) -> bool:
         """Move the stale lock away under a unique name (only one contender's rename succeeds), check it is
-        the one judged stale, and delete it; a fresh lock moved by mistake is put back."""
+        the one judged stale, and delete it; a fresh lock moved by mistake is put back. Returns whether the
+        stale lock was the one removed."""
         moved = self.path.with_name(f"{self.path.name}.stale-{uuid.uuid4().hex[:8]}")
         try:
             os.rename(self.path, moved)
         except FileNotFoundError:
-            return
+            return False
         except OSError as exc:
             raise storage_error(self.path, exc, "take over the stale lock") from None
         now = read_holder(moved)
@@ -224,8 +282,14 @@ class FolderLock:
             except OSError:
                 pass
         moved.unlink(missing_ok=True)
+        return same
 
     def _busy_message(self, other: Optional[Holder]) -> str:
+        garbage = garbage_reason(self.path) if other is None else None
+        if garbage and garbage != "empty":
+            return (f"{self.what} is locked by {self.path}, whose content is not a dagrad lock ({garbage}); it is "
+                    f"taken over once it has not changed for {UNREADABLE_GRACE_SECONDS:.0f} s (delete it if no dagrad "
+                    f"process uses the folder)")
         who = other.describe() if other else f"a process that is still writing {self.path}"
         remote = other is not None and other.host != socket.gethostname()
         after = self.stale_after if self.stale_after is not None else stale_seconds()

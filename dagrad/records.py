@@ -6,6 +6,7 @@ computed from these files."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Callable, Iterable, Optional
 from dagrad.atomic import write_atomic, write_text_atomic
 from dagrad.errors import RecordsError
 from dagrad.plain import plain
+from dagrad.record_schema import record_problem
 
 RECORDS_NAME = "records.jsonl"
 FORMAT = 2  # 2: the header holds `resolved`, the canonical configuration with every option filled in
@@ -107,16 +109,35 @@ def read_records(path: str | Path) -> list[dict]:
             raise RecordsError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
         if not isinstance(line, dict) or "type" not in line:
             raise RecordsError(f"{path}:{number}: a record must be an object with a 'type'")
+        problem = record_problem(line)
+        if problem is not None:
+            raise RecordsError(f"{path}:{number}: malformed {line['type']} record: {problem}")
         lines.append(line)
     return lines
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every record file below `root` (a run directory or a sweep directory)."""
+    """Every record file below `root` (a run directory or a sweep directory). Symlinked folders are
+    followed (each real folder read once, so a link loop ends); a link that leads nowhere is named in a
+    warning rather than skipped in silence."""
     root = Path(root)
     if root.is_file():
         return [root]
-    return sorted(root.rglob(RECORDS_NAME))
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in dirs + files:
+            path = Path(folder) / name
+            if path.is_symlink() and not path.exists():
+                warnings.warn(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; skipped")
+        if RECORDS_NAME in files:
+            found.append(Path(folder) / RECORDS_NAME)
+    return sorted(found)
 
 
 def split_run(lines: Iterable[dict]) -> tuple[dict, list[dict], Optional[dict]]:

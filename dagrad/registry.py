@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar, Union
 
-from dagrad.errors import ConfigError
+from dagrad.errors import ConfigError, clip
 
 T = TypeVar("T")
 
@@ -83,9 +83,9 @@ class Option:
     def _scalar(self, value: Any, typ: type, key: str) -> Any:
         value = _coerce(value, typ, key, self)
         if self.choices and value not in self.choices:
-            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(map(str, self.choices))}")
+            raise ConfigError(f"{key}: {clip(value)} is not allowed; choose one of: {', '.join(map(str, self.choices))}")
         if typ in (int, float) and not _in_range(value, self):
-            raise ConfigError(f"{key}: {value!r} is out of range; allowed: {self.allowed()}")
+            raise ConfigError(f"{key}: {clip(value)} is out of range; allowed: {self.allowed()}")
         return value
 
 
@@ -116,30 +116,30 @@ def _coerce(value: Any, typ: type, key: str, opt: Option) -> Any:
     if typ is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {clip(value)}")
     if typ is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}; allowed: {opt.allowed()}")
+        raise ConfigError(f"{key}: expected an integer, got {clip(value)}; allowed: {opt.allowed()}")
     if typ is float:
         number = to_float(value, key)
         if not math.isfinite(number):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}; allowed: {opt.allowed()}")
+            raise ConfigError(f"{key}: expected a finite number, got {clip(value)}; allowed: {opt.allowed()}")
         return number
     if typ is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {clip(value)}")
     if typ is list:
         if isinstance(value, (list, tuple)):
             return list(value)
-        raise ConfigError(f"{key}: expected a list, got {value!r}")
+        raise ConfigError(f"{key}: expected a list, got {clip(value)}")
     if typ is dict:
         if isinstance(value, Mapping):
             return dict(value)
-        raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        raise ConfigError(f"{key}: expected a mapping, got {clip(value)}")
     return value
 
 
@@ -152,7 +152,7 @@ def to_float(value: Any, key: str) -> float:
             return float(value)
         except ValueError:
             pass
-    raise ConfigError(f"{key}: expected a number, got {value!r}")
+    raise ConfigError(f"{key}: expected a number, got {clip(value)}")
 
 
 Options = Union[Mapping[str, Option], Callable[..., Mapping[str, Option]]]

@@ -11,7 +11,9 @@ What happens to what is already in the folder:
 - `--resume` with records but no checkpoint (the run stopped before its first epoch ended, e.g. a kill,
   a corrupt image or a full disk): nothing to continue, so the attempt is moved aside and the run starts
   afresh, as sweeps do;
-- `--restart`: whatever is there is moved aside to `<folder>.broken-<time>/` and the run starts afresh.
+- `--restart`: dagrad's files there are moved aside to `<folder>.broken-<time>/` and the run starts afresh.
+
+Only what dagrad wrote (`RUN_FILES`, `RUN_PATTERNS`) is ever moved; other files in the folder stay.
 """
 
 from __future__ import annotations
@@ -33,27 +35,55 @@ LOCK_NAME = ".dagrad.lock"
 KEEP = (LOCK_NAME, "config.json", "log.txt")
 #: the files written atomically in a run folder, whose `.NAME.*.tmp` leftovers a kill can leave behind
 ATOMIC_FILES = (CHECKPOINT_NAME, RECORDS_NAME, "done")
+#: every name dagrad writes in a run folder (files and folders; a component that writes a new one adds it
+#: here); only these are ever moved aside, so a run in a project folder (`--out .`) never moves the project
+RUN_FILES = (RECORDS_NAME, CHECKPOINT_NAME, "done", LOCK_NAME, "config.json", "log.txt", "slurm.json",
+             "tensorboard", "wandb", "why-moved.txt")
+#: patterns of dagrad's other files: records kept when they disagreed with the checkpoint, and the
+#: leftovers of interrupted atomic writes
+RUN_PATTERNS = (f"{RECORDS_NAME}.disagreed-*",) + tuple(f".{name}.*.tmp" for name in (RECORDS_NAME, CHECKPOINT_NAME, "done", "config.json",
+                                                     "slurm.json", "jobs.json"))
 
 
-def move_aside(folder: str | Path, reason: str, keep: tuple[str, ...] = KEEP) -> Path:
-    """Move an attempt's files (records, checkpoint, ...) to `<folder>.broken-<time>[-n]/` with a note
-    saying why, so the run can start afresh; the names in `keep` stay. Nothing is deleted."""
-    folder = Path(folder)
+def is_dagrads(item: Path) -> bool:
+    """Whether `item`, in a run folder, is a file or folder dagrad writes there."""
+    return item.name in RUN_FILES or any(item.match(p) for p in RUN_PATTERNS)
+
+
+def _aside_target(folder: Path) -> Path:
+    """`<folder>.broken-<time>[-n]`, beside the folder (which is made absolute, so `.` works too)."""
+    folder = folder.absolute().resolve()
+    if not folder.name:
+        raise ConfigError(f"{folder}: cannot move a run aside from the file system's root; choose another --out")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = folder.with_name(f"{folder.name}.broken-{stamp}")
     n = 1
     while target.exists():
         target = folder.with_name(f"{folder.name}.broken-{stamp}-{n}")
         n += 1
+    return target
+
+
+def move_aside(folder: str | Path, reason: str, keep: tuple[str, ...] = KEEP) -> Path:
+    """Move an attempt's files (records, checkpoint, ...) to `<folder>.broken-<time>[-n]/` with a note
+    saying why, so the run can start afresh; the names in `keep` stay. Only what dagrad wrote is moved
+    (`is_dagrads`): anything else in the folder stays where it is. Nothing is deleted."""
+    folder = Path(folder)
+    target = _aside_target(folder)
     try:
         target.mkdir(parents=True)
         for item in sorted(folder.iterdir()):
-            if item.name not in keep:
+            if item.name not in keep and is_dagrads(item):
                 item.rename(target / item.name)
         (target / "why-moved.txt").write_text(reason + "\n")
     except OSError as exc:
         raise storage_error(target, exc, "move the previous attempt to") from None
     return target
+
+
+def foreign_files(folder: str | Path) -> list[str]:
+    """The names in `folder` that dagrad did not write (left in place by `move_aside`)."""
+    return sorted(item.name for item in Path(folder).iterdir() if not is_dagrads(item))
 
 
 def remove_stale_temps(folder: str | Path, names: tuple[str, ...] = ATOMIC_FILES) -> list[Path]:
@@ -65,6 +95,11 @@ def remove_stale_temps(folder: str | Path, names: tuple[str, ...] = ATOMIC_FILES
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def _left_in_place(folder: Path) -> str:
+    others = foreign_files(folder)
+    return f" ({len(others)} file(s) dagrad did not write left in place)" if others else ""
 
 
 def _has_run(folder: Path) -> tuple[bool, bool]:
@@ -85,7 +120,8 @@ def open_run_folder(folder: str | Path, resume: bool = False, restart: bool = Fa
         if restart:
             if records or checkpoint:
                 moved = move_aside(folder, "moved aside by --restart")
-                warnings.warn(f"--restart: the previous attempt in {folder} is kept in {moved}; starting afresh")
+                warnings.warn(f"--restart: the previous attempt in {folder} is kept in {moved}; starting afresh"
+                              f"{_left_in_place(folder)}")
             resume = False
         elif resume and not checkpoint:
             if not records:
@@ -93,7 +129,7 @@ def open_run_folder(folder: str | Path, resume: bool = False, restart: bool = Fa
                                       f"{CHECKPOINT_NAME}); start it without --resume")
             moved = move_aside(folder, "stopped before its first checkpoint; nothing to continue")
             warnings.warn(f"{folder} stopped before its first checkpoint, so there is nothing to resume; the "
-                          f"attempt is kept in {moved} and the run starts afresh")
+                          f"attempt is kept in {moved} and the run starts afresh{_left_in_place(folder)}")
             resume = False
         elif not resume and (records or checkpoint):
             raise ConfigError(f"{folder} already holds a run; pass --resume to continue it, --restart to move it "

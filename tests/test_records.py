@@ -20,10 +20,15 @@ def test_append_rewrites_whole_lines_and_cleans_non_finite(tmp_path):
     assert not list((tmp_path / "run").glob(".*tmp"))  # no temporary file left behind
 
 
+def epoch_line(epoch: int) -> dict:
+    """The least an epoch record holds (record_schema checks it)."""
+    return {"type": "epoch", "epoch": epoch, "step": epoch, "updates": epoch, "metrics": {}}
+
+
 def test_resume_keeps_header_and_earlier_epochs(tmp_path):
     path = tmp_path / "records.jsonl"
     records = RecordFile(path)
-    for line in [{"type": "header"}] + [{"type": "epoch", "epoch": e} for e in range(4)]:
+    for line in [{"type": "header"}] + [epoch_line(e) for e in range(4)]:
         records.append(line)
     resumed = RecordFile.resume(path, next_epoch=2)
     assert [line.get("epoch") for line in resumed.lines] == [None, 0, 1]
@@ -39,7 +44,7 @@ def test_damaged_files_name_the_line(tmp_path):
     path.write_text('[1, 2]\n')
     with pytest.raises(RecordsError, match="must be an object with a 'type'"):
         read_records(path)
-    path.write_text('{"type": "epoch", "epoch": 0}\n')
+    path.write_text(json.dumps(epoch_line(0)) + "\n")
     with pytest.raises(RecordsError, match="no header line"):
         RecordFile.resume(path, 1)
     with pytest.raises(RecordsError, match="no record file"):

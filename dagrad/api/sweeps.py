@@ -64,7 +64,8 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself
-        runner, note = choose_launcher(read_sweep(sweep_yaml), launcher, workers, options=launcher_options)
+        runner, note = choose_launcher(read_sweep(sweep_yaml), launcher, workers, options=launcher_options,
+                                       consent=agreed)
         if note:
             warnings.warn(note, stacklevel=2)
         threads = torch.get_num_threads()

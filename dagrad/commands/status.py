@@ -2,7 +2,8 @@
 its folders alone (see dagrad.launch.status): jobs done, running (epoch, host, PID or Slurm id), queued,
 failed (with their log's last line), stopped and not started, and the energy metered so far.
 
-`--watch` prints it again every SECONDS (default 30) until nothing is running or queued; on a terminal
+`--watch` prints it again every SECONDS (default 30) until the sweep's launcher has ended and nothing is
+running, starting or queued (a live launcher marks the sweep, see dagrad.launch.launcher_mark); on a terminal
 the screen is redrawn, in a log file each view follows the last under a time stamp."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-LISTED = ("running", "queued", "failed", "stopped")  # listed job by job; the others are counted (--all: all)
+LISTED = ("running", "starting", "queued", "failed", "stopped")  # listed job by job; the others are counted (--all: all)
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -56,7 +57,8 @@ def render(status, listing_all: bool = False) -> str:
         [job] = status.jobs
         return f"run {status.folder}: {job.state}, {_detail(job)}".rstrip(", ")
     counts = ", ".join(f"{state} {status.count(state)}" for state in STATES if status.count(state) or state == "done")
-    lines = [f"sweep {status.folder}: {len(status.jobs)} jobs | {counts}", _energy_line(status)]
+    launching = "".join(f" | launcher PID {h.pid} on {h.host}" for h in status.launchers[:2])
+    lines = [f"sweep {status.folder}: {len(status.jobs)} jobs | {counts}{launching}", _energy_line(status)]
     width = max((len(j.id) for j in status.jobs), default=0)
     for state in STATES:
         jobs = status.by_state(state)
@@ -88,6 +90,8 @@ def _detail(job) -> str:
         return f"{epochs} on {job.where()}{since}{beat}{energy}"
     if job.state == "queued":
         return job.where()
+    if job.state == "starting":
+        return f"{epochs}, a worker of the launcher on {job.where()} is starting it"
     if job.state in ("failed", "stopped"):
         return f"{epochs}{energy}; log: {job.last_log_line or '(empty)'}"
     if job.state == "done":

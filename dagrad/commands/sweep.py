@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import_plugins(sorted(consent.named), consent)  # a plugin may register the launcher itself
     launcher, note = choose_launcher(read_sweep(args.config), args.launcher, args.workers,
-                                     getattr(args, "threads", None))
+                                     getattr(args, "threads", None), consent=consent)
     if note:
         print(f"dagrad: note: {note}")
     outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent, order=args.order)

@@ -19,6 +19,8 @@ from dagrad.launch.grid import ORDERS, GridPoint, Sweep, check_order, describe, 
 from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
 from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
     build_launcher, silence_stdout, worker_command
+from dagrad.launch.launcher_mark import LauncherMark, MarkedProgress
+from dagrad.launch.shell_consent import check_shell_consent
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
@@ -61,10 +63,12 @@ def plan(sweep_file: str | Path, out: Optional[str | Path] = None, plugins: Plug
 
 
 def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, threads: Optional[int] = None,
-                    options: Optional[dict] = None) -> tuple[Launcher, str]:
+                    options: Optional[dict] = None, consent: PluginConsent = NO_PLUGINS) -> tuple[Launcher, str]:
     """The launcher a sweep runs with: `name` (the command line's --launcher), else the sweep's `launcher:`
     block's name, else `processes`. The block's options apply when it names that launcher (or no launcher);
-    `options` (the API's) replace them. Returns the launcher and a note when the block was left unused."""
+    `options` (the API's) replace them. Shell text the block gives (`setup:` lines, a `python:` command)
+    runs only with `consent.allow_all` (--allow-plugins), as a plugin would. Returns the launcher and a note
+    when the block was left unused."""
     block = dict(sweep.launcher)
     block_name = block.pop("name", None)
     chosen = name or block_name or "processes"
@@ -72,6 +76,7 @@ def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, 
     if options is None:
         if block_name is None or block_name == chosen:
             options = block
+            check_shell_consent(block, consent)
         elif block:
             note = (f"the sweep's launcher: block is for {block_name}; --launcher {chosen} runs with its own "
                     f"defaults")
@@ -137,8 +142,9 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     stream = _say(stream, f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "
                           f"{sum(s == 'partial' for s in states.values())} to resume or restart{elsewhere}); "
                           f"launcher {launcher.name}")
-    progress = Progress(len(jobs), len(skipped), stream)
-    results = launcher.launch(todo, progress)
+    with LauncherMark(out) as mark:  # `dagrad status --watch` follows the sweep until this launch ends
+        progress = MarkedProgress(len(jobs), len(skipped), stream, mark)
+        results = launcher.launch(todo, progress)
     stream = progress.stream
     outcome = SweepOutcome(out, jobs, skipped, results)
     if outcome.elsewhere:

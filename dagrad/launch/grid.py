@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from dagrad.config import deep_merge, from_dict, read_yaml
 from dagrad.experiment import Experiment, resolve as resolve_experiment
-from dagrad.errors import ConfigError
+from dagrad.errors import ConfigError, clip
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 
 GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",
@@ -74,7 +74,7 @@ def _named(value: Any, key: str, field_name: str) -> dict[str, dict]:
         out = {}
         for name, overrides in value.items():
             if overrides is not None and not isinstance(overrides, dict):
-                raise ConfigError(f"grid.{key}.{name}: expected a mapping of {field_name} overrides, got {overrides!r}")
+                raise ConfigError(f"grid.{key}.{name}: expected a mapping of {field_name} overrides, got {clip(overrides)}")
             out[str(name)] = dict(overrides or {})
         if not out:
             raise ConfigError(f"grid.{key}: must name at least one value")
@@ -91,7 +91,7 @@ def _datasets(value: Any, folder: Path) -> dict[str, dict]:
         if isinstance(item, str):
             item = read_yaml(item, relative_to=folder)
         if item is not None and not isinstance(item, dict):
-            raise ConfigError(f"grid.datasets.{name}: expected a config file or a mapping, got {item!r}")
+            raise ConfigError(f"grid.datasets.{name}: expected a config file or a mapping, got {clip(item)}")
         out[str(name)] = dict(item or {})
     if not out:
         raise ConfigError("grid.datasets: must name at least one dataset")
@@ -106,7 +106,7 @@ def _seeds(value: Any, key: str) -> list[int]:
         return list(range(value))
     seeds = _as_list(value, key)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise ConfigError(f"grid.{key}: expected non-negative integers or a count, got {value!r}")
+        raise ConfigError(f"grid.{key}: expected non-negative integers or a count, got {clip(value)}")
     return seeds
 
 
@@ -122,7 +122,7 @@ def _test_envs(grid: dict) -> list[Optional[tuple[int, ...]]]:
     for item in _as_list(raw, "test_envs"):
         envs = item if isinstance(item, list) else [item]
         if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in envs):
-            raise ConfigError(f"grid.test_envs: {item!r} is not an environment index or a list of them")
+            raise ConfigError(f"grid.test_envs: {clip(item)} is not an environment index or a list of them")
         sets.append(tuple(sorted(set(envs))))
     n_envs = grid.get("leave_one_out_envs")
     if n_envs is not None:
@@ -139,7 +139,7 @@ def read_sweep(path: str | Path) -> Sweep:
     raw = read_yaml(path)
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"{path.name}: unknown key '{unknown[0]}'; a sweep has: {', '.join(sorted(TOP_KEYS))}")
+        raise ConfigError(f"{path.name}: unknown key {clip(str(unknown[0]))}; a sweep has: {', '.join(sorted(TOP_KEYS))}")
     base: dict = {}
     items = raw.get("base") or []
     for i, item in enumerate(items if isinstance(items, list) else [items]):
@@ -148,10 +148,10 @@ def read_sweep(path: str | Path) -> Sweep:
         elif isinstance(item, dict):
             base = deep_merge(base, item)
         else:
-            raise ConfigError(f"base[{i}]: expected a config file path or a mapping, got {item!r}")
+            raise ConfigError(f"base[{i}]: expected a config file path or a mapping, got {clip(item)}")
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict):
-        raise ConfigError(f"grid: expected a mapping of axes, got {grid!r}")
+        raise ConfigError(f"grid: expected a mapping of axes, got {clip(grid)}")
     unknown = sorted(set(grid) - GRID_KEYS)
     if unknown:
         raise ConfigError(f"grid.{unknown[0]}: unknown axis; allowed: {', '.join(sorted(GRID_KEYS))}")
@@ -162,7 +162,7 @@ def read_sweep(path: str | Path) -> Sweep:
     settings = {name: overrides or {"sampler": name} for name, overrides in settings.items()}
     axes = grid.get("axes") or {}
     if not isinstance(axes, dict):
-        raise ConfigError(f"grid.axes: expected a mapping of dotted key -> list of values, got {axes!r}")
+        raise ConfigError(f"grid.axes: expected a mapping of dotted key -> list of values, got {clip(axes)}")
     extra = [[(key, v) for v in _as_list(values, f"axes.{key}")] for key, values in axes.items()]
     variants = _variants(grid.get("variants"))
     clash = sorted(set(variants) & set(axes))
@@ -193,7 +193,7 @@ def _launcher_block(block: Any) -> dict:
     if isinstance(block, str):
         block = {"name": block}
     if not isinstance(block, dict):
-        raise ConfigError(f"launcher: expected a mapping (name: slurm, partition: ..., ...), got {block!r}")
+        raise ConfigError(f"launcher: expected a mapping (name: slurm, partition: ..., ...), got {clip(block)}")
     block = dict(block)
     name = block.get("name")
     if name is not None:
@@ -208,7 +208,7 @@ def _variants(value: Any) -> dict[str, dict[str, dict]]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"grid.variants: expected a mapping of axis -> {{name -> settings}}, got {value!r}")
+        raise ConfigError(f"grid.variants: expected a mapping of axis -> {{name -> settings}}, got {clip(value)}")
     out: dict[str, dict[str, dict]] = {}
     for axis, named in value.items():
         axis = str(axis)
@@ -217,12 +217,12 @@ def _variants(value: Any) -> dict[str, dict[str, dict]]:
                               "and without dots)")
         if not isinstance(named, dict) or not named:
             raise ConfigError(f"grid.variants.{axis}: expected a mapping of variant name -> {{dotted key: value}}, "
-                              f"got {named!r}")
+                              f"got {clip(named)}")
         out[axis] = {}
         for name, settings in named.items():
             if settings is not None and not isinstance(settings, dict):
                 raise ConfigError(f"grid.variants.{axis}.{name}: expected a mapping of dotted key -> value, "
-                                  f"got {settings!r}")
+                                  f"got {clip(settings)}")
             out[axis][str(name)] = dict(settings or {})
     return out
 
@@ -232,11 +232,11 @@ def _rules(value: Any, values: dict[str, list]) -> list[dict[str, list]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ConfigError(f"grid.exclude: expected a list of rules (axis -> value or list of values), got {value!r}")
+        raise ConfigError(f"grid.exclude: expected a list of rules (axis -> value or list of values), got {clip(value)}")
     rules = []
     for i, rule in enumerate(value):
         if not isinstance(rule, dict) or not rule:
-            raise ConfigError(f"grid.exclude[{i}]: expected a mapping of axis -> value or list, got {rule!r}")
+            raise ConfigError(f"grid.exclude[{i}]: expected a mapping of axis -> value or list, got {clip(rule)}")
         checked = {}
         for axis, wanted in rule.items():
             if axis not in values:

@@ -16,6 +16,7 @@ in this process: a way to try a sweep's cluster setup on a workstation."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -60,11 +61,22 @@ class SubmititLauncher:
         """Where submitit keeps the tasks' pickles and logs (on Slurm, one subfolder per task)."""
         return (Path(self.options["folder"]) if self.options["folder"] else sweep_folder / SUBMITIT_FOLDER).absolute()
 
+    def private_folder(self, sweep_folder: Path) -> Path:
+        """`folder`, created readable and writable by the owner only whatever the umask: the nodes unpickle
+        the task files it holds, so no one else may write there. dagrad's own `.submitit` is made 0700 even
+        when it exists; a folder the user named is set so only when dagrad creates it."""
+        folder = self.folder(sweep_folder)
+        created = not folder.exists()
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if created or not self.options["folder"]:
+            os.chmod(folder, 0o700)
+        return folder
+
     def executor(self, sweep_folder: Path) -> Any:
         """The submitit executor for this sweep, with every resource option set."""
         submitit = require_submitit()
         o = self.options
-        folder = self.folder(sweep_folder)
+        folder = self.private_folder(sweep_folder)
         if o["cluster"] == "debug":
             return submitit.DebugExecutor(folder)
         if o["cluster"] == "local":

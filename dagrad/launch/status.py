@@ -26,7 +26,7 @@ from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissio
 from dagrad.records import RECORDS_NAME, read_records
 from dagrad.runfolder import LOCK_NAME
 
-STATES = ("done", "running", "queued", "failed", "stopped", "not started")
+STATES = ("done", "running", "starting", "queued", "failed", "stopped", "not started")
 #: what a log line of a failed attempt starts with (the worker's one-line error, or a traceback's last line)
 _FAILURE_MARKS = ("dagrad: error:", "Traceback (most recent call last)")
 _ATTEMPT = re.compile(r"^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d job ")  # the worker's first line of an attempt
@@ -67,6 +67,7 @@ class SweepStatus:
     jobs: list[JobStatus]
     is_sweep: bool = True
     read_at: float = field(default_factory=time.time)
+    launchers: list[Holder] = field(default_factory=list)  # live launches of this sweep (their marks)
 
     def count(self, state: str) -> int:
         return sum(j.state == state for j in self.jobs)
@@ -80,8 +81,9 @@ class SweepStatus:
 
     @property
     def active(self) -> bool:
-        """Whether anything may still change (a job running or queued)."""
-        return any(j.state in ("running", "queued") for j in self.jobs)
+        """Whether anything may still change: a job running, starting or queued, or a launcher still live
+        (between two jobs no job holds a lock, yet the sweep goes on)."""
+        return bool(self.launchers) or any(j.state in ("running", "starting", "queued") for j in self.jobs)
 
 
 def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
@@ -105,6 +107,8 @@ def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
                           f"give the --out of `dagrad sweep` or `dagrad train`")
     for job in status.jobs:
         _read_job(job, locks[job.id])
+    if status.is_sweep:
+        _mark_starting(status)
     # submitted, and not started since (never attempted, or resubmitted after its last attempt)
     waiting = {j.id: j.submission for j in status.jobs if j.submission is not None
                and (j.state == "not started" or j.state in ("stopped", "failed") and _after_attempt(j))}
@@ -115,6 +119,18 @@ def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
         elif job.id in waiting and not ask_cluster and job.state == "not started":
             job.state = "queued"  # submitted; the cluster was not asked, so not known to have gone
     return status
+
+
+def _mark_starting(status: SweepStatus) -> None:
+    """Jobs a live launcher has handed to a worker that has not taken the job's lock yet are `starting`."""
+    from dagrad.launch.launcher_mark import live_launchers
+
+    live = live_launchers(status.folder)
+    status.launchers = [holder for holder, _ in live]
+    starting = {job_id: holder for holder, ids in live for job_id in ids}
+    for job in status.jobs:
+        if job.id in starting and job.state in ("not started", "stopped", "failed", "queued"):
+            job.state, job.holder = "starting", starting[job.id]
 
 
 def _after_attempt(job: JobStatus) -> bool:

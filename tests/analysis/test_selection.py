@@ -69,8 +69,8 @@ def test_leave_one_out_uses_pair_runs_heldout_in_accuracy(tmp_path):
     # mean over v of the {0,v} run's env v `in` accuracy. hparams 1 at step 20 wins (0.9).
     for h, (val_a, val_b) in enumerate([((0.5, 0.6), (0.5, 0.6)), ((0.6, 0.9), (0.7, 0.9))]):
         rf.write_run(tmp_path / f"t{h}", test_envs=[0], hparams_seed=h, epochs=[
-            {"metrics": M(env0_in_acc=0.1 + h, env1_out_acc=0.99), "train_J": 1, "eval_J": 1},
-            {"metrics": M(env0_in_acc=0.2 + h), "train_J": 1, "eval_J": 1}])
+            {"metrics": M(env0_in_acc=0.1 + h / 2, env1_out_acc=0.99), "train_J": 1, "eval_J": 1},
+            {"metrics": M(env0_in_acc=0.2 + h / 2), "train_J": 1, "eval_J": 1}])
         rf.write_run(tmp_path / f"p1{h}", test_envs=[0, 1], hparams_seed=h, epochs=[
             {"metrics": M(env1_in_acc=val_a[0]), "train_J": 1, "eval_J": 1},
             {"metrics": M(env1_in_acc=val_a[1]), "train_J": 1, "eval_J": 1}])
@@ -80,7 +80,7 @@ def test_leave_one_out_uses_pair_runs_heldout_in_accuracy(tmp_path):
     frame = select(load_runs(tmp_path), "leave_one_out")
     row = frame[frame.test_env == 0].iloc[0]
     assert (row.hparams_seed, row.step, row.val_acc) == (1, 20, pytest.approx(0.9))
-    assert row.test_acc == pytest.approx(1.2)
+    assert row.test_acc == pytest.approx(0.7)
     assert row.search_J == pytest.approx(6 * 4)  # both hparams' single and pair runs
     # env 1 and env 2 have no single-test-env runs: no cells for them
     assert set(frame.test_env) == {0}

@@ -43,7 +43,7 @@ def test_the_sbatch_script_holds_the_launcher_block(tmp_path, fake_slurm, capsys
                 "mem_gb": 12, "array_parallelism": 2, "jobs_per_task": 2, "setup": ["module load cuda/12.1"],
                 "account": "dg-lab"}
     sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": 5}, launcher)
-    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out")]) == 0
+    assert main(["sweep", "-c", str(sweep), "--out", str(tmp_path / "out"), "--allow-plugins"]) == 0  # setup: shell
     out = capsys.readouterr().out
     assert "submitted 5 job(s) in 3 task(s) to slurm (4242)" in out and "dagrad status" in out
     [script] = submitted(fake_slurm)
