@@ -80,6 +80,13 @@ class Run:
                  f"{list(self.records.test_envs)}, GradSamp {sampler}")
         return run_figure(self.epochs, title)
 
+    def model(self, which: "str | int" = "best", device: str = "cpu", plugins: Sequence[str] = ()):
+        """A kept model of this run ("last", "best", "swad" or an epoch number) in eval mode with its evaluation
+        transform (a dagrad.models.LoadedModel; unpacks as `model, transform`)."""
+        from dagrad.models import load_model
+
+        return load_model(self.folder, which, device=device, plugins=plugins)
+
     def reload(self) -> "Run":
         """The same run read again (a running run has more epochs by now)."""
         return load_run(self.path)
