@@ -43,10 +43,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def host_copy(state: dict) -> dict:
+    """The tensors copied to the host, a tensor that appears under several names (a featurizer that is also
+    part of the network) copied once, so the file stores it once."""
+    copies: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for name, t in state.items():
+        key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if key not in copies:
+            copies[key] = t.detach().to("cpu", copy=True)
+        out[name] = copies[key]
+    return out
+
+
 def write_model_file(path: Path, run_id: str, which: str, epoch: Optional[int], state: dict) -> dict:
     """Write one weights-only model file atomically; returns its manifest entry (file, epoch, sha256, bytes)."""
     payload = {"format": FORMAT, "kind": KIND, "run_id": run_id, "which": which, "epoch": epoch,
-               "state": {k: v.detach().to("cpu", copy=True) for k, v in state.items()}}
+               "state": host_copy(state)}
     check_plain(payload, "kept model")
     buffer = io.BytesIO()
     torch.save(payload, buffer)
