@@ -6,7 +6,7 @@ The Python API (`dagrad.train`, `load_run`, `load_runs`, `sweep`, `report`, `Run
 
 __version__ = "0.1.0"
 
-_API = ("train", "load_model", "load_run", "load_runs", "sweep", "report", "study", "check_config", "Run", "Sweep", "Report",
+_API = ("train", "evaluate", "load_model", "load_run", "load_runs", "sweep", "report", "study", "check_config", "Run", "Sweep", "Report",
         "StudyReport", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError")
 __all__ = ["__version__", *_API]
 

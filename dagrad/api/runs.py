@@ -99,6 +99,19 @@ class Run:
                 f"OOD accuracy {100 * ood:.1f} %)")
 
 
+def evaluate(target: str | Path, data: str, envs: Optional[Sequence[str]] = None,
+             which: Optional[str | int] = None, device: str = "cpu", out: Optional[str | Path] = None,
+             selection: str = "training_domain", plugins: Sequence[str] = ()) -> pd.DataFrame:
+    """`dagrad evaluate` from Python: a run's kept model `which` (default best), or each report cell's
+    selected model of a sweep folder, scored on `data` (a dataset name or image folder tree); one row per
+    model and environment (acc, loss, ece, per_class_acc, confusion, energy, ...). Also writes the JSONL."""
+    from dagrad.models.evaluating import evaluate_models
+
+    with warnings_once():
+        lines, _ = evaluate_models(target, data, envs, which, device, out, None, selection, plugins)
+    return pd.DataFrame([line for line in lines if line["type"] == "evaluation"])
+
+
 def load_run(folder: str | Path) -> Run:
     """The run in `folder` (or a record file), finished or still running."""
     with warnings_once():

@@ -7,6 +7,7 @@ plugin that registered a plugin network), and says so in one line when that is m
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -64,6 +65,10 @@ def run_folder(run: Any) -> Path:
 def entry_name(which: Which, manifest: dict) -> str:
     """The manifest key for `which`: last, best, swad, or an epoch number (kept as last, best or epoch-N)."""
     models = manifest["models"]
+    if isinstance(which, numbers.Integral) and not isinstance(which, bool):
+        which = int(which)  # numpy integers from a report's frame
+    if which == "averaged":  # the report's name for SWAD's averaged model
+        which = "swad"
     if isinstance(which, bool) or not isinstance(which, (int, str)):
         raise ConfigError(f"which: expected last, best, swad or an epoch number, got {which!r}")
     if isinstance(which, str) and which.isdigit():

@@ -81,6 +81,8 @@ def score_envs(loaded: Any, envs: dict[str, Dataset], device: torch.device, ener
             with meter.window("inference") as reading:
                 logits, labels = logits_of(loaded.model, dataset, device, batch_size)
             row = {"env": name, **score(logits, labels, loaded.class_names), "energy": reading.to_dict()}
+            if len(labels):  # rows: true class, columns: predicted class, in the model's class order
+                row["confusion"] = confusion_matrix(logits, labels, logits.shape[1]).tolist()
             joules = reading.joules
             row["joules_per_example"] = joules / row["n"] if joules is not None and row["n"] else None
             rows.append(row)
