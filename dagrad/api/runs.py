@@ -105,7 +105,7 @@ def evaluate(target: str | Path, data: str, envs: Optional[Sequence[str]] = None
     """`dagrad evaluate` from Python: a run's kept model `which` (default best), or each report cell's
     selected model of a sweep folder, scored on `data` (a dataset name or image folder tree); one row per
     model and environment (acc, loss, ece, per_class_acc, confusion, energy, ...). Also writes the JSONL."""
-    from dagrad.models.evaluating import evaluate_models
+    from dagrad.analysis.model_scores import evaluate_models
 
     with warnings_once():
         lines, _ = evaluate_models(target, data, envs, which, device, out, None, selection, plugins)

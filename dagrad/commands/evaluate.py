@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.models.evaluating import evaluate_models, table
+    from dagrad.analysis.model_scores import evaluate_models, table
     from dagrad.plugins import consent_from
 
     lines, path = evaluate_models(args.target, args.data, args.envs, args.which, args.device, args.out, args.root,

@@ -91,13 +91,13 @@ def load_model(run: Any, which: Which = "last", device: str | torch.device = "cp
     """The kept model `which` ("last", "best", "swad" or an epoch number) of `run` (a folder, record file or
     Run), on `device`, in eval mode, with its evaluation transform. Unpacks as `model, transform`.
     `plugins`: the plugins (or a PluginConsent) the run's config names and you consent to import."""
-    from dagrad.analysis.runs import load_run
+    from dagrad.records import RECORDS_NAME, read_records, split_run
 
     folder = run_folder(run)
     manifest = read_manifest(folder)
     name = entry_name(which, manifest)
     entry = manifest["models"][name]
-    header = load_run(folder).header
+    header = split_run(read_records(folder / RECORDS_NAME))[0]
     algorithm = build_algorithm(header, manifest.get("model") or {}, plugins)
     state = read_model_file(folder / MODELS_DIR / entry["file"], entry)
     try:

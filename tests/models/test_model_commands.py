@@ -75,7 +75,7 @@ def test_evaluate_on_a_folder_tree_writes_jsonl_and_a_table(sweep, tmp_path, cap
 
 
 def test_evaluate_on_the_runs_dataset_matches_the_records_on_whole_environments(sweep, tmp_path):
-    from dagrad.models.evaluating import evaluate_models
+    from dagrad.analysis.model_scores import evaluate_models
 
     from dagrad.records import read_records, split_run
 
@@ -96,7 +96,7 @@ def test_evaluate_on_the_runs_dataset_matches_the_records_on_whole_environments(
 def test_evaluate_a_sweep_scores_each_cells_selected_model(sweep, tmp_path):
     from dagrad.analysis.runs import load_runs
     from dagrad.analysis.selection import select
-    from dagrad.models.evaluating import evaluate_models
+    from dagrad.analysis.model_scores import evaluate_models
 
     tree = digit_tree(tmp_path / "tree")
     lines, path = evaluate_models(sweep, str(tree), envs=["photos"])

@@ -55,6 +55,10 @@ def evaluate_models(target: str | Path, data: str, envs: Optional[Sequence[str]]
         jobs = selected_models(target, selection) if which in (None, "selected") else \
             [({}, Path(r), which) for r in sorted({p.parent for p in target.rglob(RECORDS_NAME)})]
     dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:  # the meter meters the one GPU the model runs on
+        from dagrad.engine import resolve_device
+
+        dev = resolve_device("cuda")
     label = str(which) if which is not None else ("best" if not jobs[0][0] else "selected")
     lines: list[dict] = [{"type": "header", "format": FORMAT, "target": str(target), "data": data,
                           "envs": list(envs or []), "which": label,
