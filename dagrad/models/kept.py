@@ -130,7 +130,7 @@ class KeptModels:
         if not wanted:
             return
         entry = write_model_file(self.dir / f"epoch-{epoch}.pt", self.run_id, "epoch", epoch, module.state_dict())
-        entry["val_acc"] = val
+        entry["val_acc"] = val if math.isfinite(val) else None  # None: no training-domain `out` split scored
         for which in wanted:
             self.entries[f"epoch-{epoch}" if which == "every" else which] = dict(entry)
         if "best" in wanted:
