@@ -90,6 +90,8 @@ def read_model_file(path: Path, entry: dict) -> dict:
 def read_manifest(folder: Path) -> dict:
     """A run folder's `models/kept.json`, or a CheckpointError naming what is missing."""
     path = Path(folder) / MODELS_DIR / MANIFEST_NAME
+    if not Path(folder).is_dir():
+        raise CheckpointError(f"no run folder at {folder}")
     if not path.is_file():
         raise CheckpointError(f"{folder} keeps no models (no {MODELS_DIR}/{MANIFEST_NAME}); runs keep them from "
                               f"this dagrad version on, as checkpoints.keep says")
