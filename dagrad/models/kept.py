@@ -19,7 +19,7 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn

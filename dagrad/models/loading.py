@@ -86,7 +86,7 @@ def entry_name(which: Which, manifest: dict) -> str:
     return which
 
 
-def load_model(run: Any, which: Which = "last", device: str | torch.device = "cpu",
+def load_model(run: Any, which: Which = "best", device: str | torch.device = "cpu",
                plugins: Any = ()) -> LoadedModel:
     """The kept model `which` ("last", "best", "swad" or an epoch number) of `run` (a folder, record file or
     Run), on `device`, in eval mode, with its evaluation transform. Unpacks as `model, transform`.
