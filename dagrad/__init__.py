@@ -10,7 +10,8 @@ from dagrad.threads import prefer_passive_wait  # noqa: E402 - before anything i
 
 prefer_passive_wait()
 
-_API = ("train", "load_run", "load_runs", "sweep", "report", "study", "check_config", "Run", "Sweep", "Report",
+_API = ("train", "evaluate", "load_model", "load_run", "load_runs", "sweep", "report", "study", "check_config",
+        "Run", "Sweep", "Report",
         "StudyReport", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError")
 __all__ = ["__version__", *_API]
 

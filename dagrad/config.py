@@ -139,6 +139,25 @@ class TrackingConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)  # files in <run folder>/wandb
 
 
+#: what `checkpoints.keep` may name: the last epoch's model, the epoch training-domain validation selects
+#: within the run, SWAD's average (when SWAD runs), every epoch's model
+KEEP_CHOICES = ("last", "best", "swad", "every")
+
+
+@dataclass
+class CheckpointsConfig:
+    """Which trained models a run keeps beside its records (weights only; see dagrad.models)."""
+
+    keep: list[str] = _setting(["last", "best", "swad"], list, item=str, choices=KEEP_CHOICES)
+
+
+@dataclass
+class EvalConfig:
+    """What each epoch's evaluation writes besides the records."""
+
+    save_predictions: bool = False  # per example: index, label, predicted class, probability of the label
+
+
 @dataclass
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -148,6 +167,8 @@ class ExperimentConfig:
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoints: CheckpointsConfig = field(default_factory=CheckpointsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     epochs: int = _setting(10, int, low=1)
     steps_per_epoch: Optional[int] = _setting(None, int, low=1, nullable=True)  # None: one pass over the data
     trial_seed: int = _setting(0, int, low=0)  # drives the data split (DomainBed's trial_seed)
@@ -167,7 +188,7 @@ class ExperimentConfig:
 #: keys that say where or how fast a run executes, not what it computes: left out of its identity (so a
 #: sweep relaunched elsewhere finds its finished jobs) and out of the configuration a report groups by
 RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size", "deterministic",
-                        "channels_last", "energy.idle_baseline_s", "tracking")
+                        "channels_last", "energy.idle_baseline_s", "tracking", "checkpoints", "eval")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -44,6 +44,7 @@ from dagrad.evaluation import evaluate
 from dagrad.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
 from dagrad.metrics import env_mean
+from dagrad.models.hook import RunOutputs
 from dagrad.networks import build_featurizer
 from dagrad.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
@@ -116,6 +117,7 @@ class Trainer:
         self.averager = build_averager(cfg.averaging, self.algorithm)
         self.flops = FlopsTally(cfg.energy.count_flops)
         self.hash = exp.run_id
+        self.outputs = RunOutputs(self)  # kept models and per-example predictions (dagrad.models)
         self.start_epoch, self.updates, self.stopped = 0, 0, False
         self._setup_energy: Optional[dict] = None  # this process's setup window, until an epoch records it
         records_path = self.out / RECORDS_NAME
@@ -183,8 +185,10 @@ class Trainer:
             self.records.append(self._epoch_record(epoch, outcome, metrics, averaged, train_energy, eval_energy,
                                                    eval_flops, other_energy))
             self.progress.epoch_done(self.records.lines[-1])
+            self.outputs.after_epoch(epoch, metrics, self.algorithm)
             self.stopped = bool(self.averager and self.averager.should_stop())
             self._checkpoint(epoch + 1)
+            self.outputs.after_checkpoint()
         self.progress.close()
         self.dist.check_stopped_together(len(self.records.lines), self.updates, self.stopped)
         if not any(line["type"] == "summary" for line in self.records.lines):
@@ -276,6 +280,7 @@ class Trainer:
         tail[0], = self.dist.readings(tail[0])
         summary["other_energy"] = tail[0].to_dict()
         summary["run_energy"] = job_energy(self.records.lines, tail).to_dict()
+        summary["kept"] = self.outputs.finish(final)
         self.records.append(summary)
 
     def _training_inputs(self) -> Iterator[list[torch.Tensor]]:
@@ -355,7 +360,7 @@ class Trainer:
             "optimizers": {name: opt.state_dict() for name, opt in self.algorithm.optimizers().items()},
             "gradsamp": self.gradsamp.state_dict() if self.gradsamp else None,
             "averager": self.averager.state_dict() if self.averager else None,
-            "rng": rng_state(), "records": self.records.lines,
+            "rng": rng_state(), "records": self.records.lines, "kept": self.outputs.state_dict(),
         })
 
     def _restore(self) -> list[dict]:
@@ -370,6 +375,7 @@ class Trainer:
                 self.gradsamp.load_state_dict(payload["gradsamp"], self.algorithm)
             if self.averager is not None:
                 self.averager.load_state_dict(payload["averager"])
+            self.outputs.load_state_dict(payload.get("kept"))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"cannot resume from {self.out / CHECKPOINT_NAME}: it does not match this "
                                   f"run's model ({type(exc).__name__}: {str(exc)[:120]})") from None

@@ -38,7 +38,9 @@ ATOMIC_FILES = (CHECKPOINT_NAME, RECORDS_NAME, "done")
 #: every name dagrad writes in a run folder (files and folders; a component that writes a new one adds it
 #: here); only these are ever moved aside, so a run in a project folder (`--out .`) never moves the project
 RUN_FILES = (RECORDS_NAME, CHECKPOINT_NAME, "done", LOCK_NAME, "config.json", "log.txt", "slurm.json",
-             "tensorboard", "wandb", "why-moved.txt")
+             "tensorboard", "wandb", "why-moved.txt",
+             # kept models, saved predictions, evaluations and exports (dagrad.models)
+             "models", "predictions", "evaluations", "exported")
 #: patterns of dagrad's other files: records kept when they disagreed with the checkpoint, and the
 #: leftovers of interrupted atomic writes
 RUN_PATTERNS = (f"{RECORDS_NAME}.disagreed-*",) + tuple(f".{name}.*.tmp" for name in (RECORDS_NAME, CHECKPOINT_NAME, "done", "config.json",

@@ -2,6 +2,8 @@
 
 The README's "Python API" section quotes this file; tests/api/test_api_example.py runs it as it is."""
 
+import PIL.Image
+
 import dagrad
 
 # Train ERM on the embedded rotated digits (the shipped `demo` config, shortened here): once with every
@@ -26,6 +28,11 @@ report = dagrad.report("runs/api-example", selection="last")
 print(report.tables["rotated_digits"][["algorithm", "setting", "Avg", "updates (saved)"]])  # cells as printed
 print(report.summary[["setting", "acc:Avg", "train_J", "saving_train_pct"]])  # the numbers behind them
 report.figures["rotated_digits-pareto"].savefig("runs/api-example/pareto.png")
+
+# The models a run kept (last, the epoch its training-domain validation picks, SWAD's average): rebuilt from
+# the records header, in eval mode, with the transform that turns an image into the input they expect.
+model, transform = dagrad.load_model("runs/api-example/full", "best")  # also full.model("best")
+print(model(transform(PIL.Image.new("RGB", (28, 28)))[None]).softmax(1))
 
 # Bad input raises the CLI's one-line message as an exception (a DagradError), never SystemExit.
 try:

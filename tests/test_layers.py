@@ -23,7 +23,7 @@ FLOORS = {
     1: ["config", "records", "checkpoint", "plugins", "record_values", "folderlock", "runfolder", "progress",
         "checkpoint_checks"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["experiment", "evaluation", "distributed"],
+    3: ["experiment", "evaluation", "distributed", "models"],
     4: ["engine", "resuming"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api"],

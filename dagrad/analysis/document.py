@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from dagrad.analysis import report
-from dagrad.analysis.report import (SE_DDOF, markdown_table, numerics_line, pm, se_words, summarize, tex, tidy,
-                                    with_run_facts)
+from dagrad.analysis.report import (SE_DDOF, markdown_table, models_table, numerics_line, pm, se_words, summarize,
+                                    tex, tidy, with_run_facts)
 from dagrad.analysis.runs import Run, load_runs
 from dagrad.analysis.selection import DESCRIPTIONS, METHODS, select
 from dagrad.analysis import wilds
@@ -31,6 +31,9 @@ TITLES = {"training_domain": "Training-domain validation", "leave_one_out": "Lea
 
 COMPACT_NOTE = ("All datasets: each dataset's Avg (mean ± SE over trial seeds of the mean over its test "
                 "environments); Avg = their mean, shown only when every dataset has one (DomainBed's Averages table).")
+
+MODELS_NOTE = ("Selected models: the kept model file each cell's selected run names (`dagrad.load_model`, "
+               "`dagrad evaluate`, `predict` and `export` read it).")
 
 
 def compact_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -76,7 +79,8 @@ def render_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skippe
     for method, (selected, summary) in results.items():
         table = report.render_markdown(summary, method, numerics_line(selected), level="###").rstrip()
         out += [f"## {TITLES[method]}", "", table, "",
-                "### All datasets", "", *markdown_table(*compact_cells(summary)), "", f"_{COMPACT_NOTE}_", ""]
+                "### All datasets", "", *markdown_table(*compact_cells(summary)), "", f"_{COMPACT_NOTE}_", "",
+                "### Selected models", "", *markdown_table(*models_table(selected)), "", f"_{MODELS_NOTE}_", ""]
     out += [f"_{TITLES[m]}: {_why_empty(m)}._" for m in skipped if results]
     if wilds_summary is not None and len(wilds_summary):
         out += ["", "## WILDS protocol", ""]
@@ -109,6 +113,7 @@ def render_latex(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: 
         out += [rf"\subsection{{Model selection: {tex(TITLES[method])}}}",
                 report.render_latex(summary, method, numerics_line(selected))]
         out += _latex_table(f"All datasets ({TITLES[method]})", *compact_cells(summary), [COMPACT_NOTE])
+        out += _latex_table(f"Selected models ({TITLES[method]})", *models_table(selected), [MODELS_NOTE])
     out += [rf"% {TITLES[m]}: {_why_empty(m)}" for m in skipped if results]
     if wilds_summary is not None and len(wilds_summary):
         out.append(r"\subsection{WILDS protocol}")

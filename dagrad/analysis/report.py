@@ -351,7 +351,28 @@ def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
     out["deterministic"] = [bool(r.numerics["deterministic"]) for r in facts]
     out["channels_last"] = [r.numerics["channels_last"] for r in facts]
     out["run_other_cpu_pct"] = [contention.other_cpu_pct(r.epochs) for r in facts]
+    out["model"] = [kept_model(r, e) for r, e in zip(facts, out["epoch"])]
     return out
+
+
+def kept_model(run: Run, epoch) -> str:
+    """The kept model file selection chose in `run` (its summary line names the kept models), or why none."""
+    kept = (run.summary or {}).get("kept")
+    if kept is None:
+        return "not kept (run predates kept models)"
+    rel = kept.get("swad") if epoch == "averaged" else f"models/epoch-{epoch}.pt"
+    if rel is None or rel not in kept.values():
+        return f"not kept (checkpoints.keep: epoch {epoch} is neither last nor best)"
+    return str(run.path.parent / rel)
+
+
+def models_table(selected: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Which kept model each selected run names: one row per report cell."""
+    header = ["dataset", "algorithm", "setting", "test env", "trial", "hparams", "epoch", "model"]
+    rows = [[str(r["dataset"]), str(r["algorithm"]), str(r["setting"]), str(r["env_name"]), str(r["trial_seed"]),
+             str(r["hparams_seed"]), str(r["epoch"]), str(r.get("model", ""))]
+            for r in selected.to_dict("records")]
+    return header, rows
 
 
 def write_report(runs_dir: str | Path, fmt: str = "md", selection: Optional[str | list[str]] = None,

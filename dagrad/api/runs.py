@@ -80,6 +80,13 @@ class Run:
                  f"{list(self.records.test_envs)}, GradSamp {sampler}")
         return run_figure(self.epochs, title)
 
+    def model(self, which: "str | int" = "best", device: str = "cpu", plugins: Sequence[str] = ()):
+        """A kept model of this run ("last", "best", "swad" or an epoch number) in eval mode with its evaluation
+        transform (a dagrad.models.LoadedModel; unpacks as `model, transform`)."""
+        from dagrad.models import load_model
+
+        return load_model(self.folder, which, device=device, plugins=plugins)
+
     def reload(self) -> "Run":
         """The same run read again (a running run has more epochs by now)."""
         return load_run(self.path)
@@ -91,6 +98,19 @@ class Run:
         model = " (averaged model)" if self.summary["reported"] == "averaged" else ""
         return (f"Run({str(self.folder)!r}, {len(self.records.epochs)}/{epochs} epochs, {state}, "
                 f"OOD accuracy{model} {100 * ood:.1f} %)")
+
+
+def evaluate(target: str | Path, data: str, envs: Optional[Sequence[str]] = None,
+             which: Optional[str | int] = None, device: str = "cpu", out: Optional[str | Path] = None,
+             selection: str = "training_domain", plugins: Sequence[str] = ()) -> pd.DataFrame:
+    """`dagrad evaluate` from Python: a run's kept model `which` (default best), or each report cell's
+    selected model of a sweep folder, scored on `data` (a dataset name or image folder tree); one row per
+    model and environment (acc, loss, ece, per_class_acc, confusion, energy, ...). Also writes the JSONL."""
+    from dagrad.analysis.model_scores import evaluate_models
+
+    with warnings_once():
+        lines, _ = evaluate_models(target, data, envs, which, device, out, None, selection, plugins)
+    return pd.DataFrame([line for line in lines if line["type"] == "evaluation"])
 
 
 def load_run(folder: str | Path) -> Run:
