@@ -19,11 +19,11 @@ ROOT = Path(dagrad.__file__).resolve().parent
 #: floor -> module or package names (a package's submodules share its floor)
 FLOORS = {
     0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "notices", "numerics",
-        "record_schema", "yaml_bounds"],
+        "record_schema", "yaml_bounds", "threads"],
     1: ["config", "records", "checkpoint", "plugins", "record_values", "folderlock", "runfolder", "progress",
         "checkpoint_checks"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["experiment", "evaluation", "distributed", "models"],
+    3: ["experiment", "evaluation", "distributed", "models", "warmup"],
     4: ["engine", "resuming"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api"],
