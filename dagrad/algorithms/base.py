@@ -32,6 +32,12 @@ class Algorithm(nn.Module, ABC):
 
     #: does update() use the `unlabeled` target inputs (DA)?
     uses_unlabeled: bool = False
+    #: the submodules whose parameters (and floating buffers) a GradSamp epoch draws, by attribute name;
+    #: None: every trainable tensor the algorithm has. Tensors outside them are kept as they are.
+    sampled_modules: Optional[tuple[str, ...]] = None
+    #: the rule for each piece of extra state across resume and sampled epochs (name -> rule), shown in docs;
+    #: every such piece is a buffer, so checkpoints carry it
+    state_rules: dict[str, str] = {}
 
     def __init__(self, num_classes: int, num_domains: int, hparams: dict):
         super().__init__()
