@@ -5,7 +5,8 @@ CNN, 10 classes, 3 training environments) with its default hyperparameters plus 
 dagrad's is built around a copy of the same featurizer, and every parameter and floating buffer is copied
 across in registration order (shapes checked). Then both take `--updates` updates on the same random
 minibatches, the global torch and numpy generators seeded identically before each update (both draw in
-the same order), and the largest absolute difference over all parameters is printed.
+the same order), and the largest absolute difference over all parameters and floating buffers (BatchNorm statistics,
+GroupDRO's q, MTL's embeddings) is printed.
 
 The DomainBed copy is read from `--domainbed` (a folder holding the `domainbed` package); nothing of it
 ships with dagrad.
@@ -33,7 +34,7 @@ OVERRIDES = {
     "CDANN": {"grad_penalty": 0.1},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
-              "RSC"]
+              "RSC", "ARM"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -59,18 +60,21 @@ def copy_state(source: torch.nn.Module, target: torch.nn.Module) -> None:
 
 def compare(db, name: str, updates: int) -> float:
     hp = db.hparams_registry.default_hparams(name, "RotatedMNIST")
-    hp.update(OVERRIDES.get(name, {}))
+    hp.update(OVERRIDES.get(name, {}), batch_size=BATCH)
     torch.manual_seed(0)
     theirs = db.algorithms.get_algorithm_class(name)(SHAPE, CLASSES, ENVS, hp)
     ours_hp = resolve_hparams(name.lower(), OVERRIDES.get(name, {}), 0, small_images=True)
-    ours = build(name.lower(), ours_hp, copy.deepcopy(_featurizer(theirs)), CLASSES, ENVS)
+    ours = build(name.lower(), ours_hp, copy.deepcopy(_featurizer(theirs)), CLASSES, ENVS, input_shape=SHAPE)
     copy_state(theirs, ours)
     for k, minibatches in enumerate(batches(updates)):
         for algorithm in (theirs, ours):
             torch.manual_seed(100 + k)
             np.random.seed(100 + k)
             algorithm.update([(x.clone(), y.clone()) for x, y in minibatches])
-    return max((a - b).abs().max().item() for a, b in zip(theirs.parameters(), ours.parameters()))
+    def tensors(m: torch.nn.Module) -> list[torch.Tensor]:
+        return list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point() and b.numel()]
+
+    return max((a - b).abs().max().item() for a, b in zip(tensors(theirs), tensors(ours)))
 
 
 def _featurizer(algorithm: torch.nn.Module) -> torch.nn.Module:

@@ -17,7 +17,7 @@ SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.opti
 WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "vrex": ["algorithm.hparams.vrex_penalty_anneal_iters=4"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann"]
-HEAVIER = ["mldg", "sagnet"]  # several forward/backward passes per update
+HEAVIER = ["mldg", "sagnet", "arm"]  # several forward/backward passes per update; ARM: a 64-channel context net
 
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:
