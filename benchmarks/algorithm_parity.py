@@ -6,7 +6,8 @@ dagrad's is built around a copy of the same featurizer, and every parameter and 
 across in registration order (shapes checked). Then both take `--updates` updates on the same random
 minibatches, the global torch and numpy generators seeded identically before each update (both draw in
 the same order), and the largest absolute difference over all parameters and floating buffers (BatchNorm statistics,
-GroupDRO's q, MTL's embeddings) is printed.
+GroupDRO's q, MTL's embeddings) is printed, beside the largest change of any of them over the updates
+(so a zero difference is not a model that never moved).
 
 The DomainBed copy is read from `--domainbed` (a folder holding the `domainbed` package); nothing of it
 ships with dagrad.
@@ -32,9 +33,12 @@ OVERRIDES = {
     "VREx": {"vrex_penalty_anneal_iters": 2},
     "DANN": {"grad_penalty": 0.1},
     "CDANN": {"grad_penalty": 0.1},
+    "IB_ERM": {"ib_penalty_anneal_iters": 2},
+    "IB_IRM": {"irm_penalty_anneal_iters": 2, "ib_penalty_anneal_iters": 3},
+    "ANDMask": {"tau": 0.6},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
-              "RSC", "ARM"]
+              "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -58,26 +62,37 @@ def copy_state(source: torch.nn.Module, target: torch.nn.Module) -> None:
             b.copy_(a)
 
 
-def compare(db, name: str, updates: int) -> float:
+def compare(db, name: str, updates: int) -> tuple[float, float]:
+    """(largest |dagrad - DomainBed| after the updates, largest |change| of dagrad's tensors over them)."""
     hp = db.hparams_registry.default_hparams(name, "RotatedMNIST")
     hp.update(OVERRIDES.get(name, {}), batch_size=BATCH)
     torch.manual_seed(0)
     theirs = db.algorithms.get_algorithm_class(name)(SHAPE, CLASSES, ENVS, hp)
     ours_hp = resolve_hparams(name.lower(), OVERRIDES.get(name, {}), 0, small_images=True)
     ours = build(name.lower(), ours_hp, copy.deepcopy(_featurizer(theirs)), CLASSES, ENVS, input_shape=SHAPE)
-    copy_state(theirs, ours)
+    copy_state(_compared(theirs), _compared(ours))
+    start = [t.detach().clone() for t in _tensors(_compared(ours))]
     for k, minibatches in enumerate(batches(updates)):
         for algorithm in (theirs, ours):
             torch.manual_seed(100 + k)
             np.random.seed(100 + k)
             algorithm.update([(x.clone(), y.clone()) for x, y in minibatches])
-    def tensors(m: torch.nn.Module) -> list[torch.Tensor]:
-        return list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point() and b.numel()]
+    moved = max((a - b).abs().max().item() for a, b in zip(start, _tensors(_compared(ours))))
+    return max((a - b).abs().max().item() for a, b in zip(_tensors(_compared(theirs)), _tensors(_compared(ours)))), moved
 
-    return max((a - b).abs().max().item() for a, b in zip(tensors(theirs), tensors(ours)))
+
+def _tensors(m: torch.nn.Module) -> list[torch.Tensor]:
+    return list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point() and b.numel()]
+
+
+def _compared(algorithm: torch.nn.Module) -> torch.nn.Module:
+    """What is copied and compared: the algorithm, or for Fish its network (its inner one is transient)."""
+    return algorithm.network if type(algorithm).__name__ == "Fish" else algorithm
 
 
 def _featurizer(algorithm: torch.nn.Module) -> torch.nn.Module:
+    if type(algorithm).__name__ == "Fish":
+        return algorithm.network.net[0]
     return getattr(algorithm, "featurizer", None) or algorithm.network_f
 
 
@@ -91,9 +106,10 @@ def main() -> None:
     db = argparse.Namespace(algorithms=importlib.import_module("domainbed.algorithms"),
                             hparams_registry=importlib.import_module("domainbed.hparams_registry"))
     torch.set_num_threads(1)
-    print(f"{'algorithm':<10} {'updates':>7} {'max |diff|':>12}")
+    print(f"{'algorithm':<14} {'updates':>7} {'max |diff|':>12} {'max |moved|':>12}")
     for name in args.algorithms.split(","):
-        print(f"{name:<10} {args.updates:>7} {compare(db, name, args.updates):>12.3e}", flush=True)
+        diff, moved = compare(db, name, args.updates)
+        print(f"{name:<14} {args.updates:>7} {diff:>12.3e} {moved:>12.3e}", flush=True)
 
 
 if __name__ == "__main__":

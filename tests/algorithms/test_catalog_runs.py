@@ -15,9 +15,12 @@ SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.opti
         "averaging.options.early_stop=false"]
 # short warm-ups so the penalty switch (and its Adam reset) happens inside the tiny run
 WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
-           "vrex": ["algorithm.hparams.vrex_penalty_anneal_iters=4"]}
-FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann"]
-HEAVIER = ["mldg", "sagnet", "arm"]  # several forward/backward passes per update; ARM: a 64-channel context net
+           "vrex": ["algorithm.hparams.vrex_penalty_anneal_iters=4"],
+           "ib_erm": ["algorithm.hparams.ib_penalty_anneal_iters=4"],
+           "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"]}
+FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
+        "causirl_mmd"]
+HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish"]  # several forward/backward passes per update; ARM: a 64-channel context net
 
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:
