@@ -7,7 +7,7 @@ from dagrad.algorithms.base import Algorithm, FeaturizerClassifier
 from dagrad.algorithms.registry import ALGORITHMS, build, register, resolve_hparams
 from dagrad.algorithms import (  # noqa: F401,E402 - register the built-ins
     andmask, arm, causirl_coral, causirl_mmd, cdann, coral, dann, dann_grl, erm, fish, groupdro, ib_erm, ib_irm, irm,
-    mixup, mldg, mmd, mtl, rsc, sagnet, sd, vrex,
+    mixup, mldg, mmd, mtl, rsc, sagnet, sd, selfreg, vrex,
 )
 
 __all__ = ["ALGORITHMS", "Algorithm", "FeaturizerClassifier", "build", "register", "resolve_hparams"]
