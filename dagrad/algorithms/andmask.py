@@ -30,7 +30,8 @@ ANDMASK_HPARAMS = {"tau": Option(1.0, float, "sign agreement needed to keep a gr
                                  search=lambda r: float(r.uniform(0.5, 1.0)))}
 
 
-@register("andmask", hparams=ANDMASK_HPARAMS, description="AND-mask: keep gradient elements whose sign all environments agree on")
+@register("andmask", hparams=ANDMASK_HPARAMS,
+          description="AND-mask: keep gradient elements whose sign all environments agree on")
 class ANDMask(FeaturizerClassifier):
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         params = list(self.network.parameters())

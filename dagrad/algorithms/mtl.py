@@ -23,7 +23,8 @@ MTL_HPARAMS = {"mtl_ema": Option(0.99, float, "moving-average rate of the domain
                                  search=lambda r: float(r.choice([0.5, 0.9, 0.99, 1.0])))}
 
 
-@register("mtl", hparams=MTL_HPARAMS, description="Marginal transfer learning: classifier on features + domain embedding")
+@register("mtl", hparams=MTL_HPARAMS,
+          description="Marginal transfer learning: classifier on features + domain embedding")
 class MTL(Algorithm):
     sampled_modules = ("featurizer", "classifier")
     state_rules = {"embeddings": "kept: a sampled epoch leaves the moving averages as they are; saved in checkpoints"}

@@ -50,7 +50,8 @@ SAGNET_HPARAMS = {"sag_w_adv": Option(0.1, float, "weight of the adversarial sty
 
 @register("sagnet", hparams=SAGNET_HPARAMS, description="Style-agnostic networks: content/style randomisation")
 class SagNet(Algorithm):
-    state_rules = {"network_s": "the style classifier is a trainable part: drawn by a sampled epoch, saved in checkpoints"}
+    state_rules = {"network_s": "the style classifier is a trainable part: drawn by a sampled epoch, saved in "
+                                "checkpoints"}
 
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(num_classes, num_domains, hparams)
@@ -59,9 +60,12 @@ class SagNet(Algorithm):
         self.network_s = nn.Linear(featurizer.n_outputs, num_classes)
 
         def adam(module: nn.Module) -> torch.optim.Adam:
-            return torch.optim.Adam(module.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+            return torch.optim.Adam(module.parameters(), lr=self.hparams["lr"],
+                                    weight_decay=self.hparams["weight_decay"])
 
-        self.optimizer_f, self.optimizer_c, self.optimizer_s = adam(self.network_f), adam(self.network_c), adam(self.network_s)
+        self.optimizer_f = adam(self.network_f)
+        self.optimizer_c = adam(self.network_c)
+        self.optimizer_s = adam(self.network_s)
 
     def forward_c(self, x: Tensor) -> Tensor:
         return self.network_c(randomize(self.network_f(x), "style"))

@@ -20,7 +20,8 @@ WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
         "causirl_mmd", "selfreg"]
-HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish"]  # several forward/backward passes per update; ARM: a 64-channel context net
+# several forward/backward passes per update; ARM: a 64-channel context net
+HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish"]
 
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:

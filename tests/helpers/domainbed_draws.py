@@ -17,8 +17,8 @@ DATASETS = {"RotatedMNIST": "rotated_digits", "PACS": "pacs"}
 
 def assert_draws(algorithm: str, dataset: str, hparams_seed: int, trial_seed: int, expected: dict) -> None:
     """dagrad's resolved hyperparameters (batch size included) equal DomainBed's draw, key by key."""
-    overrides = [f"data.name={DATASETS[dataset]}", f"algorithm.name={algorithm}", f"algorithm.hparams_seed={hparams_seed}",
-                 f"trial_seed={trial_seed}"]
+    overrides = [f"data.name={DATASETS[dataset]}", f"algorithm.name={algorithm}",
+                 f"algorithm.hparams_seed={hparams_seed}", f"trial_seed={trial_seed}"]
     if dataset != "RotatedMNIST":
         overrides += ["network.name=resnet50", "data.test_envs=[0]"]
     exp = load_experiment(None, overrides)
