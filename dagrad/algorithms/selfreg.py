@@ -12,6 +12,8 @@ DomainBed's quirks, kept so the numbers compare:
 - the Adam optimizer is built (by ERM) before the projection MLP exists, so the MLP is never stepped:
   only its BatchNorm statistics move. A sampled epoch draws only featurizer + classifier;
 - the run boundaries start at label 0, so a batch without label 0 begins with an empty run.
+Finding the runs reads the sorted labels on the host: one device sync per update (DomainBed loops over
+them too).
 """
 
 from __future__ import annotations
