@@ -19,9 +19,9 @@ WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "ib_erm": ["algorithm.hparams.ib_penalty_anneal_iters=4"],
            "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
-        "causirl_mmd", "selfreg"]
+        "causirl_mmd", "selfreg", "iga"]
 # several forward/backward passes per update; ARM: a 64-channel context net
-HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish"]
+HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask"]
 
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:

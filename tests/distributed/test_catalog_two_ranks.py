@@ -11,7 +11,7 @@ from distributed.test_two_ranks import two_ranks
 from dagrad.records import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
-           "andmask", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish"]
+           "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish"]
 
 
 @pytest.mark.slow
