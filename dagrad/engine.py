@@ -27,6 +27,7 @@ import torch
 import dagrad
 from dagrad import datasets, distributed
 from dagrad.algorithms import build as build_algorithm
+from dagrad.algorithms.registry import featurizer_input_shape
 from dagrad.averaging import build_averager
 from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dagrad.checkpoint_checks import check_payload
@@ -100,9 +101,10 @@ class Trainer:
         self.numerics = Numerics(self.device, cfg.precision, cfg.deterministic, cfg.channels_last)
         guard_examples = GUARD_EXAMPLES_PER_ENV if cfg.gradsamp.sampler != "none" and cfg.gradsamp.guard else 0
         self.data = datasets.build(exp.data_config(), cfg.trial_seed, cfg.eval_mode, guard_per_env=guard_examples)
-        featurizer = build_featurizer(cfg.network.name, exp.network_options, self.data.input_shape)
+        featurizer = build_featurizer(cfg.network.name, exp.network_options,
+                                      featurizer_input_shape(cfg.algorithm.name, self.data.input_shape))
         self.algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, self.data.num_classes,
-                                         len(self.data.train_envs)).to(self.device)
+                                         len(self.data.train_envs), input_shape=self.data.input_shape).to(self.device)
         self.numerics.prepare(self.algorithm)
         self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
         pin = self.device.type == "cuda"

@@ -140,7 +140,8 @@ def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Exper
             network_options[name] = draw(option, hparams_seed, names.get(name, name), trial_seed)
             searched[f"network.options.{name}"] = network_options[name]
     if cfg.data.batch_size is None:
-        option = batch_size_option(spec.small_images, spec.batch_size_exponents)
+        fixed = getattr(ALGORITHMS.load(cfg.algorithm.name), "full_size_batch_size", None)
+        option = batch_size_option(spec.small_images, spec.batch_size_exponents, fixed)
         searched["data.batch_size"] = draw(option, hparams_seed, "batch_size", trial_seed)
     gs = cfg.gradsamp
     sampler_opts, schedule_opts = {}, {}

@@ -15,7 +15,7 @@ Everything a new algorithm needs is here:
    (`lr` and `weight_decay` come from the registry's common table; add only your own).
 
 Use it by importing this file before the configuration is validated, then name it:
-`algorithm: {name: mixup, hparams: {mixup_alpha: 0.4}}` (see the README's "Add your own algorithm").
+`algorithm: {name: my_mixup, hparams: {mixup_alpha: 0.4}}` (see the README's "Add your own algorithm").
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def random_pairs(minibatches: list[Minibatch]) -> list[tuple[Minibatch, Minibatc
     return pairs
 
 
-@register("mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the add-your-own example")
+@register("my_mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the add-your-own example")
 class Mixup(FeaturizerClassifier):
     """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
     with the same weights; featurizer + linear classifier, one Adam."""

@@ -17,7 +17,7 @@ TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "s
 
 
 def test_example_algorithm_under_gradsamp_and_swad(tmp_path):
-    code = main(["train", "--quiet", "--plugin", str(EXAMPLE), "algorithm.name=mixup", "epochs=5", *TINY,
+    code = main(["train", "--quiet", "--plugin", str(EXAMPLE), "algorithm.name=my_mixup", "epochs=5", *TINY,
                  "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2", "averaging.name=swad",
                  "averaging.options.n_converge=2", "averaging.options.n_tolerance=2", "averaging.options.early_stop=false",
                  "--out", str(tmp_path / "run")])

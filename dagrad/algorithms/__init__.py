@@ -1,9 +1,13 @@
 """Algorithms: one file each, registered by name with their hyperparameters (see registry.py).
 
-Importing this package registers the built-ins: ERM, CORAL, DANN (DomainBed's DG form) and DANN-GRL."""
+Importing this package registers the built-ins: ERM, CORAL, DANN (DomainBed's DG form), DANN-GRL and the
+rest of DomainBed's catalog that dagrad has (one module each; see docs/algorithms-parity.md)."""
 
 from dagrad.algorithms.base import Algorithm, FeaturizerClassifier
 from dagrad.algorithms.registry import ALGORITHMS, build, register, resolve_hparams
-from dagrad.algorithms import coral, dann, dann_grl, erm  # noqa: F401,E402 - register the built-ins
+from dagrad.algorithms import (  # noqa: F401,E402 - register the built-ins
+    andmask, arm, causirl_coral, causirl_mmd, cdann, coral, dann, dann_grl, erm, fish, groupdro, ib_erm, ib_irm, iga, irm,
+    mixup, mldg, mmd, mtl, rsc, sagnet, sandmask, sd, selfreg, vrex,
+)
 
 __all__ = ["ALGORITHMS", "Algorithm", "FeaturizerClassifier", "build", "register", "resolve_hparams"]

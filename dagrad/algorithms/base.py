@@ -32,6 +32,17 @@ class Algorithm(nn.Module, ABC):
 
     #: does update() use the `unlabeled` target inputs (DA)?
     uses_unlabeled: bool = False
+    #: the submodules whose parameters (and floating buffers) a GradSamp epoch draws, by attribute name;
+    #: None: every trainable tensor the algorithm has. Tensors outside them are kept as they are.
+    sampled_modules: Optional[tuple[str, ...]] = None
+    #: the rule for each piece of extra state across resume and sampled epochs (name -> rule), shown in docs;
+    #: every such piece is a buffer, so checkpoints carry it
+    state_rules: dict[str, str] = {}
+    #: input channels the featurizer reads beyond the data's (ARM appends a context channel); when not 0,
+    #: the algorithm is built with the data's `input_shape` as a keyword argument
+    extra_input_channels: int = 0
+    #: a batch size DomainBed fixes for this algorithm on full-size images (ARM: 8); None: the dataset's
+    full_size_batch_size: Optional[int] = None
 
     def __init__(self, num_classes: int, num_domains: int, hparams: dict):
         super().__init__()

@@ -107,6 +107,14 @@ class DANN(Algorithm):
         d = int(self.hparams["d_steps_per_g_step"])
         return count % (1 + d) < d
 
+    def discriminator_input(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """What the discriminator reads: the features (CDANN adds the class embedding)."""
+        return z
+
+    def discriminator_loss(self, out: torch.Tensor, domains: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The discriminator's cross-entropy (CDANN weights it by class)."""
+        return F.cross_entropy(out, domains)
+
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         self.updates_done += 1
         self.update_count.fill_(self.updates_done)
@@ -116,12 +124,13 @@ class DANN(Algorithm):
             [torch.full((len(xi),), i, dtype=torch.long, device=xi.device) for i, (xi, _) in enumerate(minibatches)]
         )
         z = self.featurizer(x)
-        disc_out = self.discriminator(z)
-        disc_loss = F.cross_entropy(disc_out, domains)
+        disc_input = self.discriminator_input(z, y)
+        disc_out = self.discriminator(disc_input)
+        disc_loss = self.discriminator_loss(disc_out, domains, y)
         stats = {"disc_acc": (disc_out.argmax(1) == domains).float().mean().detach()}
         if self.hparams["grad_penalty"] > 0:
             grad = torch.autograd.grad(
-                F.cross_entropy(disc_out, domains, reduction="sum"), [z], create_graph=True
+                F.cross_entropy(disc_out, domains, reduction="sum"), [disc_input], create_graph=True
             )[0]
             gp = grad.pow(2).sum(1).mean()
             disc_loss = disc_loss + self.hparams["grad_penalty"] * gp

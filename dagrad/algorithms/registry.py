@@ -42,9 +42,13 @@ def common_hparams(small_images: bool) -> dict[str, Option]:
     }
 
 
-def batch_size_option(small_images: bool, exponents: Optional[tuple[float, float]] = None) -> Option:
+def batch_size_option(small_images: bool, exponents: Optional[tuple[float, float]] = None,
+                      fixed: Optional[int] = None) -> Option:
     """DomainBed's `batch_size` hyperparameter (per training environment): 64, int(2^U(3, 9)) on small
-    images; 32, int(2^U(3, 5.5)) otherwise; a dataset may narrow the exponents (DomainNet: (3, 5))."""
+    images; 32, int(2^U(3, 5.5)) otherwise; a dataset may narrow the exponents (DomainNet: (3, 5)); an
+    algorithm may fix it on full-size images (`fixed`, ARM's 8), as DomainBed's registry does."""
+    if fixed is not None and not small_images:
+        return Option(fixed, int, "examples per training environment per step", low=1, search=lambda r: fixed)
     low, high = exponents or ((3.0, 9.0) if small_images else (3.0, 5.5))
     return Option(64 if small_images else 32, int, "examples per training environment per step", low=1,
                   search=lambda r: int(2 ** r.uniform(low, high)))
@@ -97,6 +101,17 @@ def draw(option: Option, hparams_seed: int, key: str, trial_seed: int = 0) -> An
     return option.search(np.random.RandomState(search_seed(hparams_seed, trial_seed, key)))
 
 
-def build(name: str, hparams: Mapping[str, Any], featurizer: Any, num_classes: int, num_domains: int) -> Any:
-    """The named algorithm around `featurizer`, ready to train."""
-    return ALGORITHMS.load(name)(featurizer, num_classes, num_domains, dict(hparams))
+def featurizer_input_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The input shape the named algorithm's featurizer reads, given the data's (ARM adds a channel)."""
+    extra = int(getattr(ALGORITHMS.load(name), "extra_input_channels", 0))
+    return (input_shape[0] + extra, *input_shape[1:]) if extra else tuple(input_shape)
+
+
+def build(name: str, hparams: Mapping[str, Any], featurizer: Any, num_classes: int, num_domains: int,
+          input_shape: Optional[tuple[int, ...]] = None) -> Any:
+    """The named algorithm around `featurizer`, ready to train; `input_shape` (the data's) goes to an
+    algorithm whose featurizer reads extra channels."""
+    cls = ALGORITHMS.load(name)
+    if getattr(cls, "extra_input_channels", 0):
+        return cls(featurizer, num_classes, num_domains, dict(hparams), input_shape=input_shape)
+    return cls(featurizer, num_classes, num_domains, dict(hparams))

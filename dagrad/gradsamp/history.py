@@ -32,14 +32,24 @@ STORES = ("device", "cpu")
 PARTS = ("params", "buffers")
 
 
+def _drawn(module: nn.Module, name: str) -> bool:
+    """Whether tensor `name` is in one of the submodules the module declares sampled (`sampled_modules`;
+    None or absent: every tensor)."""
+    declared = getattr(module, "sampled_modules", None)
+    return declared is None or any(name.startswith(f"{prefix}.") for prefix in declared)
+
+
 def trainable(module: nn.Module) -> dict[str, nn.Parameter]:
-    """Trainable parameters by name (shared parameters once), sorted by name for a fixed draw order."""
-    return dict(sorted((n, p) for n, p in module.named_parameters() if p.requires_grad))
+    """Trainable parameters by name (shared parameters once), sorted by name for a fixed draw order; only
+    those of the submodules the module declares sampled, if it declares them."""
+    return dict(sorted((n, p) for n, p in module.named_parameters() if p.requires_grad and _drawn(module, n)))
 
 
 def floating_buffers(module: nn.Module) -> dict[str, Tensor]:
-    """Floating-point buffers by name, sorted; integer buffers (e.g. num_batches_tracked) are never touched."""
-    return dict(sorted((n, b) for n, b in module.named_buffers() if b is not None and b.is_floating_point()))
+    """Floating-point buffers by name, sorted; integer buffers (e.g. num_batches_tracked) are never touched,
+    nor buffers outside the submodules the module declares sampled."""
+    return dict(sorted((n, b) for n, b in module.named_buffers()
+                       if b is not None and b.is_floating_point() and _drawn(module, n)))
 
 
 class Layout:

@@ -1,4 +1,4 @@
-"""examples/my_algorithm.py: importing the file registers `mixup`, which then trains like a built-in."""
+"""examples/my_algorithm.py: importing the file registers `my_mixup`, which then trains like a built-in."""
 
 from __future__ import annotations
 
@@ -24,25 +24,25 @@ def example():
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
-    registry.ALGORITHMS.unregister("mixup")  # leave the registry as other tests expect it
+    registry.ALGORITHMS.unregister("my_mixup")  # leave the registry as other tests expect it
 
 
 def test_importing_registers_the_name(example):
-    assert "mixup" in registry.ALGORITHMS.names()
-    assert registry.ALGORITHMS.load("mixup") is example.Mixup
+    assert "my_mixup" in registry.ALGORITHMS.names()
+    assert registry.ALGORITHMS.load("my_mixup") is example.Mixup
     with pytest.raises(ConfigError, match="mixup_alpha: 0.0 is out of range; allowed: a finite number > 0"):
-        registry.resolve_hparams("mixup", {"mixup_alpha": 0}, 0, small_images=True)
-    hp = registry.resolve_hparams("mixup", {"mixup_alpha": 0.4}, 0, small_images=True)
+        registry.resolve_hparams("my_mixup", {"mixup_alpha": 0}, 0, small_images=True)
+    hp = registry.resolve_hparams("my_mixup", {"mixup_alpha": 0.4}, 0, small_images=True)
     assert hp == {"lr": 1e-3, "weight_decay": 0.0, "mixup_alpha": 0.4}
     with pytest.raises(ConfigError, match="mixup_alpha"):
-        registry.resolve_hparams("mixup", {"alpha": 0.4}, 0, small_images=True)
+        registry.resolve_hparams("my_mixup", {"alpha": 0.4}, 0, small_images=True)
 
 
 def test_it_trains_on_synthetic_data(example):
     torch.manual_seed(0)
     f = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU())
     f.n_outputs = 8
-    model = example.Mixup(f, 2, 3, registry.resolve_hparams("mixup", {"lr": 1e-2}, 0, small_images=True))
+    model = example.Mixup(f, 2, 3, registry.resolve_hparams("my_mixup", {"lr": 1e-2}, 0, small_images=True))
     g = torch.Generator().manual_seed(1)
     envs = []
     for k in range(3):

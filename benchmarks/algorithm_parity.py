@@ -1,0 +1,118 @@
+"""dagrad's algorithm updates against a local copy of DomainBed's, on identical weights and batches.
+
+For each algorithm: DomainBed's class is built for RotatedMNIST-shaped inputs (2 x 28 x 28, its MNIST
+CNN, 10 classes, 3 training environments) with its default hyperparameters plus the overrides below;
+dagrad's is built around a copy of the same featurizer, and every parameter and floating buffer is copied
+across in registration order (shapes checked). Then both take `--updates` updates on the same random
+minibatches, the global torch and numpy generators seeded identically before each update (both draw in
+the same order), and the largest absolute difference over all parameters and floating buffers (BatchNorm statistics,
+GroupDRO's q, MTL's embeddings) is printed, beside the largest change of any of them over the updates
+(so a zero difference is not a model that never moved).
+
+The DomainBed copy is read from `--domainbed` (a folder holding the `domainbed` package); nothing of it
+ships with dagrad.
+
+    python benchmarks/algorithm_parity.py --domainbed /path/to/DomainBed [--updates 6] [--algorithms IRM,MMD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import sys
+
+import numpy as np
+import torch
+
+from dagrad.algorithms import build, resolve_hparams
+
+# short warm-ups so the annealing switch and the Adam reset fall inside the compared updates
+OVERRIDES = {
+    "IRM": {"irm_penalty_anneal_iters": 2},
+    "VREx": {"vrex_penalty_anneal_iters": 2},
+    "DANN": {"grad_penalty": 0.1},
+    "CDANN": {"grad_penalty": 0.1},
+    "IB_ERM": {"ib_penalty_anneal_iters": 2},
+    "IB_IRM": {"irm_penalty_anneal_iters": 2, "ib_penalty_anneal_iters": 3},
+    "ANDMask": {"tau": 0.6},
+    "SANDMask": {"tau": 0.5, "k": 1e-4},
+}
+ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
+              "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
+              "SelfReg", "SANDMask", "IGA"]
+SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
+
+
+def batches(updates: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    g = torch.Generator().manual_seed(1234)
+    return [[(torch.randn(BATCH, *SHAPE, generator=g), torch.randint(0, CLASSES, (BATCH,), generator=g))
+             for _ in range(ENVS)] for _ in range(updates)]
+
+
+def copy_state(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    """Every parameter, then every floating buffer, of `source` into `target`, matched by registration order."""
+    pairs = list(zip(source.parameters(), target.parameters()))
+    if len(list(source.parameters())) != len(list(target.parameters())):
+        raise SystemExit("parameter counts differ")
+    pairs += [(a, b) for a, b in zip([b for b in source.buffers() if b.is_floating_point() and b.numel()],
+                                     [b for b in target.buffers() if b.is_floating_point() and b.numel()])]
+    with torch.no_grad():
+        for a, b in pairs:
+            if a.shape != b.shape:
+                raise SystemExit(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+            b.copy_(a)
+
+
+def compare(db, name: str, updates: int) -> tuple[float, float]:
+    """(largest |dagrad - DomainBed| after the updates, largest |change| of dagrad's tensors over them)."""
+    hp = db.hparams_registry.default_hparams(name, "RotatedMNIST")
+    hp.update(OVERRIDES.get(name, {}), batch_size=BATCH)
+    torch.manual_seed(0)
+    theirs = db.algorithms.get_algorithm_class(name)(SHAPE, CLASSES, ENVS, hp)
+    ours_hp = resolve_hparams(name.lower(), OVERRIDES.get(name, {}), 0, small_images=True)
+    ours = build(name.lower(), ours_hp, copy.deepcopy(_featurizer(theirs)), CLASSES, ENVS, input_shape=SHAPE)
+    copy_state(_compared(theirs), _compared(ours))
+    start = [t.detach().clone() for t in _tensors(_compared(ours))]
+    for k, minibatches in enumerate(batches(updates)):
+        for algorithm in (theirs, ours):
+            torch.manual_seed(100 + k)
+            np.random.seed(100 + k)
+            algorithm.update([(x.clone(), y.clone()) for x, y in minibatches])
+    moved = max((a - b).abs().max().item() for a, b in zip(start, _tensors(_compared(ours))))
+    return max((a - b).abs().max().item() for a, b in zip(_tensors(_compared(theirs)), _tensors(_compared(ours)))), moved
+
+
+def _tensors(m: torch.nn.Module) -> list[torch.Tensor]:
+    return list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point() and b.numel()]
+
+
+def _compared(algorithm: torch.nn.Module) -> torch.nn.Module:
+    """What is copied and compared: the algorithm, or for Fish its network (its inner one is transient)."""
+    return algorithm.network if type(algorithm).__name__ == "Fish" else algorithm
+
+
+def _featurizer(algorithm: torch.nn.Module) -> torch.nn.Module:
+    if type(algorithm).__name__ == "Fish":
+        return algorithm.network.net[0]
+    return getattr(algorithm, "featurizer", None) or algorithm.network_f
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domainbed", required=True, help="folder that holds DomainBed's `domainbed` package")
+    parser.add_argument("--updates", type=int, default=6)
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    args = parser.parse_args()
+    sys.path.insert(0, args.domainbed)
+    db = argparse.Namespace(algorithms=importlib.import_module("domainbed.algorithms"),
+                            hparams_registry=importlib.import_module("domainbed.hparams_registry"))
+    torch.set_num_threads(1)
+    print(f"{'algorithm':<14} {'updates':>7} {'max |diff|':>12} {'max |moved|':>12}")
+    for name in args.algorithms.split(","):
+        diff, moved = compare(db, name, args.updates)
+        print(f"{name:<14} {args.updates:>7} {diff:>12.3e} {moved:>12.3e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""DomainBed's catalog on two gloo ranks: each algorithm trains with a sampled epoch, and the ranks'
+parameters and buffers agree after every epoch (DAGRAD_DIST_CHECK=1 fails the job otherwise). Extra
+state computed per rank (GroupDRO's q, MTL's embeddings, BatchNorm statistics of ARM's context net and
+SelfReg's projection) is a floating buffer, averaged over the ranks at each epoch's end like BatchNorm's."""
+
+from __future__ import annotations
+
+import pytest
+from distributed.test_two_ranks import two_ranks
+
+from dagrad.records import split_run
+
+CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
+           "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", CATALOG)
+def test_catalog_algorithm_on_two_ranks_with_a_sampled_epoch(tmp_path, algorithm):
+    overrides = [f"algorithm.name={algorithm}", "epochs=4", "steps_per_epoch=2", "gradsamp.sampler=tensor",
+                 "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2"]
+    lines, _ = two_ranks(tmp_path / "two", overrides)
+    header, epochs, _ = split_run(lines)
+    assert header["distributed"]["world_size"] == 2 and header["distributed"]["checked_every_epoch"]
+    assert [e["kind"] for e in epochs] == ["train", "train", "sampled", "train"]
+    assert all(e["sampler_stats"]["ranks_agreed"] for e in epochs if e["kind"] == "sampled")
