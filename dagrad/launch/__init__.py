@@ -15,11 +15,22 @@ from typing import Optional, TextIO
 
 from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
 from dagrad.errors import StorageError
-from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
-from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
-from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
-    build_launcher, silence_stdout, worker_command
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
+
+#: the names this package re-exports, imported on first use (PEP 562), so that `dagrad status` (which only
+#: reads folders, dagrad.launch.status) does not import torch through the grid's registries
+_LAZY = {**dict.fromkeys(("GridPoint", "Sweep", "describe", "read_sweep", "resolve"), "dagrad.launch.grid"),
+         **dict.fromkeys(("CONFIG_NAME", "Job", "expand", "prepare"), "dagrad.launch.jobs"),
+         **dict.fromkeys(("LAUNCHERS", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
+                          "build_launcher", "silence_stdout", "worker_command"), "dagrad.launch.runner")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dagrad.launch' has no attribute {name!r}")
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
            "SweepOutcome", "LAUNCHERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
@@ -52,6 +63,9 @@ def plan(sweep_file: str | Path, out: Optional[str | Path] = None,
          plugins: PluginConsent = NO_PLUGINS) -> tuple[Sweep, list[Job], Path]:
     """Read and validate the whole sweep (every job resolved, plugins only with consent) without writing
     anything. Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
+    from dagrad.launch.grid import read_sweep
+    from dagrad.launch.jobs import expand
+
     import_plugins(sorted(plugins.named), plugins)
     sweep = read_sweep(sweep_file)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
@@ -63,6 +77,8 @@ def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, 
     """The launcher a sweep runs with: `name` (the command line's --launcher), else the sweep's `launcher:`
     block's name, else `processes`. The block's options apply when it names that launcher (or no launcher);
     `options` (the API's) replace them. Returns the launcher and a note when the block was left unused."""
+    from dagrad.launch.runner import build_launcher
+
     block = dict(sweep.launcher)
     block_name = block.pop("name", None)
     chosen = name or block_name or "processes"
@@ -79,6 +95,8 @@ def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, 
 def _prepare_all(out: Path, jobs: list[Job]) -> None:
     """Write every job's config.json and the job list; if the disk refuses, remove what this call created
     (folders and files that were not there before) and raise the StorageError."""
+    from dagrad.launch.jobs import CONFIG_NAME, prepare
+
     created = make_folders(out)
     written: list[Path] = []
     try:
@@ -109,6 +127,8 @@ def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
+        from dagrad.launch.runner import silence_stdout
+
         silence_stdout()
         return None
     return stream
@@ -120,6 +140,8 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     """Run every job that is not done yet (resuming partial ones); returns what happened to each.
     Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
     configs name are imported, here and in every worker, only with the consent `plugins`."""
+    from dagrad.launch.runner import ProcessLauncher, Progress
+
     stream = sys.stdout if stream == "stdout" else stream
     sweep, jobs, out = plan(sweep_file, out, plugins)
     _prepare_all(out, jobs)
