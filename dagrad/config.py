@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -335,14 +336,34 @@ def read_yaml(path: str | Path, _seen: tuple = (), relative_to: Optional[Path] =
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the config as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    data = parse_yaml(text, str(path)) or {}
+    try:
+        data = parse_yaml(text, str(path)) or {}
+    except ConfigError:
+        if path.suffix.lower() in CONFIG_SUFFIXES:
+            raise
+        raise ConfigError(_not_a_config(path, "it is not valid YAML")) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {_kind(data)}")
+    odd = [k for k in data if not (isinstance(k, str) and _KEY_WORD.fullmatch(k))]
+    if odd:
+        raise ConfigError(_not_a_config(path, "a top-level key is not a config key"))
     includes = data.pop("include", None)
     merged: dict = {}
     for inc in _include_list(includes, path):
         merged = deep_merge(merged, read_yaml(inc, _seen + (path,), relative_to=path.parent))
     return deep_merge(merged, data)
+
+
+#: what a config file's name ends with; another file's YAML errors are not quoted (they show its content)
+CONFIG_SUFFIXES = (".yaml", ".yml")
+#: a top-level key as configs and sweeps write them (`data`, `epochs`, a dotted `data.name`)
+_KEY_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def _not_a_config(path: Path, why: str) -> str:
+    """An error about a file that may not be a config at all (a key file, /etc/shadow): never its content."""
+    return (f"{path}: not a dagrad config ({why}; its content is not shown); configs are YAML mappings of "
+            "config keys, e.g. `epochs: 5`")
 
 
 def _include_list(includes: Any, path: Path) -> list[str]:
