@@ -35,7 +35,7 @@ from dagrad.energy.flops import FlopsTally
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
 from dagrad.epochs import EpochKind, EpochOutcome, StepSums
-from dagrad.errors import CheckpointError, ConfigError
+from dagrad.errors import CheckpointError, ConfigError, StorageError
 from dagrad.evaluation import evaluate
 from dagrad.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
@@ -352,4 +352,18 @@ def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume
     plugins need (see dagrad.plugins). See dagrad.runfolder for what happens to what is already there."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
     with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
-        return Trainer(exp, out_dir, resume=resume, progress=progress).run()
+        try:
+            return Trainer(exp, out_dir, resume=resume, progress=progress).run()
+        except StorageError as exc:
+            raise _way_on(exc, Path(out_dir), exp) from None
+
+
+def _way_on(exc: StorageError, out: Path, exp: Experiment) -> StorageError:
+    """A failed write once the run has written its records: the same command would find "already holds a
+    run", so the message names the one that continues it (from its last checkpoint, or afresh without one)."""
+    text = str(exc)
+    if not (out / RECORDS_NAME).is_file() or "run again" not in text:
+        return exc
+    from dagrad.resuming import resume_command
+
+    return StorageError(text.replace("run again", f"then continue with: {resume_command(out, exp.cfg.plugins)}"))
