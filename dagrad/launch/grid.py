@@ -288,7 +288,7 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
     try:
         return resolve_experiment(from_dict(data), plugins)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def describe(point: GridPoint) -> str:
