@@ -11,6 +11,7 @@ from typing import Any, Iterable, Optional, Sequence
 import pandas as pd
 
 from dagrad.analysis import runs as records_runs
+from dagrad.api import arguments
 from dagrad.api.configs import ConfigLike, consent, experiment, experiment_to_resume
 from dagrad.errors import ConfigError, RecordsError
 from dagrad.notices import warnings_once
@@ -94,12 +95,14 @@ class Run:
 
 def load_run(folder: str | Path) -> Run:
     """The run in `folder` (or a record file), finished or still running."""
+    folder = arguments.path(folder, "folder")
     with warnings_once():
         return Run(records_runs.load_run(folder))
 
 
 def load_runs(folder: str | Path | Iterable[str | Path]) -> list[Run]:
     """Every run below `folder` (a run or sweep folder), in path order; or the given folders/record files."""
+    folder = arguments.runs_source(folder, "folder")
     if isinstance(folder, (str, Path)) and not Path(folder).exists():
         raise RecordsError(f"no folder or record file at {folder}")
     with warnings_once():
@@ -120,6 +123,7 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
     from dagrad.engine import train as train_engine
     from dagrad.experiment import default_run_folder
 
+    out = arguments.path(out, "out", optional=True)
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         if resume:

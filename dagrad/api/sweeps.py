@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
+from dagrad.api import arguments
 from dagrad.api.configs import consent
 from dagrad.api.runs import Run, load_runs
 from dagrad.errors import ConfigError
@@ -56,6 +57,11 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers!r}")
+    sweep_yaml = arguments.path(sweep_yaml, "sweep_yaml")
+    out = arguments.path(out, "out", optional=True)
+    launcher_options = arguments.options(launcher_options, "launcher_options")
+    if launcher is not None and not isinstance(launcher, str):
+        raise ConfigError(f"launcher: expected a launcher's name, got {type(launcher).__name__}")
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself
