@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -338,7 +339,7 @@ class Trainer:
                 self.averager.load_state_dict(payload["averager"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"cannot resume from {self.out / CHECKPOINT_NAME}: it does not match this "
-                                  f"run's model ({type(exc).__name__}: {str(exc)[:120]})") from None
+                                  f"run's model ({_state_problem(exc)})") from None
         set_rng_state(payload["rng"])
         self.start_epoch, self.updates, self.stopped = payload["epoch"], payload["updates"], payload["stopped"]
         return payload["records"]
@@ -353,9 +354,35 @@ def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
     with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
         try:
-            return Trainer(exp, out_dir, resume=resume, progress=progress).run()
+            return _trainer(exp, out_dir, resume, progress).run()
         except StorageError as exc:
             raise _way_on(exc, Path(out_dir), exp) from None
+
+
+def _trainer(exp: Experiment, out_dir: str | Path, resume: bool, progress: bool | str | RunProgress) -> Trainer:
+    """The run's Trainer. When resuming, the warnings of its construction (the energy meter's, the data's)
+    are shown once the checkpoint has been found to fit, so an unusable one is a single line."""
+    if not resume:
+        return Trainer(exp, out_dir, resume=resume, progress=progress)
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        trainer = Trainer(exp, out_dir, resume=resume, progress=progress)
+    for w in held:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return trainer
+
+
+def _state_problem(exc: Exception) -> str:
+    """torch's refusal of a state dict as one line: its first problem ("size mismatch for x: ..."), whole
+    words, and how many more there are."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Error(s) in loading")] or lines or [type(exc).__name__]
+    problems = [p.strip() for line in lines for p in line.split(". ") if p.strip()]
+    first = problems[0].rstrip(".")
+    if len(first) > 200:
+        first = first[:200].rsplit(" ", 1)[0] + " ..."
+    more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return f"{first}{more}"
 
 
 def _way_on(exc: StorageError, out: Path, exp: Experiment) -> StorageError:
