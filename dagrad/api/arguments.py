@@ -79,3 +79,27 @@ def plugin_list(value: Any, name: str = "plugins") -> Sequence[str]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, Path)) for v in value):
         return [str(v) for v in value]
     raise ConfigError(f"{name}: expected a module name or .py path, or a list of them, got {_kind(value)}")
+
+
+def choice(value: Any, allowed: Iterable[str], name: str) -> str:
+    """One of `allowed` (the API's wording: the parameter's name, not the CLI's flag)."""
+    allowed = list(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        shown = repr(value) if isinstance(value, str) else _kind(value)
+        raise ConfigError(f"{name}: {shown} is unknown; choose one of: {', '.join(allowed)}")
+    return value
+
+
+#: the CLI's words in messages the engine shares with `dagrad train`, as `dagrad.train` spells them
+_API_WORDS = (("pass --resume to continue it, --restart to move it aside and start afresh, or choose another --out",
+               "pass resume=True to continue it, restart=True to move it aside and start afresh, or choose "
+               "another out="),
+              ("(start the run without --resume)", "(start the run without resume=True)"))
+
+
+def in_api_words(exc: Exception) -> Exception:
+    """`exc` (a DagradError) with the CLI flags it names put as `dagrad.train`'s parameters."""
+    text = str(exc)
+    for cli, api in _API_WORDS:
+        text = text.replace(cli, api)
+    return exc if text == str(exc) else type(exc)(text)

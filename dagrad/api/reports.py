@@ -74,7 +74,13 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
     from dagrad.analysis.frames import epochs_frame
     from dagrad.analysis.plots import curves_figure, pareto_figure, precision_labels
 
+    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.selection import METHODS
+
     selection = arguments.names(selection, "selection")
+    for method in selection or ():
+        arguments.choice(method, METHODS, "selection")
+    arguments.choice(se, SE_DDOF, "se")
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():
@@ -131,9 +137,12 @@ def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", 
     from dagrad.analysis import heatmap, study_document
     from dagrad.analysis.study import build_study
 
+    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.selection import METHODS
+
     alpha = arguments.level(alpha, "alpha")
-    if not isinstance(selection, str):
-        raise ConfigError(f"selection: expected the name of one selection method, got {type(selection).__name__}")
+    arguments.choice(selection, METHODS, "selection")
+    arguments.choice(se, SE_DDOF, "se")
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():

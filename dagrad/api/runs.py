@@ -13,7 +13,7 @@ import pandas as pd
 from dagrad.analysis import runs as records_runs
 from dagrad.api import arguments
 from dagrad.api.configs import ConfigLike, consent, experiment, experiment_to_resume
-from dagrad.errors import ConfigError, RecordsError
+from dagrad.errors import ConfigError, DagradError, RecordsError
 from dagrad.notices import warnings_once
 from dagrad.record_values import EpochValues
 
@@ -133,5 +133,8 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
         else:
             exp = experiment(config, overrides, agreed)
         folder = Path(out) if out is not None else default_run_folder(exp)
-        path = train_engine(exp, folder, resume=resume, restart=restart, progress=progress)
+        try:
+            path = train_engine(exp, folder, resume=resume, restart=restart, progress=progress)
+        except DagradError as exc:
+            raise arguments.in_api_words(exc) from None
         return Run(records_runs.load_run(path))

@@ -21,6 +21,9 @@ CASES = [
     ("sweep-options", lambda: dagrad.sweep("s.yaml", launcher_options=[1]), "launcher_options: expected a dict"),
     ("train-plugins", lambda: dagrad.train("demo", plugins=5, epochs=1), "plugins: expected a module name"),
     ("check-plugins", lambda: dagrad.check_config("demo", plugins=[5]), "plugins: expected a module name"),
+    ("report-selection-name", lambda: dagrad.report(".", selection="nope"), "selection: 'nope' is unknown; choose"),
+    ("report-se", lambda: dagrad.report(".", se="x"), "se: 'x' is unknown; choose one of: sample, domainbed"),
+    ("study-selection", lambda: dagrad.study(".", selection=["oracle"]), "selection: list is unknown"),
 ]
 
 
@@ -40,3 +43,16 @@ def test_load_runs_and_report_agree_on_a_missing_folder(tmp_path, monkeypatch):
         dagrad.load_runs(["nope"])
     with pytest.raises(RecordsError, match=r"runs\[0\]: no folder or record file at nope"):
         dagrad.report(["nope"])
+
+
+def test_train_names_its_own_parameters_where_the_cli_names_flags(tmp_path, monkeypatch):
+    from helpers.faultinject import TINY
+
+    monkeypatch.chdir(tmp_path)
+    settings = {k.replace(".", "__"): v for k, v in (o.split("=") for o in TINY)}
+    settings = {k: int(v) for k, v in settings.items()}
+    dagrad.train(out="run", epochs=1, progress=False, **settings)
+    with pytest.raises(DagradError) as raised:
+        dagrad.train(out="run", epochs=1, progress=False, **settings)
+    assert "pass resume=True to continue it, restart=True to move it aside" in str(raised.value)
+    assert "--" not in str(raised.value)
