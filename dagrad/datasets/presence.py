@@ -11,11 +11,13 @@ from dagrad.errors import DagradError
 
 def absence(data: Any, spec: Any) -> Optional[DagradError]:
     """The error a run of `data` (a DataConfig) would stop with because its files are not there, or None.
-    Embedded datasets and layouts dagrad does not know (a plugin's) are taken as present."""
+    Embedded datasets and a plugin's datasets (whose builder may write or fetch its own files) are taken as
+    present."""
+    from dagrad.datasets import DATASETS
     from dagrad.datasets.folders import data_root, missing
 
     layout = spec.layout
-    if layout == "embedded" or not (layout in ("domainbed", "folder") or layout.startswith(("dassl_", "wilds_"))):
+    if not DATASETS.get(data.name).builtin or layout == "embedded" or not (layout in ("domainbed", "folder") or layout.startswith(("dassl_", "wilds_"))):
         return None
     try:
         root = data_root(data)

@@ -143,13 +143,16 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     from dagrad.launch.runner import ProcessLauncher, Progress
 
     stream = sys.stdout if stream == "stdout" else stream
+    from dagrad.launch.preflight import check_jobs, launcher_runs_here
+
     sweep, jobs, out = plan(sweep_file, out, plugins)
+    launcher = launcher or ProcessLauncher(workers)
+    check_jobs(jobs, launcher_runs_here(launcher))  # what every job would stop at, before anything is written
     _prepare_all(out, jobs)
     states = {j.id: j.state() for j in jobs}
     # jobs another launch is running go last: by then they may be done (the worker then says so)
     todo = [j for j in jobs if states[j.id] not in ("done", "running")] + [j for j in jobs if states[j.id] == "running"]
     skipped = [j for j in jobs if states[j.id] == "done"]
-    launcher = launcher or ProcessLauncher(workers)
     running = sum(s == "running" for s in states.values())
     elsewhere = f", {running} running in another launch" if running else ""
     stream = _say(stream, f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "

@@ -61,6 +61,12 @@ def runs_here(sweep, name: str) -> bool:
     return name in RUNS_HERE or (name == "slurm" and block.get("cluster") in ("local", "debug"))
 
 
+def launcher_runs_here(launcher) -> bool:
+    """Whether a built launcher runs its jobs on this machine."""
+    cluster = (getattr(launcher, "options", None) or {}).get("cluster")
+    return launcher.name in RUNS_HERE or (launcher.name == "slurm" and cluster in ("local", "debug"))
+
+
 def check_jobs(jobs: list, here: bool) -> None:
     """The first problem every affected job would stop with, as one line naming how many it affects."""
     problems: dict[str, list] = {}

@@ -22,7 +22,7 @@ def test_an_unknown_launcher(cli, tmp_path):
     _sweep(tmp_path)
     before = snapshot(tmp_path)
     cli("sweep", "-c", "s.yaml", "--dry-run", "--launcher", "nope").assert_one_line_error(
-        "--launcher: unknown launcher 'nope'; choose one of: local, processes, slurm")
+        "--launcher: unknown launcher 'nope'; choose one of: local, processes")
     assert snapshot(tmp_path) == before
 
 
@@ -101,3 +101,11 @@ def test_the_plugin_of_the_dry_run_test_is_a_real_one(tmp_path):
         assert "dryalgo" in ALGORITHMS and plugin.with_suffix(".ran").exists()
     finally:
         ALGORITHMS.unregister("dryalgo")
+
+
+def test_a_real_sweep_stops_at_the_same_check_before_writing(cli, tmp_path):
+    _sweep(tmp_path, {"data": {"name": "pacs", "root": str(tmp_path / "data")}}, {"test_envs": [0, 1]})
+    before = snapshot(tmp_path)
+    cli("sweep", "-c", "s.yaml", "--out", "out").assert_one_line_error(
+        f"pacs: not found at {tmp_path / 'data' / 'PACS'}", "(2 of 2 job(s) would fail on it)")
+    assert snapshot(tmp_path) == before
