@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from dagrad.atomic import write_atomic
 from dagrad.errors import CheckpointError
+from dagrad.lazy import torch  # imported on first use: `dagrad status` names this file without loading torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 2  # 2: plain data only (weights_only), RNG states as lists and tensors, the run's records inside

@@ -41,10 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Optional[list[str]]) -> argparse.Namespace:
+    """The command line, with `key=value` overrides accepted anywhere after the command (argparse takes
+    one run of positionals; the overrides it leaves over join the first run, in the order given)."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    if overrides and isinstance(getattr(args, "overrides", None), list) and len(overrides) == len(extra):
+        args.overrides = [*args.overrides, *overrides]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     warnings.showwarning = show_warning  # also for warnings raised while the parser is built
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = _parse(parser, argv)
     threads = getattr(args, "threads", None)
     if threads is not None:
         import torch

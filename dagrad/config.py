@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ def _setting(default: Any, typ: type, **limits: Any) -> Any:
     return field(default=default, metadata={"option": option})
 
 
+#: the largest batch per environment a config may ask for (DomainBed's search tops out at 512)
+BATCH_SIZE_MAX = 16384
+
+
 @dataclass
 class DataConfig:
     """Which dataset, which environments are held out, and how batches are drawn."""
@@ -44,7 +49,8 @@ class DataConfig:
     root: Optional[str] = None  # where real datasets live; embedded ones ignore it
     test_envs: list[int] = _setting([5], list, item=int, low=0)
     setting: str = _setting("dg", str, choices=("dg", "da"))  # da: the test envs' inputs are given unlabelled
-    holdout_fraction: float = _setting(0.2, float, low=0.0, high=1.0, low_open=True, high_open=True)
+    # at most half: the held-out `out` splits give model selection and the OOD figures their examples
+    holdout_fraction: float = _setting(0.2, float, low=0.0, high=0.5, low_open=True)
     # DomainBed's --uda_holdout_fraction: this fraction of each test env's `in` split becomes its `uda`
     # split (the unlabelled inputs of the DA setting); accuracy is reported on the rest. Also carved in DG
     # runs when > 0, so DG and DA runs score on the same examples, as in DomainBed
@@ -59,7 +65,7 @@ class DataConfig:
     image_size: Optional[int] = _setting(None, int, low=8, nullable=True)  # None: the dataset's default
     # per training environment; None: DomainBed's default (32; 64 on small-image datasets) at hparams_seed
     # 0, else drawn by the random search as DomainBed's `batch_size` hyperparameter
-    batch_size: Optional[int] = _setting(None, int, low=1, nullable=True)
+    batch_size: Optional[int] = _setting(None, int, low=1, high=BATCH_SIZE_MAX, nullable=True)
     eval_batch_size: int = _setting(64, int, low=1)  # DomainBed's; small enough to keep every worker busy
     num_workers: int = _setting(0, int, low=0)
     augment: bool = True
@@ -183,6 +189,27 @@ class ExperimentConfig:
     eval_mode: str = _setting("full", str, choices=("full", "fast"))  # fast skips training envs' `in` (SWAD)
     plugins: list[str] = field(default_factory=list)  # modules or .py files registering components
     name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            check_name(self.name, "name")
+
+
+#: the longest run or sweep name: it becomes a folder name and is stored in every record header
+NAME_MAX = 100
+
+
+def check_name(value: Any, key: str) -> str:
+    """A run or sweep name: one folder name (no '/', not '.' or '..', printable), at most NAME_MAX characters."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a name (a string), got {_kind(value)}")
+    if len(value) > NAME_MAX:
+        raise ConfigError(f"{key}: a name of {len(value)} characters; allowed: at most {NAME_MAX} (it becomes a "
+                          "folder name)")
+    if not value or value in (".", "..") or any(c in value for c in "/\\") or not value.isprintable():
+        raise ConfigError(f"{key}: {value!r} is not one folder name; allowed: a name without '/', '\\' or control "
+                          "characters, other than '.' and '..' (runs stay inside their runs folder)")
+    return value
 
 
 #: keys that say where or how fast a run executes, not what it computes: left out of its identity (so a
@@ -332,14 +359,34 @@ def read_yaml(path: str | Path, _seen: tuple = (), relative_to: Optional[Path] =
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the config as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    data = parse_yaml(text, str(path)) or {}
+    try:
+        data = parse_yaml(text, str(path)) or {}
+    except ConfigError:
+        if path.suffix.lower() in CONFIG_SUFFIXES:
+            raise
+        raise ConfigError(_not_a_config(path, "it is not valid YAML")) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {_kind(data)}")
+    odd = [k for k in data if not (isinstance(k, str) and _KEY_WORD.fullmatch(k))]
+    if odd:
+        raise ConfigError(_not_a_config(path, "a top-level key is not a config key"))
     includes = data.pop("include", None)
     merged: dict = {}
     for inc in _include_list(includes, path):
         merged = deep_merge(merged, read_yaml(inc, _seen + (path,), relative_to=path.parent))
     return deep_merge(merged, data)
+
+
+#: what a config file's name ends with; another file's YAML errors are not quoted (they show its content)
+CONFIG_SUFFIXES = (".yaml", ".yml")
+#: a top-level key as configs and sweeps write them (`data`, `epochs`, a dotted `data.name`)
+_KEY_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def _not_a_config(path: Path, why: str) -> str:
+    """An error about a file that may not be a config at all (a key file, /etc/shadow): never its content."""
+    return (f"{path}: not a dagrad config ({why}; its content is not shown); configs are YAML mappings of "
+            "config keys, e.g. `epochs: 5`")
 
 
 def _include_list(includes: Any, path: Path) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import platform
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -40,7 +41,7 @@ from dagrad.energy.hardware import describe_compute
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
 from dagrad.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
-from dagrad.errors import CheckpointError, ConfigError
+from dagrad.errors import CheckpointError, ConfigError, StorageError
 from dagrad.evaluation import evaluate
 from dagrad.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
@@ -380,7 +381,7 @@ class Trainer:
             self.outputs.load_state_dict(payload.get("kept"))
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"cannot resume from {self.out / CHECKPOINT_NAME}: it does not match this "
-                                  f"run's model ({type(exc).__name__}: {str(exc)[:120]})") from None
+                                  f"run's model ({_state_problem(exc)})") from None
         set_rng_state(payload["rng"])
         self.start_epoch, self.updates, self.stopped = payload["epoch"], payload["updates"], payload["stopped"]
         return payload["records"]
@@ -394,4 +395,44 @@ def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume
     plugins need (see dagrad.plugins). See dagrad.runfolder for what happens to what is already there."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
     with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
-        return Trainer(exp, out_dir, resume=resume, progress=progress).run()
+        try:
+            return _trainer(exp, out_dir, resume, progress).run()
+        except StorageError as exc:
+            raise _way_on(exc, Path(out_dir), exp) from None
+
+
+def _trainer(exp: Experiment, out_dir: str | Path, resume: bool, progress: bool | str | RunProgress) -> Trainer:
+    """The run's Trainer. When resuming, the warnings of its construction (the energy meter's, the data's)
+    are shown once the checkpoint has been found to fit, so an unusable one is a single line."""
+    if not resume:
+        return Trainer(exp, out_dir, resume=resume, progress=progress)
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        trainer = Trainer(exp, out_dir, resume=resume, progress=progress)
+    for w in held:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return trainer
+
+
+def _state_problem(exc: Exception) -> str:
+    """torch's refusal of a state dict as one line: its first problem ("size mismatch for x: ..."), whole
+    words, and how many more there are."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Error(s) in loading")] or lines or [type(exc).__name__]
+    problems = [p.strip() for line in lines for p in line.split(". ") if p.strip()]
+    first = problems[0].rstrip(".")
+    if len(first) > 200:
+        first = first[:200].rsplit(" ", 1)[0] + " ..."
+    more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return f"{first}{more}"
+
+
+def _way_on(exc: StorageError, out: Path, exp: Experiment) -> StorageError:
+    """A failed write once the run has written its records: the same command would find "already holds a
+    run", so the message names the one that continues it (from its last checkpoint, or afresh without one)."""
+    text = str(exc)
+    if not (out / RECORDS_NAME).is_file() or "run again" not in text:
+        return exc
+    from dagrad.resuming import resume_command
+
+    return StorageError(text.replace("run again", f"then continue with: {resume_command(out, exp.cfg.plugins)}"))

@@ -37,6 +37,10 @@ class ConfigError(DagradError):
     """A bad configuration key, type or value."""
 
 
+class UnknownNameError(ConfigError):
+    """A component name no registry holds (a plugin that was not imported may be the one to register it)."""
+
+
 class DataError(DagradError):
     """A dataset that is missing, malformed or unreadable."""
 

@@ -33,6 +33,8 @@ class PluginConsent:
 
     named: frozenset[str] = frozenset()
     allow_all: bool = False
+    #: False for a dry run: consent is checked as for a real run, but nothing is imported
+    imports: bool = True
 
     @classmethod
     def of(cls, named: Iterable[str] = (), allow_all: bool = False) -> "PluginConsent":
@@ -40,6 +42,15 @@ class PluginConsent:
 
     def permits(self, entry: str) -> bool:
         return self.allow_all or _key(entry) in self.named
+
+    @property
+    def may_import(self) -> bool:
+        """Whether some plugin would be imported (so a name it registers may be unknown without it)."""
+        return self.allow_all or bool(self.named)
+
+    def checking_only(self) -> "PluginConsent":
+        """The same consent for a dry run: checked, never acted on."""
+        return PluginConsent(self.named, self.allow_all, imports=False)
 
     def worker_arguments(self) -> list[str]:
         """The same consent as command-line arguments (for `python -m dagrad.launch.worker`)."""
@@ -62,8 +73,10 @@ def check_consent(entries: list[str], consent: PluginConsent) -> None:
 
 
 def import_plugins(entries: list[str], consent: PluginConsent = NO_PLUGINS) -> None:
-    """Import every entry, after checking consent for all of them."""
+    """Import every entry, after checking consent for all of them (a dry run's consent imports none)."""
     check_consent(entries, consent)
+    if not consent.imports:
+        return
     for i, entry in enumerate(entries):
         try:
             if entry.endswith(".py"):

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar, Union
 
-from dagrad.errors import ConfigError, clip
+from dagrad.errors import ConfigError, UnknownNameError, clip
 
 T = TypeVar("T")
 
@@ -267,7 +267,8 @@ class Registry(Generic[T]):
         """The entry, or a ConfigError listing the names to choose from."""
         self._ensure()
         if name not in self._entries:
-            raise ConfigError(f"{self.key}: unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+            raise UnknownNameError(f"{self.key}: unknown {self.kind} {name!r}; choose one of: "
+                                   f"{', '.join(self.names())}")
         return self._entries[name]
 
     def load(self, name: str) -> T:

@@ -72,10 +72,17 @@ def differences(recorded: dict, given: dict) -> list[str]:
 def check_same_run(folder: str | Path, given: Experiment) -> Experiment:
     """`given` when it is the experiment recorded in `folder`; else a ConfigError naming what differs."""
     header = recorded_header(folder)
-    recorded_id = header.get("run_id") or experiment_from_dict(header["config"]).run_id
+    own = experiment_from_dict(header["config"])
+    recorded_id = header.get("run_id") or own.run_id
+    resolved = header.get("resolved") or own.canonical()
+    if own.run_id != recorded_id:  # no config resumes it: the records' config is not the run's any more
+        diff = differences(resolved, own.canonical())
+        why = (f"its header's config differs from the run it records: {'; '.join(diff[:SHOWN_DIFFERENCES])} "
+               "(recorded run -> header config)" if diff else "the run was made by another dagrad version")
+        raise ConfigError(f"{folder} cannot be resumed: {why}; start it afresh with `dagrad train --restart "
+                          f"--out {shlex.quote(str(folder))}` (the attempt is moved aside, nothing is deleted)")
     if given.run_id == recorded_id:
         return given
-    resolved = header.get("resolved") or experiment_from_dict(header["config"]).canonical()
     diff = differences(resolved, given.canonical()) or ["(the recorded run was made by another dagrad version)"]
     more = f"; and {len(diff) - SHOWN_DIFFERENCES} more" if len(diff) > SHOWN_DIFFERENCES else ""
     raise ConfigError(f"{folder} holds run {recorded_id}, but the config given is run {given.run_id}: "

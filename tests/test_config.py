@@ -72,7 +72,7 @@ def test_yaml_scientific_notation_is_a_float(tmp_path):
     (["algorithm.hparams.lrate=1"], "algorithm.hparams.lrate: not a hyperparameter of erm; allowed: lr, weight_decay"),
     (["algorithm.hparams.lr=fast"], "algorithm.hparams.lr: expected a number, got 'fast'"),
     (["epochs=0"], "epochs: 0 is out of range; allowed: an integer >= 1"),
-    (["data.holdout_fraction=1.5"], "data.holdout_fraction: 1.5 is out of range; allowed: a finite number in (0, 1)"),
+    (["data.holdout_fraction=1.5"], "data.holdout_fraction: 1.5 is out of range; allowed: a finite number in (0, 0.5]"),
     (["epochs"], "must look like key=value"),
     (["gradsamp.sampler=tensor", "gradsamp.schedule=random", "gradsamp.schedule_options.probability=2"],
      "gradsamp.schedule_options.probability: 2.0 is out of range; allowed: a finite number in [0, 1]"),

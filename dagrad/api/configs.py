@@ -65,9 +65,9 @@ def with_overrides(data: dict, overrides: Mapping[str, Any]) -> dict:
 def consent(plugins: Sequence[str] = (), allow_plugins: bool = False) -> PluginConsent:
     """The API's plugin consent, as the CLI's `--plugin X` / `--allow-plugins`: plugins run code, so only
     those named here (or all, with allow_plugins) are imported."""
-    if isinstance(plugins, (str, Path)):
-        plugins = [plugins]
-    return PluginConsent.of([str(p) for p in plugins], allow_plugins)
+    from dagrad.api import arguments
+
+    return PluginConsent.of(arguments.plugin_list(plugins), bool(allow_plugins))
 
 
 def experiment(config: ConfigLike = None, overrides: Optional[Mapping[str, Any]] = None,

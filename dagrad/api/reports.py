@@ -12,6 +12,7 @@ import pandas as pd
 from dagrad.analysis import document
 from dagrad.analysis import report as tables
 from dagrad.analysis import runs as records_runs
+from dagrad.api import arguments
 from dagrad.errors import ConfigError, DataError
 from dagrad.notices import warnings_once
 
@@ -52,6 +53,7 @@ class Report:
 
 def _runs(source: Any) -> list[records_runs.Run]:
     """Record-file runs from a folder, a list of API runs, analysis runs, folders or record files."""
+    source = arguments.runs_source(source)
     if isinstance(source, (str, Path)):
         if not Path(source).exists():
             raise DataError(f"no folder or record file at {source}")
@@ -72,6 +74,13 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
     from dagrad.analysis.frames import epochs_frame
     from dagrad.analysis.plots import curves_figure, pareto_figure, precision_labels
 
+    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.selection import METHODS
+
+    selection = arguments.names(selection, "selection")
+    for method in selection or ():
+        arguments.choice(method, METHODS, "selection")
+    arguments.choice(se, SE_DDOF, "se")
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():
@@ -128,6 +137,12 @@ def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", 
     from dagrad.analysis import heatmap, study_document
     from dagrad.analysis.study import build_study
 
+    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.selection import METHODS
+
+    alpha = arguments.level(alpha, "alpha")
+    arguments.choice(selection, METHODS, "selection")
+    arguments.choice(se, SE_DDOF, "se")
     if format not in FORMATS:
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():

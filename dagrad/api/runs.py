@@ -11,8 +11,9 @@ from typing import Any, Iterable, Optional, Sequence
 import pandas as pd
 
 from dagrad.analysis import runs as records_runs
+from dagrad.api import arguments
 from dagrad.api.configs import ConfigLike, consent, experiment, experiment_to_resume
-from dagrad.errors import ConfigError, RecordsError
+from dagrad.errors import ConfigError, DagradError, RecordsError
 from dagrad.notices import warnings_once
 from dagrad.record_values import EpochValues
 
@@ -115,12 +116,14 @@ def evaluate(target: str | Path, data: str, envs: Optional[Sequence[str]] = None
 
 def load_run(folder: str | Path) -> Run:
     """The run in `folder` (or a record file), finished or still running."""
+    folder = arguments.path(folder, "folder")
     with warnings_once():
         return Run(records_runs.load_run(folder))
 
 
 def load_runs(folder: str | Path | Iterable[str | Path]) -> list[Run]:
     """Every run below `folder` (a run or sweep folder), in path order; or the given folders/record files."""
+    folder = arguments.runs_source(folder, "folder")
     if isinstance(folder, (str, Path)) and not Path(folder).exists():
         raise RecordsError(f"no folder or record file at {folder}")
     with warnings_once():
@@ -141,6 +144,7 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
     from dagrad.engine import train as train_engine
     from dagrad.experiment import default_run_folder
 
+    out = arguments.path(out, "out", optional=True)
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         if resume:
@@ -150,5 +154,8 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
         else:
             exp = experiment(config, overrides, agreed)
         folder = Path(out) if out is not None else default_run_folder(exp)
-        path = train_engine(exp, folder, resume=resume, restart=restart, progress=progress)
+        try:
+            path = train_engine(exp, folder, resume=resume, restart=restart, progress=progress)
+        except DagradError as exc:
+            raise arguments.in_api_words(exc) from None
         return Run(records_runs.load_run(path))

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
+from dagrad.api import arguments
 from dagrad.api.configs import consent
 from dagrad.api.runs import Run, load_runs
 from dagrad.errors import ConfigError
@@ -61,6 +62,11 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
     if not isinstance(order, str):
         raise ConfigError(f"order: unknown job order {order!r}; choose one of: side-by-side, grouped")
     check_order(order)
+    sweep_yaml = arguments.path(sweep_yaml, "sweep_yaml")
+    out = arguments.path(out, "out", optional=True)
+    launcher_options = arguments.options(launcher_options, "launcher_options")
+    if launcher is not None and not isinstance(launcher, str):
+        raise ConfigError(f"launcher: expected a launcher's name, got {type(launcher).__name__}")
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself

@@ -6,6 +6,8 @@ import argparse
 
 from dagrad.errors import ConfigError
 
+SECONDS_MAX = 3600  # one calibration window; inf or nan would never end (or overflow the sleep)
+
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
     p = sub.add_parser("energy", description="Energy meter tools.", **common)
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"override {bad[0]!r}: only energy.* keys apply here")
     if not args.seconds > 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds:g}")
+    if not args.seconds <= SECONDS_MAX:
+        raise ConfigError(f"--seconds must be at most {SECONDS_MAX} (one calibration window), got {args.seconds:g}")
     cfg = from_dict(apply_overrides({}, args.overrides).get("energy", {}), EnergyConfig, "energy.")
     print(probe(cfg, device=args.device, seconds=args.seconds))
     return 0

@@ -23,7 +23,7 @@ def all_registries() -> dict:
     import dagrad.datasets  # noqa: F401
     import dagrad.energy  # noqa: F401
     import dagrad.gradsamp  # noqa: F401
-    import dagrad.launch  # noqa: F401
+    import dagrad.launch.runner  # noqa: F401 - the launchers registry
     import dagrad.networks  # noqa: F401
     from dagrad.registry import REGISTRIES
 

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+WATCH_MAX = 86400  # a day between refreshes; more would overflow the sleep (and nan never compares)
 LISTED = ("running", "starting", "queued", "failed", "stopped")  # listed job by job; the others are counted (--all: all)
 
 
@@ -32,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from dagrad.errors import ConfigError
     from dagrad.launch.status import read_status
 
-    if args.watch is not None and args.watch <= 0:
-        raise ConfigError(f"--watch: seconds between refreshes must be > 0, got {args.watch:g}")
+    if args.watch is not None and not 0 < args.watch <= WATCH_MAX:
+        raise ConfigError(f"--watch: seconds between refreshes must be in (0, {WATCH_MAX}], got {args.watch:g}")
     terminal = sys.stdout.isatty()
     while True:
         status = read_status(args.folder, ask_cluster=not args.offline)

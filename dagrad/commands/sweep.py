@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.launch import choose_launcher, plan, read_sweep, run_sweep
+    from dagrad.launch import choose_launcher, read_sweep, run_sweep
     from dagrad.launch.grid import check_order
 
     if args.workers < 1:
@@ -41,11 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check_order(args.order)
     consent = consent_from(args)  # --plugin X is imported by the launcher and every worker
     if args.dry_run:
-        sweep, jobs, out = plan(args.config, args.out, consent, args.order)
-        print(f"sweep {sweep.name}: {len(jobs)} jobs -> {out}")
-        for job in jobs:
-            print(f"  {job.id}  {job.state():7s}  {job.name}")
-        return 0
+        return _dry_run(args, consent)
     import_plugins(sorted(consent.named), consent)  # a plugin may register the launcher itself
     launcher, note = choose_launcher(read_sweep(args.config), args.launcher, args.workers,
                                      getattr(args, "threads", None), consent=consent)
@@ -57,3 +53,23 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         pass
     return 1 if outcome.failed else 0
+
+
+def _dry_run(args: argparse.Namespace, consent) -> int:
+    """List the jobs and check what would make them all fail (launcher, device, data); import nothing."""
+    from dagrad.launch.grid import describe
+    from dagrad.launch.preflight import check_jobs, check_launcher, dry_plan, launcher_name, runs_here
+
+    sweep, jobs, unchecked, out = dry_plan(args.config, args.out, consent, args.order)
+    name = launcher_name(sweep, args.launcher)
+    known = check_launcher(name, consent)
+    print(f"sweep {sweep.name}: {len(jobs) + len(unchecked)} jobs -> {out}")
+    for job in jobs:
+        print(f"  {job.id}  {job.state():7s}  {job.name}")
+    for point in unchecked:
+        print(f"  {'?' * 12}  unchecked  {describe(point)}")
+    if unchecked or not known:
+        print(f"dagrad: note: a dry run imports no plugin, so {len(unchecked)} job(s) naming a component no "
+              f"registry holds yet{'' if known else f' and the launcher {name!r}'} are listed unchecked")
+    check_jobs(jobs, known and runs_here(sweep, name))
+    return 0

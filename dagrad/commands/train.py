@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from dagrad.resuming import resume_command
 
     consent = consent_from(args)
+    args.out = run_folder_argument(args.out)
     if args.resume and args.out is not None and not args.config:
         exp = _recorded_experiment(args.out, args.overrides, args.plugin, consent)
     else:
@@ -57,6 +58,19 @@ def run(args: argparse.Namespace) -> int:
           f"train energy {s['train_J']:.0f} J ({', '.join(s['train_sources'])}), "
           f"eval energy {s['eval_J']:.0f} J\nrecords: {path}")
     return 0
+
+
+def run_folder_argument(out: Path | None) -> Path | None:
+    """--out as given, or resolved where it has no name of its own (`.`, `..`, `dir/..`), so that moving
+    the attempt aside (--restart) and naming it in messages work; the file system root is refused."""
+    if out is None or out.name not in ("", ".."):
+        return out
+    resolved = out.expanduser().resolve()
+    if not resolved.name:
+        from dagrad.errors import ConfigError
+
+        raise ConfigError(f"--out {out}: the file system root cannot be a run folder; name a folder for the run")
+    return resolved
 
 
 def _given_experiment(configs: list, overrides: list[str], plugins: list[str], consent: PluginConsent):

@@ -41,8 +41,25 @@ def extract(archive: Path, target: Path) -> list[str]:
 Member = tuple[PurePosixPath, bool, Callable[[], IO[bytes]]]  # (path in target, is a directory, open)
 
 
-def _write(members: list[Member], target: Path) -> list[str]:
+def _check_tree(archive: Path, members: list[Member]) -> None:
+    """No member lies under another member that is a file (`a` and `a/b`), and no path is both a file and
+    a folder: such an archive cannot be extracted as it is listed."""
+    files = {rel for rel, is_dir, _ in members if not is_dir and rel.parts}
+    folders = {rel for rel, is_dir, _ in members if is_dir and rel.parts}
+    for rel, _, _ in members:
+        clash = next((p for p in rel.parents if p in files), None)
+        if clash is not None:
+            raise DataError(f"{archive.name}: refusing member {str(rel)!r}: it lies under {str(clash)!r}, which the "
+                            "archive holds as a file")
+    both = sorted(files & folders)
+    if both:
+        raise DataError(f"{archive.name}: refusing member {str(both[0])!r}: the archive holds it as a file and as a "
+                        "folder")
+
+
+def _write(members: list[Member], target: Path, archive: Path) -> list[str]:
     """Write checked members under `target`; returns the top-level names."""
+    _check_tree(archive, members)
     for rel, is_dir, open_member in members:
         if not rel.parts:
             continue
@@ -64,7 +81,7 @@ def _extract_zip(archive: Path, target: Path) -> list[str]:
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise DataError(f"{archive.name}: refusing member {info.filename!r}: symbolic link")
             members.append((rel, info.is_dir(), lambda info=info: zf.open(info)))
-        return _write(members, target)
+        return _write(members, target, archive)
 
 
 def _extract_tar(archive: Path, target: Path) -> list[str]:
@@ -78,4 +95,4 @@ def _extract_tar(archive: Path, target: Path) -> list[str]:
             if not (member.isfile() or member.isdir()):
                 raise DataError(f"{archive.name}: refusing member {member.name!r}: not a file or directory")
             members.append((rel, member.isdir(), lambda member=member: tf.extractfile(member)))
-        return _write(members, target)
+        return _write(members, target, archive)

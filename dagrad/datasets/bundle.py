@@ -130,6 +130,11 @@ class DataBundle:
         (rank, world): this process's slice of every batch (see EpochBatchSampler)."""
         labelled = [f"env{i}_in" for i in self.train_envs]
         targets = self.unlabelled_splits() if unlabelled else []
+        smallest = min(labelled, key=lambda n: len(self.splits[n]), default=None)
+        if smallest is not None and self.batch_size > len(self.splits[smallest]):
+            warnings.warn(f"data.batch_size: {self.batch_size} examples per environment per step is more than the "
+                          f"{len(self.splits[smallest])} of {smallest}; batches repeat examples (drawn with "
+                          "replacement) and memory grows with the batch: a smaller batch_size trains the same data")
         samplers, loaders = [], []
         for k, name in enumerate(labelled + targets):
             dataset = self.splits[name] if k < len(labelled) else self._unlabelled_view(name)

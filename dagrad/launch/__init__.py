@@ -15,13 +15,24 @@ from typing import Optional, TextIO
 
 from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
 from dagrad.errors import StorageError
-from dagrad.launch.grid import ORDERS, GridPoint, Sweep, check_order, describe, read_sweep, resolve
-from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
-from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
-    build_launcher, silence_stdout, worker_command
-from dagrad.launch.launcher_mark import LauncherMark, MarkedProgress
 from dagrad.launch.shell_consent import check_shell_consent
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
+
+#: the names this package re-exports, imported on first use (PEP 562), so that `dagrad status` (which only
+#: reads folders, dagrad.launch.status) does not import torch through the grid's registries
+_LAZY = {**dict.fromkeys(("ORDERS", "GridPoint", "Sweep", "check_order", "describe", "read_sweep", "resolve"),
+                         "dagrad.launch.grid"),
+         **dict.fromkeys(("CONFIG_NAME", "Job", "expand", "prepare"), "dagrad.launch.jobs"),
+         **dict.fromkeys(("LAUNCHERS", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
+                          "build_launcher", "silence_stdout", "worker_command"), "dagrad.launch.runner")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dagrad.launch' has no attribute {name!r}")
 
 __all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
            "SweepOutcome", "LAUNCHERS", "ORDERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
@@ -55,6 +66,9 @@ def plan(sweep_file: str | Path, out: Optional[str | Path] = None, plugins: Plug
     """Read and validate the whole sweep (every job resolved, plugins only with consent) without writing
     anything; the jobs in job order `order` (grid.ORDERS). Plugins named in the consent (`--plugin X`) are
     imported first, as every worker does."""
+    from dagrad.launch.grid import check_order, read_sweep
+    from dagrad.launch.jobs import expand
+
     check_order(order)
     import_plugins(sorted(plugins.named), plugins)
     sweep = read_sweep(sweep_file)
@@ -69,6 +83,8 @@ def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, 
     `options` (the API's) replace them. Shell text the block gives (`setup:` lines, a `python:` command)
     runs only with `consent.allow_all` (--allow-plugins), as a plugin would. Returns the launcher and a note
     when the block was left unused."""
+    from dagrad.launch.runner import build_launcher
+
     block = dict(sweep.launcher)
     block_name = block.pop("name", None)
     chosen = name or block_name or "processes"
@@ -86,6 +102,8 @@ def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, 
 def _prepare_all(out: Path, jobs: list[Job]) -> None:
     """Write every job's config.json and the job list; if the disk refuses, remove what this call created
     (folders and files that were not there before) and raise the StorageError."""
+    from dagrad.launch.jobs import CONFIG_NAME, prepare
+
     created = make_folders(out)
     written: list[Path] = []
     try:
@@ -116,6 +134,8 @@ def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
+        from dagrad.launch.runner import silence_stdout
+
         silence_stdout()
         return None
     return stream
@@ -129,14 +149,20 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     setting); returns what happened to each.
     Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
     configs name are imported, here and in every worker, only with the consent `plugins`."""
+    from dagrad.launch.runner import ProcessLauncher, Progress
+
     stream = sys.stdout if stream == "stdout" else stream
+    from dagrad.launch.launcher_mark import LauncherMark, MarkedProgress
+    from dagrad.launch.preflight import check_jobs, launcher_runs_here
+
     sweep, jobs, out = plan(sweep_file, out, plugins, order)
+    launcher = launcher or ProcessLauncher(workers)
+    check_jobs(jobs, launcher_runs_here(launcher))  # what every job would stop at, before anything is written
     _prepare_all(out, jobs)
     states = {j.id: j.state() for j in jobs}
     # jobs another launch is running go last: by then they may be done (the worker then says so)
     todo = [j for j in jobs if states[j.id] not in ("done", "running")] + [j for j in jobs if states[j.id] == "running"]
     skipped = [j for j in jobs if states[j.id] == "done"]
-    launcher = launcher or ProcessLauncher(workers)
     running = sum(s == "running" for s in states.values())
     elsewhere = f", {running} running in another launch" if running else ""
     stream = _say(stream, f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from dagrad.config import deep_merge, from_dict, read_yaml
+from dagrad.config import check_name, deep_merge, from_dict, read_yaml
 from dagrad.experiment import Experiment, resolve as resolve_experiment
 from dagrad.errors import ConfigError, clip
 from dagrad.plugins import NO_PLUGINS, PluginConsent
@@ -182,7 +182,7 @@ def read_sweep(path: str | Path) -> Sweep:
     points = [p for p in points if not any(_matches(p, rule) for rule in rules)]
     if not points:
         raise ConfigError("grid.exclude: the rules leave no job to run")
-    return Sweep(str(raw.get("name") or path.stem), path, base, points, settings, datasets, variants,
+    return Sweep(check_name(str(raw.get("name") or path.stem), "name"), path, base, points, settings, datasets, variants,
                  _launcher_block(raw.get("launcher")))
 
 
@@ -288,7 +288,7 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
     try:
         return resolve_experiment(from_dict(data), plugins)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 #: job orders: `side-by-side` puts the settings compared (full training, each reading, its skip control)

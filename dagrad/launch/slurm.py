@@ -16,7 +16,10 @@ in this process: a way to try a sweep's cluster setup on a workstation."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -28,6 +31,14 @@ from dagrad.launch.slurm_options import SLURM_OPTIONS
 from dagrad.launch.slurm_state import Submission, alive_submissions, read_submission, write_submission
 
 SUBMITIT_FOLDER = ".submitit"
+
+
+def fatal_line(text: str) -> str:
+    """The line of sbatch's output that says why it failed: the last error line ("Batch job submission
+    failed: ..." comes last), else the last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "fail" in line.lower()]
+    return (errors or lines or [""])[-1]
 
 
 def require_submitit() -> Any:
@@ -117,19 +128,23 @@ class SubmititLauncher:
         groups = [list(jobs[i:i + per]) for i in range(0, len(jobs), per)]
         tasks = [SweepTask([str(j.folder) for j in group], group[0].plugins.worker_arguments(), self.threads,
                            o["python"], shared_node=not o["exclusive"]) for group in groups]
+        said = io.StringIO()  # submitit echoes sbatch's stderr: held, so a refusal stays one line
         try:
-            if o["cluster"] == "debug":  # the debug executor runs a task when its result is asked for
-                handles = [executor.submit(task) for task in tasks]
-            else:
-                with executor.batch():
+            with contextlib.redirect_stderr(said):
+                if o["cluster"] == "debug":  # the debug executor runs a task when its result is asked for
                     handles = [executor.submit(task) for task in tasks]
+                else:
+                    with executor.batch():
+                        handles = [executor.submit(task) for task in tasks]
         except Exception as exc:  # noqa: BLE001 - sbatch's refusal (bad partition, limits, ...) in one line
             from submitit.core.utils import FailedJobError, FailedSubmissionError
 
             if not isinstance(exc, (FailedJobError, FailedSubmissionError, OSError)):
+                sys.stderr.write(said.getvalue())
                 raise
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise LaunchError(f"the cluster refused the sweep's jobs (nothing was submitted): {first}") from None
+            raise LaunchError(f"the cluster refused the sweep's jobs (nothing was submitted): "
+                              f"{fatal_line(str(exc)) or type(exc).__name__}") from None
+        sys.stderr.write(said.getvalue())  # sbatch's warnings on a submission that went through
         folder = str(self.folder(sweep_folder))
         for group, handle in zip(groups, handles):
             submission = Submission(str(handle.job_id), o["cluster"], folder, jobs_in_task=[j.id for j in group],

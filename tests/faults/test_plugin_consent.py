@@ -65,7 +65,7 @@ def test_sweep_dry_run_imports_nothing_without_consent(cli, tmp_path):
     cli("sweep", "-c", "s.yaml").assert_one_line_error("the config names the plugin")
     assert not _ran(plugin) and snapshot(tmp_path) == before
     listed = cli("sweep", "-c", "s.yaml", "--dry-run", "--allow-plugins")
-    assert listed.code == 0 and "rotated_digits/swp/none" in listed.out and _ran(plugin)
+    assert listed.code == 0 and "unchecked  rotated_digits/swp/none" in listed.out and not _ran(plugin)
 
 
 def test_consent_by_name_covers_that_plugin_only(cli, tmp_path):
