@@ -30,14 +30,15 @@ def test_the_run_window_accounts_for_checkpoint_time(tiny_config, tmp_path, monk
     assert all(s >= 0.3 for s in others[1:]) and summary["other_energy"]["seconds"] >= 0.3  # each checkpoint
     assert others[0] > 0  # the first holds startup (data, model, meter), before any checkpoint
     assert header["idle_power"]["seconds"] >= 0.2
-    parts = sum(r["energy"][k]["seconds"] for r in epochs for k in ("train", "eval", "other"))
+    assert "setup" in epochs[0]["energy"] and all("setup" not in r["energy"] for r in epochs[1:])
+    parts = sum(r["energy"][k]["seconds"] for r in epochs for k in ("setup", "train", "eval", "other") if k in r["energy"])
     parts += summary["other_energy"]["seconds"] + header["idle_power"]["seconds"]
     run = summary["run_energy"]
     assert run["seconds"] == pytest.approx(parts, rel=1e-9)
     assert 0.8 * wall < run["seconds"] <= wall  # the job's windows cover (nearly) all of its wall time
     cpu = run["components"]["cpu"]
     assert cpu["joules"] == pytest.approx(sum(r["energy"][k]["components"]["cpu"]["joules"] for r in epochs
-                                              for k in ("train", "eval", "other"))
+                                              for k in ("setup", "train", "eval", "other") if k in r["energy"])
                                           + summary["other_energy"]["components"]["cpu"]["joules"]
                                           + header["idle_power"]["reading"]["components"]["cpu"]["joules"])
 

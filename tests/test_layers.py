@@ -19,7 +19,7 @@ ROOT = Path(dagrad.__file__).resolve().parent
 #: floor -> module or package names (a package's submodules share its floor)
 FLOORS = {
     0: ["errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "notices", "numerics",
-        "record_schema", "yaml_bounds", "threads"],
+        "record_schema", "yaml_bounds", "threads", "lazy"],
     1: ["config", "records", "checkpoint", "plugins", "record_values", "folderlock", "runfolder", "progress",
         "checkpoint_checks"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
