@@ -1,6 +1,7 @@
 """`dagrad status FOLDER [--watch [SECONDS]] [--all] [--offline]`: where a sweep or a run stands, read from
 its folders alone (see dagrad.launch.status): jobs done, running (epoch, host, PID or Slurm id), queued,
-failed (with their log's last line), stopped and not started, and the energy metered so far.
+failed (with their log's last line and, on Slurm, the cluster's final state), stopped, cancelled and not
+started, and the energy metered so far.
 
 `--watch` prints it again every SECONDS (default 30) until nothing is running or queued; on a terminal
 the screen is redrawn, in a log file each view follows the last under a time stamp."""
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-LISTED = ("running", "queued", "failed", "stopped")  # listed job by job; the others are counted (--all: all)
+LISTED = ("running", "queued", "failed", "stopped", "cancelled")  # listed job by job; the others are counted (--all: all)
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -88,8 +89,9 @@ def _detail(job) -> str:
         return f"{epochs} on {job.where()}{since}{beat}{energy}"
     if job.state == "queued":
         return job.where()
-    if job.state in ("failed", "stopped"):
-        return f"{epochs}{energy}; log: {job.last_log_line or '(empty)'}"
+    if job.state in ("failed", "stopped", "cancelled"):
+        cluster = f"; Slurm {job.cluster_state}" if job.cluster_state else ""
+        return f"{epochs}{energy}{cluster}; log: {job.last_log_line or '(empty)'}"
     if job.state == "done":
         return f"{epochs}{energy}"
     return f"{epochs}" if job.epoch else ""

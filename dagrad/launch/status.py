@@ -3,8 +3,10 @@
 Per job: `done` (its done marker), `running` (its lock is held by a live process: host, PID, Slurm id,
 the epoch its records have reached), `queued` (submitted to a cluster, whose task has not started it
 yet), `failed` (its last attempt ended in an error: the log's last line says which), `stopped` (an attempt
-was cut off without an error, e.g. killed or preempted without requeue: a relaunch resumes it) and
-`not started`. Energy so far is the sum of each job's metered windows (dagrad.energy.ledger.job_energy).
+was cut off without an error, e.g. killed or preempted without requeue: a relaunch resumes it),
+`cancelled` (its Slurm job was cancelled, scancel: a relaunch resumes it) and `not started`. A failed or
+stopped Slurm job carries the cluster's final state (FAILED, TIMEOUT, NODE_FAIL, ...) beside its log's
+last line. Energy so far is the sum of each job's metered windows (dagrad.energy.ledger.job_energy).
 
 Whether a submitted job is still queued is asked of the cluster (one sacct call for the whole sweep, see
 slurm_state.py) unless `ask_cluster` is false; a job whose submission the cluster no longer knows and
@@ -22,11 +24,13 @@ from typing import Optional
 
 from dagrad.errors import ConfigError, RecordsError
 from dagrad.folderlock import Holder, holder_of
-from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission
+from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission, slurm_states
 from dagrad.records import RECORDS_NAME, read_records
 from dagrad.runfolder import LOCK_NAME
 
-STATES = ("done", "running", "queued", "failed", "stopped", "not started")
+STATES = ("done", "running", "queued", "failed", "stopped", "cancelled", "not started")
+#: what the cluster says of a job that ended without finishing: `cancelled` (scancel) in dagrad's words
+CANCELLED_STATES = frozenset({"CANCELLED"})
 #: what a log line of a failed attempt starts with (the worker's one-line error, or a traceback's last line)
 _FAILURE_MARKS = ("dagrad: error:", "Traceback (most recent call last)")
 _ATTEMPT = re.compile(r"^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d job ")  # the worker's first line of an attempt
@@ -114,7 +118,25 @@ def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
             job.state, job.cluster_state = "queued", alive[job.id]
         elif job.id in waiting and not ask_cluster and job.state == "not started":
             job.state = "queued"  # submitted; the cluster was not asked, so not known to have gone
+    if ask_cluster:
+        _ended_on_the_cluster([j for j in status.jobs if j.id not in alive and j.submission is not None
+                               and j.submission.cluster == "slurm" and j.state in ("failed", "stopped", "not started")])
     return status
+
+
+def _ended_on_the_cluster(jobs: list[JobStatus]) -> None:
+    """The cluster's final word on Slurm jobs that ended unfinished (one sacct call): kept as
+    `cluster_state`; a cancelled one becomes `cancelled`."""
+    if not jobs:
+        return
+    states = slurm_states(j.submission.job_id for j in jobs)
+    for job in jobs:
+        state = states.get(job.submission.job_id, "UNKNOWN")
+        if state == "UNKNOWN":
+            continue
+        job.cluster_state = state
+        if state in CANCELLED_STATES:
+            job.state = "cancelled"
 
 
 def _after_attempt(job: JobStatus) -> bool:
@@ -204,4 +226,4 @@ def _log_tail(path: Path, size: int = 16384) -> tuple[str, bool]:
     return lines[-1], failed
 
 
-__all__ = ["JobStatus", "QUEUED_STATES", "STATES", "SweepStatus", "read_status"]
+__all__ = ["CANCELLED_STATES", "JobStatus", "QUEUED_STATES", "STATES", "SweepStatus", "read_status"]

@@ -88,7 +88,10 @@ def test_every_state_is_read_from_the_folders(tmp_path, fake_slurm, monkeypatch,
 def test_a_submission_the_cluster_no_longer_holds_is_not_queued(tmp_path, fake_slurm):
     out, jobs = sweep_with_every_state(tmp_path)
     (fake_slurm / "sacct.txt").write_text("JobID|State|NodeList\n4242_4|CANCELLED by 1000|None assigned\n")
-    assert read_status(out).jobs[4].state == "not started"  # a relaunch submits it again
+    job = read_status(out).jobs[4]  # cancelled before it started: a relaunch submits it again
+    assert (job.state, job.cluster_state) == ("cancelled", "CANCELLED")
+    (fake_slurm / "sacct.txt").write_text("JobID|State|NodeList\n")  # accounting has forgotten it
+    assert read_status(out).jobs[4].state == "not started"
 
 
 def test_a_run_folder(tmp_path, capsys):
