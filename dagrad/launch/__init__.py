@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Optional, Sequence, TextIO
 
 from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
 from dagrad.errors import StorageError
@@ -49,11 +49,12 @@ class SweepOutcome:
 
 
 def plan(sweep_file: str | Path, out: Optional[str | Path] = None,
-         plugins: PluginConsent = NO_PLUGINS) -> tuple[Sweep, list[Job], Path]:
-    """Read and validate the whole sweep (every job resolved, plugins only with consent) without writing
-    anything. Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
+         plugins: PluginConsent = NO_PLUGINS, overrides: Sequence[str] = ()) -> tuple[Sweep, list[Job], Path]:
+    """Read and validate the whole sweep (every job resolved, plugins only with consent; the command line's
+    `key=value` overrides applied) without writing anything. Plugins named in the consent (`--plugin X`)
+    are imported first, as every worker does."""
     import_plugins(sorted(plugins.named), plugins)
-    sweep = read_sweep(sweep_file)
+    sweep = read_sweep(sweep_file, overrides)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
     return sweep, expand(sweep, out, plugins), out
 
@@ -116,12 +117,13 @@ def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
 
 def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers: int = 1,
               launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout",
-              plugins: PluginConsent = NO_PLUGINS) -> SweepOutcome:
+              plugins: PluginConsent = NO_PLUGINS, overrides: Sequence[str] = ()) -> SweepOutcome:
     """Run every job that is not done yet (resuming partial ones); returns what happened to each.
+    `overrides`: `key=value` items applied to the sweep (see grid.py).
     Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
     configs name are imported, here and in every worker, only with the consent `plugins`."""
     stream = sys.stdout if stream == "stdout" else stream
-    sweep, jobs, out = plan(sweep_file, out, plugins)
+    sweep, jobs, out = plan(sweep_file, out, plugins, overrides)
     _prepare_all(out, jobs)
     states = {j.id: j.state() for j in jobs}
     # jobs another launch is running go last: by then they may be done (the worker then says so)
