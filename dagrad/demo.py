@@ -29,11 +29,19 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     out = Path(out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S"))
     experiments = {(label, s): load_experiment(DEMO_CONFIG, [setting, f"trial_seed={s}", *overrides])
                    for label, setting in SETTINGS for s in range(seeds)}  # check everything before training
+    from dagrad.launch.eta import eta_seconds, format_eta
+
     started = time.time()
-    for (label, seed), exp in experiments.items():
+    durations: list[tuple[str, float]] = []  # (setting, seconds) of the runs done: the estimate's ground
+    for index, ((label, seed), exp) in enumerate(experiments.items()):
         if progress:
-            print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}", flush=True)
+            left = [other for other, _ in list(experiments)[index:]]
+            eta = format_eta(eta_seconds(durations, left))
+            print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}" + (f" | {eta}" if eta else ""),
+                  flush=True)
+        run_started = time.time()
         train(exp, out / f"{label}-seed{seed}", progress=progress)
+        durations.append((label, time.time() - run_started))
     runs = load_runs(out)
     selected, summary = build(runs, SELECTION)
     table = render_markdown(summary, SELECTION, numerics_line(selected))

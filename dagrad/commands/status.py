@@ -57,7 +57,11 @@ def render(status, listing_all: bool = False) -> str:
         [job] = status.jobs
         return f"run {status.folder}: {job.state}, {_detail(job)}".rstrip(", ")
     counts = ", ".join(f"{state} {status.count(state)}" for state in STATES if status.count(state) or state == "done")
-    lines = [f"sweep {status.folder}: {len(status.jobs)} jobs | {counts}", _energy_line(status)]
+    from dagrad.launch.eta import format_eta
+
+    eta = format_eta(status.eta())
+    lines = [f"sweep {status.folder}: {len(status.jobs)} jobs | {counts}" + (f" | {eta}" if eta else ""),
+             _energy_line(status)]
     width = max((len(j.id) for j in status.jobs), default=0)
     for state in STATES:
         jobs = status.by_state(state)

@@ -135,7 +135,7 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     stream = _say(stream, f"sweep {sweep.name}: {len(jobs)} jobs in {out} ({len(skipped)} already done, "
                           f"{sum(s == 'partial' for s in states.values())} to resume or restart{elsewhere}); "
                           f"launcher {launcher.name}")
-    progress = Progress(len(jobs), len(skipped), stream)
+    progress = Progress(len(jobs), len(skipped), stream, todo)
     results = launcher.launch(todo, progress)
     stream = progress.stream
     outcome = SweepOutcome(out, jobs, skipped, results)

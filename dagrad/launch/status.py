@@ -24,6 +24,7 @@ from typing import Optional
 
 from dagrad.errors import ConfigError, RecordsError
 from dagrad.folderlock import Holder, holder_of
+from dagrad.launch.eta import eta_seconds
 from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission, slurm_states
 from dagrad.records import RECORDS_NAME, read_records
 from dagrad.runfolder import LOCK_NAME
@@ -53,6 +54,8 @@ class JobStatus:
     energy_unknown: bool = False
     last_log_line: str = ""
     last_update: Optional[float] = None  # when the records were last written
+    setting: str = ""  # the job's GradSamp setting (jobs.json), which its duration depends on
+    seconds: Optional[float] = None  # done: how long its (last) run took
 
     def where(self) -> str:
         """Where it runs (running) or waits (queued), in words."""
@@ -87,6 +90,17 @@ class SweepStatus:
         """Whether anything may still change (a job running or queued)."""
         return any(j.state in ("running", "queued") for j in self.jobs)
 
+    def eta(self) -> Optional[float]:
+        """Seconds until the running and waiting jobs end, from the done jobs' durations per setting (eta.py);
+        None while nothing runs or waits, or before a job is done."""
+        if not self.active:
+            return None
+        finished = [(j.setting, j.seconds) for j in self.jobs if j.state == "done" and j.seconds is not None]
+        left = [j.setting for j in self.jobs if j.state in ("queued", "not started", "stopped", "cancelled")]
+        running = [(j.setting, max(0.0, self.read_at - j.holder.started)) for j in self.jobs
+                   if j.state == "running" and j.holder is not None]
+        return eta_seconds(finished, left, running, parallel=max(1, len(running)))
+
 
 def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
     """The status of a sweep folder (holding jobs.json) or a run folder (holding records.jsonl)."""
@@ -94,8 +108,8 @@ def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
     if (folder / "jobs.json").is_file():
         try:
             listed = json.loads((folder / "jobs.json").read_text(encoding="utf-8"))
-            jobs = [JobStatus(str(item["id"]), str(item.get("job", item["id"])), folder / str(item["id"]))
-                    for item in listed]
+            jobs = [JobStatus(str(item["id"]), str(item.get("job", item["id"])), folder / str(item["id"]),
+                              setting=str(item.get("setting") or "")) for item in listed]
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"{folder / 'jobs.json'}: not a readable job list ({type(exc).__name__})") from None
         locks = {j.id: folder / ".locks" / f"{j.id}.lock" for j in jobs}
@@ -167,6 +181,10 @@ def _read_job(job: JobStatus, lock: Path) -> None:
     job.last_log_line, failed = _log_tail(job.folder / "log.txt")
     if (job.folder / "done").is_file():
         job.state = "done"
+        try:
+            job.seconds = float(json.loads((job.folder / "done").read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
         return
     holder = holder_of(lock)
     if holder is not None:

@@ -72,7 +72,9 @@ def test_every_state_is_read_from_the_folders(tmp_path, fake_slurm, monkeypatch,
         assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
-    assert lines[0] == (f"sweep {out}: 6 jobs | done 1, running 1, queued 1, failed 1, stopped 1, not started 1")
+    head, _, eta = lines[0].partition(" | eta ")  # from the done job's duration (tests/launch/test_eta.py)
+    assert head == (f"sweep {out}: 6 jobs | done 1, running 1, queued 1, failed 1, stopped 1, not started 1")
+    assert eta.split()[1] in ("s", "min")
     assert lines[1].startswith("energy so far: ") and "over 4 job(s) (estimated:cpu-time)" in lines[1]
     assert f"epoch 2/3 on {socket.gethostname()} (PID {os.getpid()}, Slurm 4242_1)" in text
     assert f"{queued.id}  {queued.name}  Slurm job 4242_4 pending" in text
