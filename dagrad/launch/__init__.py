@@ -17,6 +17,7 @@ from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
 from dagrad.errors import StorageError
 from dagrad.launch.grid import GridPoint, Sweep, describe, read_sweep, resolve
 from dagrad.launch.jobs import CONFIG_NAME, Job, expand, prepare
+from dagrad.launch.labels import link_labels
 from dagrad.launch.runner import LAUNCHERS, JobResult, Launcher, LocalLauncher, ProcessLauncher, Progress, \
     build_launcher, silence_stdout, worker_command
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
@@ -101,6 +102,7 @@ def _prepare_all(out: Path, jobs: list[Job]) -> None:
                 path.unlink(missing_ok=True)
         remove_empty_folders(created)
         raise
+    link_labels(out, [j.point for j in jobs], [j.id for j in jobs])  # by-label/<label> -> <hash>
 
 
 def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
