@@ -21,7 +21,7 @@ test-all: $(STAMP)
 # the sweeps against a real single-node Slurm; start it first: tests/cluster/slurm.sh start
 test-slurm: $(STAMP)
 	SLURM_CONF=$${DAGRAD_SLURM_DIR:-/tmp/dagrad-slurm}/slurm.conf HF_HUB_OFFLINE=1 MPLBACKEND=Agg \
-		$(BIN)/python -m pytest -m slurm tests/cluster
+		$(BIN)/python -m pytest -m slurm --basetemp=$${TMPDIR:-/tmp}/dagrad-slurm-tests tests/cluster
 
 # the CPU benchmarks the README quotes (benchmarks/gpu_check.sh is the prepared run for a CUDA machine)
 benchmarks: $(STAMP)

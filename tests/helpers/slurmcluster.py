@@ -51,7 +51,8 @@ def wait_until(what: str, check: Callable[[], object], seconds: float = 240.0, e
 def release_requeued(job_id: str) -> bool:
     """Slurm holds a requeued job back for two minutes (BeginTime); let it start now. True once it runs
     again or has ended."""
-    line = slurm("squeue", "--noheader", "--array", "-j", job_id.split("_")[0], "--format=%i|%T|%r").split("\n")
+    line = subprocess.run(["squeue", "--noheader", "--array", "-j", job_id.split("_")[0], "--format=%i|%T|%r"],
+                          capture_output=True, text=True, timeout=60).stdout.split("\n")  # ended and forgotten: ""
     states = {p[0]: p[1:] for p in (x.split("|") for x in line if "|" in x)}
     state = states.get(job_id)
     if state is None or state[0] == "RUNNING":
