@@ -98,6 +98,8 @@ def test_a_task_at_its_time_limit_checkpoints_requeues_and_completes(cluster, tm
     log = job.log.read_text()
     assert log.count("submitit task") >= 2 and "stopped by SIG" in log, log
     assert epochs_of(job.folder) == list(range(40))
+    wait_until("Slurm to record the task's end", lambda: sacct(task).get(task) not in ("RUNNING", "COMPLETING"),
+               seconds=60)
     assert sacct(task)[task] == "COMPLETED"
 
 
