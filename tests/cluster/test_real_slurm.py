@@ -82,8 +82,10 @@ def test_a_requeued_task_resumes_to_the_records_of_an_uninterrupted_run(cluster,
 
 def test_a_task_at_its_time_limit_checkpoints_requeues_and_completes(cluster, tmp_path):
     """timeout_min: 1 and about 70 s of work: Slurm signals the task signal_delay_s before its limit, the
-    task stops its worker after the epoch checkpoint and requeues itself; the next attempt finishes."""
-    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": [0]}, {"timeout_min": 1, "signal_delay_s": 30},
+    task stops its worker after the epoch checkpoint and requeues itself; the next attempt finishes.
+    Slurm checks time limits every 30 s and signals early rather than late: with a 30 s delay on a one-minute
+    limit the signal can come before the task has started Python (which USR2 then kills), so the delay is 5 s."""
+    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": [0]}, {"timeout_min": 1, "signal_delay_s": 5},
                         epochs=40, steps_per_epoch=40)
     [job] = launch(sweep, tmp_path / "out").jobs
     task = read_submission(job.folder).job_id
