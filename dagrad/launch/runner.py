@@ -57,7 +57,7 @@ class Progress:
                  jobs: Sequence[Job] = ()):
         self.total, self.done, self.running, self.failed, self.busy = total, already_done, 0, 0, 0
         self.started, self.stream = time.time(), stream
-        self.waiting = [job.point.setting for job in jobs]  # settings of the jobs not started yet
+        self.waiting = [_setting(job) for job in jobs]  # settings of the jobs not started yet
         self.timing: dict[str, tuple[str, float]] = {}  # running: job id -> (setting, start time)
         self.durations: list[tuple[str, float]] = []  # finished jobs: (setting, seconds)
 
@@ -88,7 +88,7 @@ class Progress:
 
     def start(self, job: Job) -> None:
         self.running += 1
-        setting = job.point.setting
+        setting = _setting(job)
         if setting in self.waiting:
             self.waiting.remove(setting)
         self.timing[job.id] = (setting, time.time())
@@ -96,7 +96,7 @@ class Progress:
 
     def finish(self, result: JobResult) -> None:
         self.running -= 1
-        setting, since = self.timing.pop(result.job.id, (result.job.point.setting, time.time() - result.seconds))
+        setting, since = self.timing.pop(result.job.id, (_setting(result.job), time.time() - result.seconds))
         if result.status == "done":
             self.durations.append((setting, time.time() - since))
             self.done += 1
@@ -116,6 +116,11 @@ class Progress:
             except BrokenPipeError:
                 self.stream = None
                 silence_stdout()
+
+
+def _setting(job: Job) -> str:
+    """The job's GradSamp setting (its duration's best predictor); "" for a job without a grid point."""
+    return str(getattr(getattr(job, "point", None), "setting", ""))
 
 
 def silence_stdout() -> None:
