@@ -42,7 +42,7 @@ install_packages() {
     say "cannot start the cluster: $(missing | head -1) is missing and this machine has no apt-get"; exit 3
   fi
   say "installing ${PACKAGES[*]} (apt-get)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
           "${PACKAGES[@]}"; } >"${TMPDIR:-/tmp}/dagrad-slurm-apt.log" 2>&1; then
     say "cannot start the cluster: apt-get could not install ${PACKAGES[*]}: $(tail -1 "${TMPDIR:-/tmp}/dagrad-slurm-apt.log")"
     exit 3

@@ -81,12 +81,13 @@ def test_a_requeued_task_resumes_to_the_records_of_an_uninterrupted_run(cluster,
 
 
 def test_a_task_at_its_time_limit_checkpoints_requeues_and_completes(cluster, tmp_path):
-    """timeout_min: 1 and about 70 s of work: Slurm signals the task signal_delay_s before its limit, the
-    task stops its worker after the epoch checkpoint and requeues itself; the next attempt finishes.
-    Slurm checks time limits every 30 s and signals early rather than late: with a 30 s delay on a one-minute
-    limit the signal can come before the task has started Python (which USR2 then kills), so the delay is 5 s."""
-    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": [0]}, {"timeout_min": 1, "signal_delay_s": 5},
-                        epochs=40, steps_per_epoch=40)
+    """timeout_min: 1 and more than a minute of work: Slurm signals the task signal_delay_s before its limit,
+    the task stops its worker after the epoch checkpoint and requeues itself; a later attempt finishes.
+    slurmctld looks at time limits every 30 s and signals up to that much early: a 30 s delay on a one-minute
+    limit can signal the task before Python has started (USR2 then kills it), a 5 s one in the same look
+    as the kill; 20 s lands between the two."""
+    sweep = write_sweep(tmp_path / "s.yaml", {"trial_seeds": [0]}, {"timeout_min": 1, "signal_delay_s": 20},
+                        epochs=60, steps_per_epoch=40)
     [job] = launch(sweep, tmp_path / "out").jobs
     task = read_submission(job.folder).job_id
 
@@ -99,7 +100,7 @@ def test_a_task_at_its_time_limit_checkpoints_requeues_and_completes(cluster, tm
     wait_until("the job to finish over its requeues", finished_or_released, seconds=480, every=2)
     log = job.log.read_text()
     assert log.count("submitit task") >= 2 and "stopped by SIG" in log, log
-    assert epochs_of(job.folder) == list(range(40))
+    assert epochs_of(job.folder) == list(range(60))
     wait_until("Slurm to record the task's end", lambda: sacct(task).get(task) not in ("RUNNING", "COMPLETING"),
                seconds=60)
     assert sacct(task)[task] == "COMPLETED"
