@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.dagrad-installed
 
-.PHONY: demo demo-table test test-all benchmarks clean
+.PHONY: demo demo-table test test-all test-slurm benchmarks clean
 
 demo: $(STAMP)
 	$(BIN)/dagrad demo
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -m "slow or not slow"
+
+# the sweeps against a real single-node Slurm; start it first: tests/cluster/slurm.sh start
+test-slurm: $(STAMP)
+	SLURM_CONF=$${DAGRAD_SLURM_DIR:-/tmp/dagrad-slurm}/slurm.conf HF_HUB_OFFLINE=1 MPLBACKEND=Agg \
+		$(BIN)/python -m pytest -m slurm --basetemp=$${TMPDIR:-/tmp}/dagrad-slurm-tests tests/cluster
 
 # the CPU benchmarks the README quotes (benchmarks/gpu_check.sh is the prepared run for a CUDA machine)
 benchmarks: $(STAMP)

@@ -52,18 +52,26 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads!r}")
     out = Path(out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S"))
+    from dagrad.launch.eta import eta_seconds, format_eta
+
     settings = dict(SETTINGS)
     experiments = {(label, s): load_experiment(DEMO_CONFIG, [settings[label], f"trial_seed={s}", *overrides])
                    for label, s in demo_jobs(seeds, order)}  # check everything before training
     started, before = time.time(), torch.get_num_threads()
     if progress:
         print(f"threads: {threads} (torch {torch.__version__}); order: {order}", flush=True)
+    durations: list[tuple[str, float]] = []  # (setting, seconds) of the runs done: the estimate's ground
     torch.set_num_threads(threads)
     try:
-        for (label, seed), exp in experiments.items():
+        for index, ((label, seed), exp) in enumerate(experiments.items()):
             if progress:
-                print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}", flush=True)
+                left = [other for other, _ in list(experiments)[index:]]
+                eta = format_eta(eta_seconds(durations, left))
+                print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}" + (f" | {eta}" if eta else ""),
+                      flush=True)
+            run_started = time.time()
             train(exp, out / f"{label}-seed{seed}", progress=progress)
+            durations.append((label, time.time() - run_started))
     finally:
         torch.set_num_threads(before)
     runs = load_runs(out)

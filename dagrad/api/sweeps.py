@@ -44,14 +44,14 @@ class Sweep:
 
 def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher: Optional[str] = None,
           workers: int = 1, launcher_options: Optional[dict[str, Any]] = None, plugins: Sequence[str] = (),
-          allow_plugins: bool = False, order: str = "side-by-side") -> Sweep:
+          allow_plugins: bool = False, order: str = "side-by-side", overrides: Sequence[str] = ()) -> Sweep:
     """Run every job of a sweep that is not done yet (resuming partial ones), as `dagrad sweep` does;
     progress lines go to stdout. A job that fails does not raise: it is listed in `Sweep.failed` (with
     its log) and named in a warning. A bad sweep file raises its ConfigError before anything runs. `launcher`:
     as `--launcher` (default: the sweep's `launcher:` block, else processes); `launcher_options` replace the
     block's options. `plugins` / `allow_plugins`: the plugin consent, as for `dagrad.train` (every worker
     inherits it). `order`: as `--order` (side-by-side: the settings compared run next to each other;
-    grouped: setting after setting)."""
+    grouped: setting after setting). `overrides`: `key=value` items, as on `dagrad sweep`'s command line."""
     import torch
 
     from dagrad.launch import choose_launcher, read_sweep, run_sweep
@@ -70,13 +70,14 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
         import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself
-        runner, note = choose_launcher(read_sweep(sweep_yaml), launcher, workers, options=launcher_options,
-                                       consent=agreed)
+        runner, note = choose_launcher(read_sweep(sweep_yaml, overrides), launcher, workers,
+                                       options=launcher_options, consent=agreed)
         if note:
             warnings.warn(note, stacklevel=2)
         threads = torch.get_num_threads()
         try:
-            outcome = run_sweep(sweep_yaml, out, launcher=runner, plugins=agreed, order=order)
+            outcome = run_sweep(sweep_yaml, out, launcher=runner, plugins=agreed, order=order,
+                                overrides=overrides)
         finally:  # the local launcher sets torch's threads per job in this process: give the caller its own back
             torch.set_num_threads(threads)
         results = {r.job.id: r for r in outcome.results}

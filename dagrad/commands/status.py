@@ -1,6 +1,7 @@
 """`dagrad status FOLDER [--watch [SECONDS]] [--all] [--offline]`: where a sweep or a run stands, read from
 its folders alone (see dagrad.launch.status): jobs done, running (epoch, host, PID or Slurm id), queued,
-failed (with their log's last line), stopped and not started, and the energy metered so far.
+failed (with their log's last line and, on Slurm, the cluster's final state), stopped, cancelled and not
+started, and the energy metered so far.
 
 `--watch` prints it again every SECONDS (default 30) until the sweep's launcher has ended and nothing is
 running, starting or queued (a live launcher marks the sweep, see dagrad.launch.launcher_mark); on a terminal
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 WATCH_MAX = 86400  # a day between refreshes; more would overflow the sleep (and nan never compares)
-LISTED = ("running", "starting", "queued", "failed", "stopped")  # listed job by job; the others are counted (--all: all)
+LISTED = ("running", "starting", "queued", "failed", "stopped", "cancelled")  # listed job by job; the others are counted (--all: all)
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -58,8 +59,12 @@ def render(status, listing_all: bool = False) -> str:
         [job] = status.jobs
         return f"run {status.folder}: {job.state}, {_detail(job)}".rstrip(", ")
     counts = ", ".join(f"{state} {status.count(state)}" for state in STATES if status.count(state) or state == "done")
+    from dagrad.launch.eta import format_eta
+
+    eta = format_eta(status.eta())
     launching = "".join(f" | launcher PID {h.pid} on {h.host}" for h in status.launchers[:2])
-    lines = [f"sweep {status.folder}: {len(status.jobs)} jobs | {counts}{launching}", _energy_line(status)]
+    lines = [f"sweep {status.folder}: {len(status.jobs)} jobs | {counts}{launching}" + (f" | {eta}" if eta else ""),
+             _energy_line(status)]
     width = max((len(j.id) for j in status.jobs), default=0)
     for state in STATES:
         jobs = status.by_state(state)
@@ -93,8 +98,9 @@ def _detail(job) -> str:
         return job.where()
     if job.state == "starting":
         return f"{epochs}, a worker of the launcher on {job.where()} is starting it"
-    if job.state in ("failed", "stopped"):
-        return f"{epochs}{energy}; log: {job.last_log_line or '(empty)'}"
+    if job.state in ("failed", "stopped", "cancelled"):
+        cluster = f"; Slurm {job.cluster_state}" if job.cluster_state else ""
+        return f"{epochs}{energy}{cluster}; log: {job.last_log_line or '(empty)'}"
     if job.state == "done":
         return f"{epochs}{energy}"
     return f"{epochs}" if job.epoch else ""

@@ -1,5 +1,8 @@
-"""`dagrad sweep -c SWEEP.yaml [--out DIR] [--workers N] [--launcher NAME] [--order ORDER] [--dry-run]`: run a
-grid of experiments.
+"""`dagrad sweep -c SWEEP.yaml [key=value ...] [--out DIR] [--workers N] [--launcher NAME] [--order ORDER]
+[--dry-run]`: run a grid of experiments.
+
+`key=value` overrides change the sweep as the same key in its file would: `grid.trial_seeds=[0,1]` an axis,
+`launcher.partition=gpu` the launcher block, any other key (`epochs=3`) every job (see launch/grid.py).
 
 Every job is validated before any runs (names, options, hyperparameter ranges, the dataset's
 environments, plugin consent); a relaunch skips finished jobs and resumes the others. Exit code 0 when
@@ -20,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
     p = sub.add_parser("sweep", description="Run a grid of experiments; a relaunch skips finished jobs and "
                        "resumes the others.", **common)
     p.add_argument("-c", "--config", required=True, help="sweep YAML (a path or a shipped name, e.g. sweeps/digits)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="applied to the sweep: grid.<axis>=..., launcher.<option>=..., or an experiment key for "
+                        "every job (e.g. epochs=3)")
     p.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>)")
     p.add_argument("--workers", type=int, default=1, help="jobs at once for the local launchers (default 1)")
     p.add_argument("--launcher", help="local, processes, slurm or a plugin's (`dagrad list launchers`); default: "
@@ -43,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, consent)
     import_plugins(sorted(consent.named), consent)  # a plugin may register the launcher itself
-    launcher, note = choose_launcher(read_sweep(args.config), args.launcher, args.workers,
+    launcher, note = choose_launcher(read_sweep(args.config, args.overrides), args.launcher, args.workers,
                                      getattr(args, "threads", None), consent=consent)
     if note:
         print(f"dagrad: note: {note}")
-    outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent, order=args.order)
+    outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent, order=args.order,
+                        overrides=args.overrides)
     try:
         print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")
     except BrokenPipeError:
@@ -60,7 +67,7 @@ def _dry_run(args: argparse.Namespace, consent) -> int:
     from dagrad.launch.grid import describe
     from dagrad.launch.preflight import check_jobs, check_launcher, dry_plan, launcher_name, runs_here
 
-    sweep, jobs, unchecked, out = dry_plan(args.config, args.out, consent, args.order)
+    sweep, jobs, unchecked, out = dry_plan(args.config, args.out, consent, args.order, args.overrides)
     name = launcher_name(sweep, args.launcher)
     known = check_launcher(name, consent)
     print(f"sweep {sweep.name}: {len(jobs) + len(unchecked)} jobs -> {out}")

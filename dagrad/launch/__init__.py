@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Optional, Sequence, TextIO
 
 from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
 from dagrad.errors import StorageError
@@ -62,16 +62,16 @@ class SweepOutcome:
 
 
 def plan(sweep_file: str | Path, out: Optional[str | Path] = None, plugins: PluginConsent = NO_PLUGINS,
-         order: str = "side-by-side") -> tuple[Sweep, list[Job], Path]:
-    """Read and validate the whole sweep (every job resolved, plugins only with consent) without writing
-    anything; the jobs in job order `order` (grid.ORDERS). Plugins named in the consent (`--plugin X`) are
-    imported first, as every worker does."""
+         order: str = "side-by-side", overrides: Sequence[str] = ()) -> tuple[Sweep, list[Job], Path]:
+    """Read and validate the whole sweep (every job resolved, plugins only with consent; the command line's
+    `key=value` overrides applied) without writing anything; the jobs in job order `order` (grid.ORDERS).
+    Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
     from dagrad.launch.grid import check_order, read_sweep
     from dagrad.launch.jobs import expand
 
     check_order(order)
     import_plugins(sorted(plugins.named), plugins)
-    sweep = read_sweep(sweep_file)
+    sweep = read_sweep(sweep_file, overrides)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
     return sweep, expand(sweep, out, plugins, order), out
 
@@ -125,6 +125,7 @@ def _prepare_all(out: Path, jobs: list[Job]) -> None:
                 path.unlink(missing_ok=True)
         remove_empty_folders(created)
         raise
+    link_labels(out, [j.point for j in jobs], [j.id for j in jobs])  # by-label/<label> -> <hash>
 
 
 def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
@@ -143,10 +144,11 @@ def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
 
 def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers: int = 1,
               launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout",
-              plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side") -> SweepOutcome:
+              plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side",
+              overrides: Sequence[str] = ()) -> SweepOutcome:
     """Run every job that is not done yet (resuming partial ones), in job order `order` (side-by-side: the
     settings compared run next to each other, at the same time with several workers; grouped: setting after
-    setting); returns what happened to each.
+    setting); returns what happened to each. `overrides`: `key=value` items applied to the sweep (grid.py).
     Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
     configs name are imported, here and in every worker, only with the consent `plugins`."""
     from dagrad.launch.runner import ProcessLauncher, Progress
@@ -155,7 +157,7 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     from dagrad.launch.launcher_mark import LauncherMark, MarkedProgress
     from dagrad.launch.preflight import check_jobs, launcher_runs_here
 
-    sweep, jobs, out = plan(sweep_file, out, plugins, order)
+    sweep, jobs, out = plan(sweep_file, out, plugins, order, overrides)
     launcher = launcher or ProcessLauncher(workers)
     check_jobs(jobs, launcher_runs_here(launcher))  # what every job would stop at, before anything is written
     _prepare_all(out, jobs)
@@ -169,7 +171,7 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
                           f"{sum(s == 'partial' for s in states.values())} to resume or restart{elsewhere}); "
                           f"launcher {launcher.name}")
     with LauncherMark(out) as mark:  # `dagrad status --watch` follows the sweep until this launch ends
-        progress = MarkedProgress(len(jobs), len(skipped), stream, mark)
+        progress = MarkedProgress(len(jobs), len(skipped), stream, mark, todo)
         results = launcher.launch(todo, progress)
     stream = progress.stream
     outcome = SweepOutcome(out, jobs, skipped, results)

@@ -9,6 +9,12 @@ schedule with its options, or bf16 with channels_last). `exclude:` drops the poi
 not be a full product. Every grid point becomes one checked Experiment; its identity (run_id) depends only
 on the resolved configuration, never on where the point sits in the grid. Base files may be paths or the
 names of shipped configs.
+
+Command-line `key=value` overrides (`dagrad sweep -c X grid.trial_seeds=[0,1] epochs=3`) change the sweep
+as the same key in its file would: a key under name/base/grid/launcher sets that part of the sweep, any
+other key is an experiment key that joins `base:` last, so every job gets it and the jobs' identities are
+those of a file holding it. A grid axis always decides its own keys; an override of such a key is refused
+with the axis to change instead.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ import copy
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
-from dagrad.config import check_name, deep_merge, from_dict, read_yaml
+from dagrad.config import apply_overrides, check_name, deep_merge, from_dict, read_yaml
 from dagrad.experiment import Experiment, resolve as resolve_experiment
 from dagrad.errors import ConfigError, clip
 from dagrad.plugins import NO_PLUGINS, PluginConsent
@@ -57,6 +63,8 @@ class Sweep:
     #: the `launcher:` block: `name` (the default launcher, or None) and that launcher's options; where and
     #: how jobs run, never what they compute, so none of it enters a job's identity
     launcher: dict = field(default_factory=dict)
+    #: the command line's experiment keys (dotted key, value, as typed), which every job must keep
+    overrides: tuple[tuple[str, Any, str], ...] = ()
 
 
 def _as_list(value: Any, key: str) -> list:
@@ -133,10 +141,46 @@ def _test_envs(grid: dict) -> list[Optional[tuple[int, ...]]]:
     return list(dict.fromkeys(sets))
 
 
-def read_sweep(path: str | Path) -> Sweep:
-    """Parse a sweep file (base configs read, grid axes checked); nothing is built or written."""
+def split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`key=value` items -> (the sweep's own keys: name/base/grid/launcher..., the experiment keys)."""
+    sweep_keys, job_keys = [], []
+    for item in overrides:
+        (sweep_keys if item.split("=", 1)[0].strip().split(".")[0] in TOP_KEYS else job_keys).append(item)
+    return sweep_keys, job_keys
+
+
+def _with_overrides(raw: dict, overrides: Sequence[str]) -> tuple[dict, tuple[tuple[str, Any, str], ...]]:
+    """The sweep document with the command line's keys applied (see the module docstring)."""
+    sweep_keys, job_keys = split_overrides(overrides)
+    out = apply_overrides(raw, sweep_keys)
+    kept = []
+    if job_keys:
+        top = apply_overrides({}, job_keys)
+        base = out.get("base") or []
+        out["base"] = [*(base if isinstance(base, list) else [base]), top]
+        for item in job_keys:
+            key = item.split("=", 1)[0].strip()
+            kept.append((key, _get(top, key), item))
+    return out, tuple(kept)
+
+
+def _get(data: dict, dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
+
+
+def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
+    """Parse a sweep file (base configs read, grid axes checked), with the command line's `key=value`
+    overrides applied; nothing is built or written."""
     path = Path(path)
-    raw = read_yaml(path)
+    raw, kept = _with_overrides(read_yaml(path), overrides)
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
         raise ConfigError(f"{path.name}: unknown key {clip(str(unknown[0]))}; a sweep has: {', '.join(sorted(TOP_KEYS))}")
@@ -182,8 +226,8 @@ def read_sweep(path: str | Path) -> Sweep:
     points = [p for p in points if not any(_matches(p, rule) for rule in rules)]
     if not points:
         raise ConfigError("grid.exclude: the rules leave no job to run")
-    return Sweep(check_name(str(raw.get("name") or path.stem), "name"), path, base, points, settings, datasets, variants,
-                 _launcher_block(raw.get("launcher")))
+    return Sweep(check_name(str(raw.get("name") or path.stem), "name"), path, base, points, settings, datasets,
+                 variants, _launcher_block(raw.get("launcher")), kept)
 
 
 def _launcher_block(block: Any) -> dict:
@@ -285,6 +329,10 @@ def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS)
     for key, value in point.extra:
         _set(data, key, value)
     where = f"{sweep.path.name}, job {describe(point)}"
+    for key, value, item in sweep.overrides:
+        if _get(data, key) != value:
+            raise ConfigError(f"override {item!r}: the grid sets {key} for each job (job {describe(point)}: "
+                              f"{_get(data, key)!r}); change the grid instead, e.g. {_axis_hint(key)}")
     try:
         return resolve_experiment(from_dict(data), plugins)
     except ConfigError as exc:
@@ -319,6 +367,15 @@ def in_order(items: list, point_of: Any, order: str = "side-by-side") -> list:
     for i, item in enumerate(items):
         first.setdefault(comparison(point_of(item)), i)
     return sorted(items, key=lambda item: first[comparison(point_of(item))])  # stable: grid order within
+
+
+def _axis_hint(key: str) -> str:
+    hints = {"trial_seed": "grid.trial_seeds=[0,1]", "algorithm.hparams_seed": "grid.hparams_seeds=[0,1]",
+             "algorithm.name": "grid.algorithms=[erm]", "data.name": "grid.datasets=[rotated_digits]",
+             "data.test_envs": "grid.test_envs=[0,1]"}
+    if key.startswith("gradsamp."):
+        return "grid.gradsamp=[none]"
+    return hints.get(key, f"grid.axes.{key}=[...]")
 
 
 def describe(point: GridPoint) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Optional, Sequence, TextIO
 
 from dagrad.atomic import write_text_atomic
 from dagrad.folderlock import FolderLock, Holder, holder_of
@@ -59,8 +59,9 @@ class LauncherMark:
 class MarkedProgress(Progress):
     """The launcher's progress lines, keeping its mark's job list as jobs start and end."""
 
-    def __init__(self, total: int, already_done: int, stream: Optional[TextIO], mark: LauncherMark):
-        super().__init__(total, already_done, stream)
+    def __init__(self, total: int, already_done: int, stream: Optional[TextIO], mark: LauncherMark,
+                 jobs: Sequence[Job] = ()):
+        super().__init__(total, already_done, stream, jobs)
         self.mark = mark
 
     def start(self, job: Job) -> None:

@@ -5,7 +5,7 @@ imported from plugins and nothing is written."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from dagrad.errors import ConfigError, DagradError, UnknownNameError
 from dagrad.plugins import PluginConsent
@@ -15,7 +15,7 @@ RUNS_HERE = ("local", "processes")
 
 
 def dry_plan(sweep_file: str | Path, out: Optional[str | Path], consent: PluginConsent,
-             order: str = "side-by-side"):
+             order: str = "side-by-side", overrides: Sequence[str] = ()):
     """(sweep, jobs, unchecked grid points, out) as `plan` gives them (jobs in job order `order`), importing
     no plugin. Where the user consented to plugins, a point naming a component no registry holds yet is
     listed as unchecked (the plugin may register it) instead of failing the dry run."""
@@ -24,7 +24,7 @@ def dry_plan(sweep_file: str | Path, out: Optional[str | Path], consent: PluginC
 
     check_order(order)
     dry = consent.checking_only()
-    sweep = read_sweep(sweep_file)
+    sweep = read_sweep(sweep_file, overrides)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
     jobs: dict[str, Job] = {}
     unchecked = []

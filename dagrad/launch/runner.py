@@ -24,6 +24,7 @@ from typing import Optional, Protocol, Sequence, TextIO
 
 from dagrad.energy.hardware import usable_cpus
 from dagrad.energy.rapl import SHARED_NODE_ENV
+from dagrad.launch.eta import eta_seconds, format_eta
 from dagrad.launch.jobs import BUSY_EXIT, Job
 from dagrad.launch.slurm_options import SLURM_OPTIONS
 from dagrad.registry import Registry
@@ -48,12 +49,17 @@ def worker_command(job: Job, threads: int, python: str = sys.executable) -> list
 
 
 class Progress:
-    """Counts of done / running / failed / left, printed as one plain line whenever they change. A closed
-    output (`dagrad sweep | head`) silences the lines; the sweep carries on."""
+    """Counts of done / running / failed / left and, once a job has finished, when the rest will end (eta.py),
+    printed as one plain line whenever they change. `jobs`: the jobs this launch runs (their settings feed
+    the estimate). A closed output (`dagrad sweep | head`) silences the lines; the sweep carries on."""
 
-    def __init__(self, total: int, already_done: int, stream: Optional[TextIO] = sys.stdout):
+    def __init__(self, total: int, already_done: int, stream: Optional[TextIO] = sys.stdout,
+                 jobs: Sequence[Job] = ()):
         self.total, self.done, self.running, self.failed, self.busy = total, already_done, 0, 0, 0
         self.started, self.stream = time.time(), stream
+        self.waiting = [_setting(job) for job in jobs]  # settings of the jobs not started yet
+        self.timing: dict[str, tuple[str, float]] = {}  # running: job id -> (setting, start time)
+        self.durations: list[tuple[str, float]] = []  # finished jobs: (setting, seconds)
 
     @property
     def left(self) -> int:
@@ -61,8 +67,15 @@ class Progress:
 
     def line(self) -> str:
         busy = f" | elsewhere {self.busy}" if self.busy else ""
+        eta = format_eta(self.eta()) if self.running or self.left else ""
         return (f"[{time.time() - self.started:6.0f}s] done {self.done}/{self.total} | running {self.running} | "
-                f"failed {self.failed}{busy} | left {self.left}")
+                f"failed {self.failed}{busy} | left {self.left}" + (f" | {eta}" if eta else ""))
+
+    def eta(self) -> Optional[float]:
+        """Seconds until the jobs left and running end, from this launch's finished jobs (None before one)."""
+        now = time.time()
+        running = [(setting, now - since) for setting, since in self.timing.values()]
+        return eta_seconds(self.durations, self.waiting, running, parallel=max(1, self.running))
 
     def say(self, text: str) -> None:
         """A line of its own (a launcher's note: jobs submitted, data indexed, ...)."""
@@ -75,11 +88,17 @@ class Progress:
 
     def start(self, job: Job) -> None:
         self.running += 1
+        setting = _setting(job)
+        if setting in self.waiting:
+            self.waiting.remove(setting)
+        self.timing[job.id] = (setting, time.time())
         self._print()
 
     def finish(self, result: JobResult) -> None:
         self.running -= 1
+        setting, since = self.timing.pop(result.job.id, (_setting(result.job), time.time() - result.seconds))
         if result.status == "done":
+            self.durations.append((setting, time.time() - since))
             self.done += 1
         elif result.status == "busy":
             self.busy += 1
@@ -97,6 +116,11 @@ class Progress:
             except BrokenPipeError:
                 self.stream = None
                 silence_stdout()
+
+
+def _setting(job: Job) -> str:
+    """The job's GradSamp setting (its duration's best predictor); "" for a job without a grid point."""
+    return str(getattr(getattr(job, "point", None), "setting", ""))
 
 
 def silence_stdout() -> None:

@@ -31,6 +31,10 @@ from dagrad.launch.slurm_options import SLURM_OPTIONS
 from dagrad.launch.slurm_state import Submission, alive_submissions, read_submission, write_submission
 
 SUBMITIT_FOLDER = ".submitit"
+#: `cluster: local` tasks left running when a launch returns without waiting: their controller processes
+#: outlive the launch by design, so their handles are kept for the life of this process (dropping one whose
+#: process still runs would be reported as a leaked "subprocess N is still running")
+_LEFT_RUNNING: list[Any] = []
 
 
 def fatal_line(text: str) -> str:
@@ -176,6 +180,8 @@ class SubmititLauncher:
                          f"({', '.join(ids)}); task logs in {self.folder(todo[0].folder.parent)}")
         results = [JobResult(j, "queued", 0, 0.0) for j in queued]
         if not (self.options["wait"] or self.options["cluster"] == "debug"):
+            if self.options["cluster"] == "local":
+                _LEFT_RUNNING.extend(handle for _, handle in submitted)
             return results + [JobResult(j, "queued", 0, 0.0) for group, _ in submitted for j in group]
         return results + self._follow(submitted, progress, started)
 

@@ -23,12 +23,14 @@ from submitit.helpers import Checkpointable
 from dagrad.energy.rapl import SHARED_NODE_ENV
 
 DONE_NAME = "done"  # dagrad.launch.jobs.DONE_NAME (not imported: the task starts without torch)
+BUSY_EXIT = 75  # dagrad.launch.jobs.BUSY_EXIT: another launch holds the job's lock (not a failure)
 LOG_NAME = "log.txt"
 STOP_GRACE_SECONDS = 30.0
 
 
 class SweepTask(Checkpointable):
-    """Runs the worker on `folders` one after another; returns each job's worker exit code."""
+    """Runs the worker on `folders` one after another; returns each job's worker exit code, or raises
+    (after running them all) when any job failed, so that the task ends FAILED on the cluster."""
 
     def __init__(self, folders: list[str], worker_args: list[str], threads: int, python: Optional[str] = None,
                  shared_node: bool = True):
@@ -49,6 +51,11 @@ class SweepTask(Checkpointable):
                 codes.append(0)  # done before this attempt (a requeue): no worker needed
                 continue
             codes.append(self._run(Path(folder), index, ranks))
+        failed = [f"{Path(folder).name} (exit {code})" for folder, code in zip(self.folders, codes)
+                  if code not in (0, BUSY_EXIT)]
+        if failed:  # the cluster then records the task as FAILED (sacct, `dagrad status`), not COMPLETED
+            raise RuntimeError(f"{len(failed)} of {len(codes)} job(s) failed: {', '.join(failed)}; see each job's "
+                               f"{LOG_NAME}")
         return codes
 
     def checkpoint(self, *args, **kwargs):  # noqa: ANN201 - submitit's DelayedSubmission

@@ -3,8 +3,10 @@
 Per job: `done` (its done marker), `running` (its lock is held by a live process: host, PID, Slurm id,
 the epoch its records have reached), `queued` (submitted to a cluster, whose task has not started it
 yet), `failed` (its last attempt ended in an error: the log's last line says which), `stopped` (an attempt
-was cut off without an error, e.g. killed or preempted without requeue: a relaunch resumes it) and
-`not started`. Energy so far is the sum of each job's metered windows (dagrad.energy.ledger.job_energy).
+was cut off without an error, e.g. killed or preempted without requeue: a relaunch resumes it),
+`cancelled` (its Slurm job was cancelled, scancel: a relaunch resumes it) and `not started`. A failed or
+stopped Slurm job carries the cluster's final state (FAILED, TIMEOUT, NODE_FAIL, ...) beside its log's
+last line. Energy so far is the sum of each job's metered windows (dagrad.energy.ledger.job_energy).
 
 Whether a submitted job is still queued is asked of the cluster (one sacct call for the whole sweep, see
 slurm_state.py) unless `ask_cluster` is false; a job whose submission the cluster no longer knows and
@@ -22,11 +24,14 @@ from typing import Optional
 
 from dagrad.errors import ConfigError, RecordsError
 from dagrad.folderlock import Holder, holder_of
-from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission
+from dagrad.launch.eta import eta_seconds
+from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission, slurm_states
 from dagrad.records import RECORDS_NAME, read_records
 from dagrad.runfolder import LOCK_NAME
 
-STATES = ("done", "running", "starting", "queued", "failed", "stopped", "not started")
+STATES = ("done", "running", "starting", "queued", "failed", "stopped", "cancelled", "not started")
+#: what the cluster says of a job that ended without finishing: `cancelled` (scancel) in dagrad's words
+CANCELLED_STATES = frozenset({"CANCELLED"})
 #: what a log line of a failed attempt starts with (the worker's one-line error, or a traceback's last line)
 _FAILURE_MARKS = ("dagrad: error:", "Traceback (most recent call last)")
 _ATTEMPT = re.compile(r"^--- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d job ")  # the worker's first line of an attempt
@@ -49,6 +54,8 @@ class JobStatus:
     energy_unknown: bool = False
     last_log_line: str = ""
     last_update: Optional[float] = None  # when the records were last written
+    setting: str = ""  # the job's GradSamp setting (jobs.json), which its duration depends on
+    seconds: Optional[float] = None  # done: how long its (last) run took
 
     def where(self) -> str:
         """Where it runs (running) or waits (queued), in words."""
@@ -85,6 +92,17 @@ class SweepStatus:
         (between two jobs no job holds a lock, yet the sweep goes on)."""
         return bool(self.launchers) or any(j.state in ("running", "starting", "queued") for j in self.jobs)
 
+    def eta(self) -> Optional[float]:
+        """Seconds until the running and waiting jobs end, from the done jobs' durations per setting (eta.py);
+        None while nothing runs or waits, or before a job is done."""
+        if not self.active:
+            return None
+        finished = [(j.setting, j.seconds) for j in self.jobs if j.state == "done" and j.seconds is not None]
+        left = [j.setting for j in self.jobs if j.state in ("queued", "not started", "stopped", "cancelled")]
+        running = [(j.setting, max(0.0, self.read_at - j.holder.started)) for j in self.jobs
+                   if j.state == "running" and j.holder is not None]
+        return eta_seconds(finished, left, running, parallel=max(1, len(running)))
+
 
 def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
     """The status of a sweep folder (holding jobs.json) or a run folder (holding records.jsonl)."""
@@ -92,8 +110,8 @@ def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
     if (folder / "jobs.json").is_file():
         try:
             listed = json.loads((folder / "jobs.json").read_text(encoding="utf-8"))
-            jobs = [JobStatus(str(item["id"]), str(item.get("job", item["id"])), folder / str(item["id"]))
-                    for item in listed]
+            jobs = [JobStatus(str(item["id"]), str(item.get("job", item["id"])), folder / str(item["id"]),
+                              setting=str(item.get("setting") or "")) for item in listed]
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"{folder / 'jobs.json'}: not a readable job list ({type(exc).__name__})") from None
         locks = {j.id: folder / ".locks" / f"{j.id}.lock" for j in jobs}
@@ -118,6 +136,9 @@ def read_status(folder: str | Path, ask_cluster: bool = True) -> SweepStatus:
             job.state, job.cluster_state = "queued", alive[job.id]
         elif job.id in waiting and not ask_cluster and job.state == "not started":
             job.state = "queued"  # submitted; the cluster was not asked, so not known to have gone
+    if ask_cluster:
+        _ended_on_the_cluster([j for j in status.jobs if j.id not in alive and j.submission is not None
+                               and j.submission.cluster == "slurm" and j.state in ("failed", "stopped", "not started")])
     return status
 
 
@@ -129,8 +150,23 @@ def _mark_starting(status: SweepStatus) -> None:
     status.launchers = [holder for holder, _ in live]
     starting = {job_id: holder for holder, ids in live for job_id in ids}
     for job in status.jobs:
-        if job.id in starting and job.state in ("not started", "stopped", "failed", "queued"):
+        if job.id in starting and job.state in ("not started", "stopped", "failed", "queued", "cancelled"):
             job.state, job.holder = "starting", starting[job.id]
+
+
+def _ended_on_the_cluster(jobs: list[JobStatus]) -> None:
+    """The cluster's final word on Slurm jobs that ended unfinished (one sacct call): kept as
+    `cluster_state`; a cancelled one becomes `cancelled`."""
+    if not jobs:
+        return
+    states = slurm_states(j.submission.job_id for j in jobs)
+    for job in jobs:
+        state = states.get(job.submission.job_id, "UNKNOWN")
+        if state == "UNKNOWN":
+            continue
+        job.cluster_state = state
+        if state in CANCELLED_STATES:
+            job.state = "cancelled"
 
 
 def _after_attempt(job: JobStatus) -> bool:
@@ -161,6 +197,10 @@ def _read_job(job: JobStatus, lock: Path) -> None:
     job.last_log_line, failed = _log_tail(job.folder / "log.txt")
     if (job.folder / "done").is_file():
         job.state = "done"
+        try:
+            job.seconds = float(json.loads((job.folder / "done").read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
         return
     holder = holder_of(lock)
     if holder is not None:
@@ -220,4 +260,4 @@ def _log_tail(path: Path, size: int = 16384) -> tuple[str, bool]:
     return lines[-1], failed
 
 
-__all__ = ["JobStatus", "QUEUED_STATES", "STATES", "SweepStatus", "read_status"]
+__all__ = ["CANCELLED_STATES", "JobStatus", "QUEUED_STATES", "STATES", "SweepStatus", "read_status"]

@@ -73,7 +73,9 @@ def test_every_state_is_read_from_the_folders(tmp_path, fake_slurm, monkeypatch,
         assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
-    assert lines[0] == (f"sweep {out}: 6 jobs | done 1, running 1, queued 1, failed 1, stopped 1, not started 1")
+    head, _, eta = lines[0].partition(" | eta ")  # from the done job's duration (tests/launch/test_eta.py)
+    assert head == (f"sweep {out}: 6 jobs | done 1, running 1, queued 1, failed 1, stopped 1, not started 1")
+    assert eta.split()[1] in ("s", "min")
     assert lines[1].startswith("run energy so far (whole jobs): ") and "over 4 job(s) (estimated:cpu-time)" in lines[1]
     assert f"2 of 3 epochs done on {socket.gethostname()} (PID {os.getpid()}, Slurm 4242_1)" in text
     assert f"{queued.id}  {queued.name}  Slurm job 4242_4 pending" in text
@@ -89,7 +91,10 @@ def test_every_state_is_read_from_the_folders(tmp_path, fake_slurm, monkeypatch,
 def test_a_submission_the_cluster_no_longer_holds_is_not_queued(tmp_path, fake_slurm):
     out, jobs = sweep_with_every_state(tmp_path)
     (fake_slurm / "sacct.txt").write_text("JobID|State|NodeList\n4242_4|CANCELLED by 1000|None assigned\n")
-    assert read_status(out).jobs[4].state == "not started"  # a relaunch submits it again
+    job = read_status(out).jobs[4]  # cancelled before it started: a relaunch submits it again
+    assert (job.state, job.cluster_state) == ("cancelled", "CANCELLED")
+    (fake_slurm / "sacct.txt").write_text("JobID|State|NodeList\n")  # accounting has forgotten it
+    assert read_status(out).jobs[4].state == "not started"
 
 
 def test_a_run_folder(tmp_path, capsys):
