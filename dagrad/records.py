@@ -118,16 +118,20 @@ def read_records(path: str | Path) -> list[dict]:
 
 def find_runs(root: str | Path) -> list[Path]:
     """Every record file below `root` (a run directory or a sweep directory). Symlinked folders are
-    followed (each real folder read once, so a link loop ends); a link that leads nowhere is named in a
+    followed (each real folder read once, so a link loop ends, and named by its own path where the walk
+    meets it too, as a sweep's by-label links lead to its job folders); a link that leads nowhere is named in a
     warning rather than skipped in silence."""
     root = Path(root)
     if root.is_file():
         return [root]
-    found, seen = [], set()
+    found: dict[str, Path] = {}  # real folder -> its records, named by the path without links where one is met
+    seen: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
+            if real in found and real == os.path.abspath(folder):  # the folder itself, met after a link to it
+                found[real] = Path(folder) / RECORDS_NAME
             continue
         seen.add(real)
         dirs.sort()
@@ -136,8 +140,8 @@ def find_runs(root: str | Path) -> list[Path]:
             if path.is_symlink() and not path.exists():
                 warnings.warn(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist; skipped")
         if RECORDS_NAME in files:
-            found.append(Path(folder) / RECORDS_NAME)
-    return sorted(found)
+            found[real] = Path(folder) / RECORDS_NAME
+    return sorted(found.values())
 
 
 def split_run(lines: Iterable[dict]) -> tuple[dict, list[dict], Optional[dict]]:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
-    from dagrad.models.exporting import FORMATS
-    from dagrad.plugins import add_consent_arguments
+    from dagrad.plugins import add_consent_arguments  # the formats are checked by models.exporting: the
+    # parser is built for every command, and importing the exporter here would load torch for `dagrad status`
 
     p = sub.add_parser("export", description="Export a run's kept model (logits out) as TorchScript, or as ONNX "
                        "with the export extra (pip install 'dagrad[export]').", **common)
     p.add_argument("run", type=Path, help="a run folder")
-    p.add_argument("--format", choices=list(FORMATS), default="torchscript")
+    p.add_argument("--format", default="torchscript", help="torchscript (default) or onnx")
     p.add_argument("--which", default="best", help="best (default), last, swad or an epoch number")
     p.add_argument("--out", type=Path, help="the file (default: RUN/exported/<which>.<format>)")
     add_consent_arguments(p)

@@ -103,6 +103,7 @@ def _prepare_all(out: Path, jobs: list[Job]) -> None:
     """Write every job's config.json and the job list; if the disk refuses, remove what this call created
     (folders and files that were not there before) and raise the StorageError."""
     from dagrad.launch.jobs import CONFIG_NAME, prepare
+    from dagrad.launch.labels import link_labels
 
     created = make_folders(out)
     written: list[Path] = []
@@ -154,7 +155,8 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     from dagrad.launch.runner import ProcessLauncher, Progress
 
     stream = sys.stdout if stream == "stdout" else stream
-    from dagrad.launch.launcher_mark import LauncherMark, MarkedProgress
+    from dagrad.launch.launcher_mark import LauncherMark
+    from dagrad.launch.runner import MarkedProgress
     from dagrad.launch.preflight import check_jobs, launcher_runs_here
 
     sweep, jobs, out = plan(sweep_file, out, plugins, order, overrides)

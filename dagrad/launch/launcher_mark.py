@@ -6,19 +6,17 @@ PID, heartbeat; a killed launcher's mark is stale at once on its host, and after
 elsewhere), beside `<token>.jobs.json`, the jobs it has handed to a worker that has not ended yet. Both
 go when the launch ends. No launch waits for another's mark: two launchers at once are allowed (each
 job's own lock keeps them apart). A job a live launcher has started, whose worker has not yet taken the
-job's lock, is `starting`."""
+job's lock, is `starting`. It imports nothing of the grid or runner: `dagrad status` reads these marks
+without loading torch (the launch's progress keeps the list: runner.MarkedProgress)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from pathlib import Path
-from typing import Optional, Sequence, TextIO
 
 from dagrad.atomic import write_text_atomic
 from dagrad.folderlock import FolderLock, Holder, holder_of
-from dagrad.launch.jobs import Job
-from dagrad.launch.runner import JobResult, Progress
 
 MARKS_DIR = ".launchers"
 
@@ -54,23 +52,6 @@ class LauncherMark:
 
     def _write(self) -> None:
         write_text_atomic(self.jobs_file, json.dumps(sorted(self.jobs)) + "\n")
-
-
-class MarkedProgress(Progress):
-    """The launcher's progress lines, keeping its mark's job list as jobs start and end."""
-
-    def __init__(self, total: int, already_done: int, stream: Optional[TextIO], mark: LauncherMark,
-                 jobs: Sequence[Job] = ()):
-        super().__init__(total, already_done, stream, jobs)
-        self.mark = mark
-
-    def start(self, job: Job) -> None:
-        self.mark.started(job.id)
-        super().start(job)
-
-    def finish(self, result: JobResult) -> None:
-        self.mark.ended(result.job.id)
-        super().finish(result)
 
 
 def live_launchers(sweep_folder: str | Path) -> list[tuple[Holder, set[str]]]:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, TextIO
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence, TextIO
 
 from dagrad.energy.hardware import usable_cpus
 from dagrad.energy.rapl import SHARED_NODE_ENV
@@ -28,6 +28,9 @@ from dagrad.launch.eta import eta_seconds, format_eta
 from dagrad.launch.jobs import BUSY_EXIT, Job
 from dagrad.launch.slurm_options import SLURM_OPTIONS
 from dagrad.registry import Registry
+
+if TYPE_CHECKING:
+    from dagrad.launch.launcher_mark import LauncherMark
 
 # dagrad.launch.worker is imported only where a job runs in this process (LocalLauncher): the package must
 # not import it, or `python -m dagrad.launch.worker` starts with runpy's "found in sys.modules" warning
@@ -117,6 +120,22 @@ class Progress:
                 self.stream = None
                 silence_stdout()
 
+
+class MarkedProgress(Progress):
+    """The launcher's progress lines, keeping its mark's job list as jobs start and end."""
+
+    def __init__(self, total: int, already_done: int, stream: Optional[TextIO], mark: "LauncherMark",
+                 jobs: Sequence[Job] = ()):
+        super().__init__(total, already_done, stream, jobs)
+        self.mark = mark
+
+    def start(self, job: Job) -> None:
+        self.mark.started(job.id)
+        super().start(job)
+
+    def finish(self, result: JobResult) -> None:
+        self.mark.ended(result.job.id)
+        super().finish(result)
 
 def _setting(job: Job) -> str:
     """The job's GradSamp setting (its duration's best predictor); "" for a job without a grid point."""
