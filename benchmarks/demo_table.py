@@ -57,7 +57,7 @@ def per_seed_table(out: Path) -> list[str]:
 
 
 def snippet(out: Path, command: str, threads: int, seconds: float, custom: bool) -> str:
-    from dagrad.analysis.report import build, numerics_line, render_markdown
+    from dagrad.analysis.tables import build, numerics_line, render_markdown
     from dagrad.analysis.runs import load_runs
     from dagrad.demo import SELECTION
 

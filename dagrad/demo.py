@@ -45,7 +45,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
 
     from dagrad.analysis.contention import busy_line
     from dagrad.analysis.plots import plot_all
-    from dagrad.analysis.report import build, numerics_line, render_markdown
+    from dagrad.analysis.tables import build, numerics_line, render_markdown
     from dagrad.analysis.runs import load_runs
     from dagrad.errors import ConfigError
 

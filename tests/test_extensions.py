@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagrad.analysis.report import build
+from dagrad.analysis.tables import build
 from dagrad.analysis.runs import load_runs
 from dagrad.cli import main
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+import numpy as np
 
 from dagrad.errors import RecordsError
 from dagrad.metrics import env_mean
@@ -159,9 +162,7 @@ class Run:
         ood, val = env_mean(final, self.test_envs, "in"), env_mean(final, self.train_envs, "out")
         protocol = self.header.get("data", {}).get("protocol_metrics")
         if protocol:  # e.g. WILDS: the pooled test and in-distribution validation accuracies
-            from dagrad.analysis.wilds import figures
-
-            figs = figures(final, protocol, self.header["data"].get("split_sizes", {}))
+            figs = wilds_figures(final, protocol, self.header["data"].get("split_sizes", {}))
             ood = figs.get("test:acc_avg", ood)
             val = figs.get("id_val:acc_avg", figs.get("id_test:acc_avg", val))
         return {
@@ -173,6 +174,27 @@ class Run:
             "seconds": sum(r.get("seconds", 0.0) for r in self.epochs),
             "reported": (self.summary or {}).get("reported", "online"),
         }
+
+
+def wilds_figures(metrics: dict, protocol: dict, sizes: dict) -> dict[str, float]:
+    """WILDS's figures of one checkpoint (see dagrad.analysis.wilds), by `<split>:<statistic>`."""
+    out: dict[str, float] = {}
+    groups, excluded = protocol.get("groups", {}), set(protocol.get("exclude_groups", []))
+    for split, members in protocol.get("splits", {}).items():
+        sized = [(metrics.get(f"{m}_acc"), sizes.get(m, 0)) for m in members]
+        sized = [(a, n) for a, n in sized if a is not None and n and np.isfinite(a)]
+        total = sum(n for _, n in sized)
+        out[f"{split}:acc_avg"] = sum(a * n for a, n in sized) / total if total else float("nan")
+        if protocol.get("worst_group"):
+            by_group: dict[str, list] = defaultdict(lambda: [0.0, 0])
+            for m in members:
+                a, n = metrics.get(f"{m}_acc"), sizes.get(m, 0)
+                if m in groups and groups[m] not in excluded and a is not None and n:
+                    by_group[groups[m]][0] += a * n
+                    by_group[groups[m]][1] += n
+            accs = [c / n for c, n in by_group.values() if n]
+            out[f"{split}:acc_worst_group"] = min(accs) if accs else float("nan")
+    return out
 
 
 def load_run(path: str | Path) -> Run:

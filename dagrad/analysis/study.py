@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dagrad.analysis.document import expected_envs
+from dagrad.analysis.report import expected_envs
 from dagrad.analysis.frames import configuration_key
-from dagrad.analysis.report import SE_DDOF, mean_se, per_trial, summarize, with_run_facts
+from dagrad.analysis.tables import SE_DDOF, mean_se, per_trial, summarize, with_run_facts
 from dagrad.analysis.runs import Run
 from dagrad.analysis.selection import METHODS, select
 from dagrad.errors import ConfigError, DataError

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from scipy import stats
 
-from dagrad.analysis.report import energy_unit, markdown_table, pm, se_words, tex
+from dagrad.analysis.tables import energy_unit, markdown_table, pm, se_words, tex
 from dagrad.analysis.runs import load_runs
 from dagrad.analysis.selection import DESCRIPTIONS
 from dagrad.analysis.study import ALPHA, BEATS, LOSES, NO_CONTROL, UNCLEAR, Study, build_study, ordered

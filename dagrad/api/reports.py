@@ -9,8 +9,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from dagrad.analysis import document
-from dagrad.analysis import report as tables
+from dagrad.analysis import report as analysis_report
+from dagrad.analysis import tables
 from dagrad.analysis import runs as records_runs
 from dagrad.api import arguments
 from dagrad.errors import ConfigError, DataError
@@ -48,7 +48,7 @@ class Report:
         return tables.tidy(self.summary)
 
     def _repr_markdown_(self) -> str:
-        return document.render("md", self.results, self.wilds, []) if self.format != "md" else self.text
+        return analysis_report.render("md", self.results, self.wilds, []) if self.format != "md" else self.text
 
 
 def _runs(source: Any) -> list[records_runs.Run]:
@@ -74,7 +74,7 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
     from dagrad.analysis.frames import epochs_frame
     from dagrad.analysis.plots import curves_figure, pareto_figure, precision_labels
 
-    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.tables import SE_DDOF
     from dagrad.analysis.selection import METHODS
 
     selection = arguments.names(selection, "selection")
@@ -85,7 +85,7 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():
         loaded = _runs(runs)
-        results, wilds_summary, skipped, ddof = document.report_results(loaded, selection, se)
+        results, wilds_summary, skipped, ddof = analysis_report.report_results(loaded, selection, se)
         if not results:
             where = runs if isinstance(runs, (str, Path)) else "the runs given"
             raise DataError(f"{where}: no finished single-test-environment runs to report with "
@@ -97,9 +97,9 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
             header, rows, lines = tables.table_cells(summary, dataset)
             tabs[dataset], notes[dataset] = pd.DataFrame(rows, columns=header), lines
         if format == "csv":
-            text = document.csv_tables(results, ddof)[1].to_csv(index=False)
+            text = analysis_report.csv_tables(results, ddof)[1].to_csv(index=False)
         else:
-            text = document.render(format, results, wilds_summary, skipped)
+            text = analysis_report.render(format, results, wilds_summary, skipped)
         plotted = "training_domain" if "training_domain" in results else method
         epochs = epochs_frame(loaded)
         figures = {}
@@ -137,7 +137,7 @@ def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", 
     from dagrad.analysis import heatmap, study_document
     from dagrad.analysis.study import build_study
 
-    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.tables import SE_DDOF
     from dagrad.analysis.selection import METHODS
 
     alpha = arguments.level(alpha, "alpha")

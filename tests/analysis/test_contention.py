@@ -10,7 +10,7 @@ import pytest
 from helpers import recordsfactory as rf
 
 from dagrad.analysis import contention
-from dagrad.analysis.report import build, render_markdown, tidy
+from dagrad.analysis.tables import build, render_markdown, tidy
 
 
 def conditions(other_pct: float, own_cpu_s: float = 1.0) -> dict:

@@ -7,7 +7,7 @@ from matplotlib.colors import to_rgba
 from helpers import recordsfactory as rf
 
 from dagrad.analysis.plots import PRECISION_COLOURS, pareto_figure, plot_all, precision_labels, without_precision
-from dagrad.analysis.report import build
+from dagrad.analysis.tables import build
 from dagrad.analysis.runs import load_runs
 
 PRECISIONS = (("fp32_strict", False), ("tf32", False), ("bf16", True))

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import recordsfactory as rf
 
-from dagrad.analysis.report import build, numerics_line, render_markdown, tidy
+from dagrad.analysis.tables import build, numerics_line, render_markdown, tidy
 
 
 def _edit_header(path: Path, **fields) -> None:

@@ -104,7 +104,7 @@ def test_a_tie_follows_the_stated_rule_and_the_report_says_it_decided(tmp_path):
     """Two hparams seeds reach the same best validation accuracy (hparams 1 twice, at epochs 0 and 1): the
     earlier epoch, then the lower hparams seed wins, the row counts the candidates it beat by the rule, and
     the report names the configuration whose selection a tie decided."""
-    from dagrad.analysis.report import build, render_markdown
+    from dagrad.analysis.tables import build, render_markdown
 
     for seed, test in ((0, 0.2), (1, 0.9)):
         rf.write_run(tmp_path / f"h{seed}", test_envs=[0], hparams_seed=seed, epochs=[

@@ -175,14 +175,14 @@ def test_saved_predictions_agree_with_the_records(sweep):
 
 
 def test_the_report_names_each_selected_kept_model(sweep):
-    from dagrad.analysis.report import build
+    from dagrad.analysis.tables import build
 
     selected, _ = build(sweep)
     assert len(selected) == 2
     for row in selected.to_dict("records"):
         assert row["model"].endswith(f"models/epoch-{row['epoch']}.pt")
         assert (sweep / row["model"].split("sweep/", 1)[1]).is_file()
-    from dagrad.analysis.document import write_report
+    from dagrad.analysis.report import write_report
 
     text, _ = write_report(sweep, plots=False)
     assert "### Selected models" in text and "models/epoch-" in text
