@@ -57,7 +57,7 @@ def per_seed_table(out: Path) -> list[str]:
 
 
 def snippet(out: Path, command: str, threads: int, seconds: float, custom: bool) -> str:
-    from dagrad.analysis.tables import build, numerics_line, render_markdown
+    from dagrad.analysis.tables import build, numerics_line, tables_markdown
     from dagrad.analysis.runs import load_runs
     from dagrad.demo import SELECTION
 
@@ -66,7 +66,7 @@ def snippet(out: Path, command: str, threads: int, seconds: float, custom: bool)
              f"wall time {seconds:.0f} s.",
              *(["", "**Not the demo's settings** (overrides or seeds were given): these figures are a check of the "
                 "target, not the demo's table."] if custom else []),
-             "", render_markdown(summary, SELECTION, numerics_line(selected), level="####").rstrip(), "",
+             "", tables_markdown(summary, SELECTION, numerics_line(selected), level="####").rstrip(), "",
              "Each run's final model, by trial seed:", "", *per_seed_table(out)]
     return "\n".join(lines) + "\n"
 

@@ -52,6 +52,7 @@ from dagrad.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
+from dagrad.registry import target_module
 from dagrad.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
 from dagrad.warmup import warm_up
@@ -69,11 +70,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
-
-
-def _module_of(target: Any) -> str:
-    """The module of a registered builder (a "module:function" string or the function itself)."""
-    return target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "") or ""
 
 
 class Trainer:
@@ -94,7 +90,7 @@ class Trainer:
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
         if cfg.data.num_workers > 0:  # the workers' fork server imports torch while this process sets up
-            start_fork_server([_module_of(exp.dataset.builder)])
+            start_fork_server([target_module(exp.dataset.builder)])
         # first, so startup is metered (as `other`); a node's RAPL is read by its first process only
         self.meter = build_meter(cfg.energy, str(self.device), read_package=self.dist.reads_node)
         self.gaps = Gaps(self.meter)

@@ -176,12 +176,7 @@ class Entry(Generic[T]):
 
     def load(self) -> T:
         """The component (importing its module the first time, for lazy entries)."""
-        if isinstance(self.target, str):
-            module, _, attribute = self.target.partition(":")
-            obj = importlib.import_module(module)
-            for part in attribute.split(".") if attribute else ():
-                obj = getattr(obj, part)
-            self.target = obj
+        self.target = load_target(self.target)
         return self.target
 
     def option_table(self, **context: Any) -> dict[str, Option]:
@@ -231,7 +226,7 @@ class Registry(Generic[T]):
             return decorate
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
             raise ValueError(f"{self.kind} names are non-empty strings without spaces, got {name!r}")
-        origin = info.pop("origin", None) or _origin(target)
+        origin = info.pop("origin", None) or target_module(target)
         old = self._entries.get(name)
         if old is not None and not replace and old.origin != origin:
             raise ConfigError(f"{self.kind} {name!r} is already registered by {old.origin}; "
@@ -283,10 +278,24 @@ class Registry(Generic[T]):
 REGISTRIES: dict[str, Registry] = {}
 
 
-def _origin(target: Any) -> str:
+def load_target(target: Any) -> Any:
+    """The object a lazy "module:attr" string names (attr may be dotted; none: the module itself), or
+    `target` itself when it is not a string. The one place dagrad parses such strings."""
+    if not isinstance(target, str):
+        return target
+    module, _, attribute = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attribute.split(".") if attribute else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def target_module(target: Any) -> str:
+    """The module a "module:attr" string or an object comes from, without importing anything."""
     if isinstance(target, str):
         return target.partition(":")[0]
     return getattr(target, "__module__", None) or type(target).__module__
+
 
 
 def _first_line(doc: Optional[str]) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 from dagrad.analysis import tables
 from dagrad.analysis.tables import (SE_DDOF, markdown_table, models_table, numerics_line, pm, se_words, summarize,
                                     tex, tidy, with_run_facts)
-from dagrad.analysis.runs import Run, load_runs
+from dagrad.analysis.runs import RecordedRun, load_runs
 from dagrad.analysis.selection import DESCRIPTIONS, METHODS, select
 from dagrad.analysis import wilds
 from dagrad.analysis.wilds import select_wilds, summarize_wilds
@@ -52,7 +52,7 @@ def compact_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def expected_envs(runs: list[Run]) -> dict[str, dict[int, str]]:
+def expected_envs(runs: list[RecordedRun]) -> dict[str, dict[int, str]]:
     """dataset -> {test environment: name} over the finished single-test-environment runs: the columns a
     table should have even where a selection found nothing there."""
     expected: dict[str, dict[int, str]] = {}
@@ -63,7 +63,8 @@ def expected_envs(runs: list[Run]) -> dict[str, dict[int, str]]:
     return expected
 
 
-def method_results(runs: list[Run], methods: Sequence[str], ddof: int) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+def method_results(runs: list[RecordedRun], methods: Sequence[str], ddof: int
+                   ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """method -> (selected, summary) for each method that selects anything (LOO needs pair runs)."""
     expected = expected_envs(runs)
     out = {}
@@ -74,10 +75,10 @@ def method_results(runs: list[Run], methods: Sequence[str], ddof: int) -> dict[s
     return out
 
 
-def render_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
+def report_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
     out = []
     for method, (selected, summary) in results.items():
-        table = tables.render_markdown(summary, method, numerics_line(selected), level="###").rstrip()
+        table = tables.tables_markdown(summary, method, numerics_line(selected), level="###").rstrip()
         out += [f"## {TITLES[method]}", "", table, "",
                 "### All datasets", "", *markdown_table(*compact_cells(summary)), "", f"_{COMPACT_NOTE}_", "",
                 "### Selected models", "", *markdown_table(*models_table(selected)), "", f"_{MODELS_NOTE}_", ""]
@@ -106,12 +107,12 @@ def _latex_table(caption: str, header: list[str], rows: list[list[str]], notes: 
     return lines + [r"\end{table}", ""]
 
 
-def render_latex(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
+def report_latex(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
     """booktabs tables, one \\subsection per selection method; needs \\usepackage{booktabs}."""
     out = []
     for method, (selected, summary) in results.items():
         out += [rf"\subsection{{Model selection: {tex(TITLES[method])}}}",
-                tables.render_latex(summary, method, numerics_line(selected))]
+                tables.tables_latex(summary, method, numerics_line(selected))]
         out += _latex_table(f"All datasets ({TITLES[method]})", *compact_cells(summary), [COMPACT_NOTE])
         out += _latex_table(f"Selected models ({TITLES[method]})", *models_table(selected), [MODELS_NOTE])
     out += [rf"% {TITLES[m]}: {_why_empty(m)}" for m in skipped if results]
@@ -131,7 +132,7 @@ def _methods(selection: Optional[str | Sequence[str]]) -> list[str]:
     return methods
 
 
-def report_results(runs: list[Run], selection: Optional[str | Sequence[str]] = None, se: str = "sample"
+def report_results(runs: list[RecordedRun], selection: Optional[str | Sequence[str]] = None, se: str = "sample"
                    ) -> tuple[dict, Optional[pd.DataFrame], list[str], int]:
     """(method -> (selected, summary), WILDS summary or None, methods that selected nothing, ddof): what
     a report shows, for the CLI and the Python API alike."""
@@ -144,9 +145,9 @@ def report_results(runs: list[Run], selection: Optional[str | Sequence[str]] = N
     return results, wilds_summary, [m for m in methods if m not in results], ddof
 
 
-def render(fmt: str, results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
+def render_report(fmt: str, results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str]) -> str:
     """The report's text in md or latex (csv: see `csv_tables`)."""
-    return (render_markdown if fmt == "md" else render_latex)(results, wilds_summary, skipped)
+    return (report_markdown if fmt == "md" else report_latex)(results, wilds_summary, skipped)
 
 
 def csv_tables(results: dict, ddof: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -184,7 +185,7 @@ def write_report(runs_dir: str | Path, fmt: str = "md", selection: Optional[str 
         raise exc if isinstance(exc, StorageError) else storage_error(exc.filename or out, exc) from None
 
 
-def _nothing_to_report(runs_dir: Path, runs: list[Run], methods: list[str]) -> str:
+def _nothing_to_report(runs_dir: Path, runs: list[RecordedRun], methods: list[str]) -> str:
     singles = [r for r in runs if r.complete and len(r.test_envs) == 1]
     if methods == ["leave_one_out"] and singles:
         return (f"{runs_dir}: leave_one_out selection needs, for each run with test environment t, finished runs "
@@ -194,7 +195,7 @@ def _nothing_to_report(runs_dir: Path, runs: list[Run], methods: list[str]) -> s
             "single-test-environment runs, or runs under data.protocol=wilds)")
 
 
-def _write(out: Path, runs: list[Run], results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str],
+def _write(out: Path, runs: list[RecordedRun], results: dict, wilds_summary: Optional[pd.DataFrame], skipped: list[str],
            ddof: int, fmt: str, plots: bool) -> tuple[str, list[Path]]:
     files: list[Path] = []
     if fmt == "csv":
@@ -207,7 +208,7 @@ def _write(out: Path, runs: list[Run], results: dict, wilds_summary: Optional[pd
             write_text_atomic(out / "wilds.csv", wilds_summary.to_csv(index=False))
             files.append(out / "wilds.csv")
     else:
-        text = render(fmt, results, wilds_summary, skipped)
+        text = render_report(fmt, results, wilds_summary, skipped)
         files.append(out / ("table.md" if fmt == "md" else "table.tex"))
         write_text_atomic(files[-1], text)
     if plots and results:

@@ -1,6 +1,6 @@
 """Runs read from their record files: the one place where records become objects for tables and plots.
 
-A `Run` is a record file's header, epochs and summary. It offers the candidate models a selection
+A `RecordedRun` is a record file's header, epochs and summary. It offers the candidate models a selection
 method may pick (`points`: epochs, or SWAD's final average) and the figures a summary line needs
 (`summary_figures`), all computed from the records, nothing typed in by hand.
 """
@@ -22,18 +22,18 @@ from dagrad.record_values import UNREADABLE, energy_joules, phase_energy, readin
 from dagrad.records import find_runs, read_records, split_run
 
 
-def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float]:
-    """Mean and standard error over the finite values: std(ddof) / sqrt(n). ddof 1 (the sample std) is
-    dagrad's default; DomainBed's collect_results uses ddof 0. SE is nan when n <= ddof (one value with
-    ddof 1); with ddof 0 one value has SE 0, as np.std gives in collect_results."""
+def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values: SE = std(ddof) / sqrt(n). ddof 1 (the sample
+    std) is dagrad's default; DomainBed's collect_results uses ddof 0. SE is nan when n <= ddof (one value
+    with ddof 1); with ddof 0 one value has SE 0, as np.std gives in collect_results."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not finite:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), 0
     mean = sum(finite) / len(finite)
     if len(finite) <= ddof:
-        return mean, float("nan")
+        return mean, float("nan"), len(finite)
     var = sum((v - mean) ** 2 for v in finite) / (len(finite) - ddof)
-    return mean, math.sqrt(var / len(finite))
+    return mean, math.sqrt(var / len(finite)), len(finite)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Point:
 
 
 @dataclass
-class Run:
+class RecordedRun:
     path: Path
     header: dict
     epochs: list[dict]
@@ -197,16 +197,16 @@ def wilds_figures(metrics: dict, protocol: dict, sizes: dict) -> dict[str, float
     return out
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path) -> RecordedRun:
     """One run from its folder or its record file."""
     path = Path(path)
     if path.is_dir():
         path = path / "records.jsonl"
     header, epochs, summary = split_run(read_records(path))
-    return Run(path, header, epochs, summary)
+    return RecordedRun(path, header, epochs, summary)
 
 
-def load_runs(root: str | Path | Iterable[str | Path]) -> list[Run]:
+def load_runs(root: str | Path | Iterable[str | Path]) -> list[RecordedRun]:
     """Every run below a folder (or the given record files), in path order. A record file that cannot be
     read is skipped with a warning naming it, so one bad file never hides the other runs."""
     paths = find_runs(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]

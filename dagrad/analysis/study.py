@@ -28,8 +28,9 @@ from scipy import stats
 
 from dagrad.analysis.report import expected_envs
 from dagrad.analysis.frames import configuration_key
-from dagrad.analysis.tables import SE_DDOF, mean_se, per_trial, summarize, with_run_facts
-from dagrad.analysis.runs import Run
+from dagrad.analysis.runs import mean_se
+from dagrad.analysis.tables import SE_DDOF, per_trial, summarize, with_run_facts
+from dagrad.analysis.runs import RecordedRun
 from dagrad.analysis.selection import METHODS, select
 from dagrad.errors import ConfigError, DataError
 
@@ -80,7 +81,7 @@ def holm(p_values: list[float]) -> list[float]:
     return out
 
 
-def verdict(mean: float, p_adjusted: float, alpha: float = ALPHA) -> str:
+def holm_verdict(mean: float, p_adjusted: float, alpha: float = ALPHA) -> str:
     if not np.isfinite(p_adjusted):
         return UNDECIDED
     if p_adjusted < alpha:
@@ -155,7 +156,7 @@ def _differences(trials: pd.DataFrame, a: str, b: str) -> pd.Series:
     return (x - y).dropna().sort_index()
 
 
-def build_study(runs: list[Run], selection: str = "training_domain", se: str = "sample",
+def build_study(runs: list[RecordedRun], selection: str = "training_domain", se: str = "sample",
                 alpha: float = ALPHA) -> Study:
     """The study of these runs under one model-selection method (see the module docstring)."""
     if selection not in METHODS:
@@ -202,7 +203,7 @@ def build_study(runs: list[Run], selection: str = "training_domain", se: str = "
             r[f"{kind}_rank"] = labels.index(r[kind])
     out = pd.DataFrame(rows).drop(columns="_order")
     out["p_holm"] = holm(list(out["p"]))
-    out["verdict"] = [verdict(m, p, alpha) if isinstance(k, str) else NO_CONTROL
+    out["verdict"] = [holm_verdict(m, p, alpha) if isinstance(k, str) else NO_CONTROL
                       for m, p, k in zip(out["delta_control"], out["p_holm"], out["control_key"])]
     refs = summary[summary.sampler.isin(["none", "skip"])].copy()
     refs["schedule"] = [schedule_label(gradsamp[k]) if s == "skip" else ""

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from dagrad.analysis import contention
-from dagrad.analysis.runs import UNREADABLE, Run, load_runs
-from dagrad.analysis.runs import mean_se as runs_mean_se
+from dagrad.analysis.runs import UNREADABLE, RecordedRun, load_runs
+from dagrad.analysis.runs import mean_se
 from dagrad.analysis.selection import DESCRIPTIONS, TIE_RULE, select
 
 BEATS_SE = 2.0  # "beats" only when the paired difference exceeds this many standard errors
@@ -34,12 +34,6 @@ MIXED = "‡"
 
 #: `--se` conventions: the ddof of the standard deviation behind the standard error
 SE_DDOF = {"sample": 1, "domainbed": 0}
-
-
-def mean_se(values, ddof: int = 1) -> tuple[float, float, int]:
-    """analysis.runs.mean_se over the finite values, and how many there were."""
-    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return (*runs_mean_se(finite, ddof), len(finite))
 
 
 def se_words(ddof: int) -> str:
@@ -86,7 +80,7 @@ def _paired(trials: pd.DataFrame, a: str, b: str, ddof: int = 1) -> tuple[float,
     return mean_se((x - y).dropna(), ddof)
 
 
-def verdict(diff: float, se: float, n: int) -> str:
+def paired_verdict(diff: float, se: float, n: int) -> str:
     if n < 2 or not np.isfinite(se):
         return "undecided (fewer than 2 paired trial seeds)"
     if diff > BEATS_SE * se:
@@ -146,7 +140,7 @@ def summarize(selected: pd.DataFrame, ddof: int = 1, expected: Optional[dict] = 
             d = _paired(trials[trials.dataset == row.dataset], row.config_key, ctrl.config_key, ddof)
             out.loc[i, "control_key"] = ctrl.config_key
             out.loc[i, "delta_control"], out.loc[i, "delta_control_se"], out.loc[i, "delta_control_n"] = d
-            out.loc[i, "verdict"] = verdict(*d)
+            out.loc[i, "verdict"] = paired_verdict(*d)
     contention.qualify(out, trials)
     order = {"none": 0, "skip": 2}
     out["_order"] = [(r.family, order.get(r.sampler, 1), r.setting) for r in out.itertuples()]
@@ -298,7 +292,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def render_markdown(summary: pd.DataFrame, selection: str, numerics: str = "", level: str = "###") -> str:
+def tables_markdown(summary: pd.DataFrame, selection: str, numerics: str = "", level: str = "###") -> str:
     out = []
     for dataset in summary["dataset"].unique():
         header, rows, notes = table_cells(summary, dataset)
@@ -316,7 +310,7 @@ def tex(text: str) -> str:
     return text
 
 
-def render_latex(summary: pd.DataFrame, selection: str, numerics: str = "") -> str:
+def tables_latex(summary: pd.DataFrame, selection: str, numerics: str = "") -> str:
     """booktabs tables (one per dataset); needs \\usepackage{booktabs}."""
     out = []
     for dataset in summary["dataset"].unique():
@@ -331,7 +325,7 @@ def render_latex(summary: pd.DataFrame, selection: str, numerics: str = "") -> s
     return "\n".join(out)
 
 
-def build(runs: str | Path | list[Run], selection: str = "training_domain",
+def build(runs: str | Path | list[RecordedRun], selection: str = "training_domain",
           ddof: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(selected models, per-configuration summary) for the given runs, or every run below a folder."""
     runs = load_runs(runs) if isinstance(runs, (str, Path)) else runs
@@ -339,7 +333,7 @@ def build(runs: str | Path | list[Run], selection: str = "training_domain",
     return selected, summarize(selected, ddof) if len(selected) else pd.DataFrame()
 
 
-def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+def with_run_facts(selected: pd.DataFrame, runs: list[RecordedRun]) -> pd.DataFrame:
     """The selected rows with each run's dynamic energy and numerics (from its records)."""
     by_path = {str(r.path): r for r in runs}
     out = selected.copy()
@@ -355,7 +349,7 @@ def with_run_facts(selected: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
     return out
 
 
-def kept_model(run: Run, epoch) -> str:
+def kept_model(run: RecordedRun, epoch) -> str:
     """The kept model file selection chose in `run` (its summary line names the kept models), or why none."""
     kept = (run.summary or {}).get("kept")
     if kept is None:

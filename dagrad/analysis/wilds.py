@@ -24,33 +24,34 @@ import numpy as np
 import pandas as pd
 
 from dagrad.analysis.frames import configuration_key, labels
-from dagrad.analysis.tables import mean_se, se_words
-from dagrad.analysis.runs import Run, wilds_figures
+from dagrad.analysis.runs import mean_se
+from dagrad.analysis.tables import se_words
+from dagrad.analysis.runs import RecordedRun, wilds_figures
 
 #: WILDS split names in the order tables show them, with their headings
 SPLIT_TITLES = {"id_val": "ID val", "id_test": "ID test", "val": "OOD val", "test": "test"}
 STAT_TITLES = {"acc_avg": "avg", "acc_worst_group": "worst {group}"}
 
 
-def is_wilds(run: Run) -> bool:
+def is_wilds(run: RecordedRun) -> bool:
     return run.header.get("data", {}).get("protocol") == "wilds"
 
 
-def protocol_metrics(run: Run) -> dict:
+def protocol_metrics(run: RecordedRun) -> dict:
     return run.header.get("data", {}).get("protocol_metrics") or {}
 
 
-def select_wilds(runs: list[Run]) -> pd.DataFrame:
+def select_wilds(runs: list[RecordedRun]) -> pd.DataFrame:
     """One row per (dataset, configuration, trial seed): the checkpoint WILDS's selection picks and its
     figures (columns `<split>:<statistic>`)."""
     runs = [r for r in runs if r.complete and is_wilds(r)]
     names = labels(runs)
-    groups: dict[tuple, list[Run]] = defaultdict(list)
+    groups: dict[tuple, list[RecordedRun]] = defaultdict(list)
     for run in runs:
         groups[(run.dataset, configuration_key(run.resolved), run.trial_seed)].append(run)
     rows = []
     for (dataset, key, trial), members in sorted(groups.items()):
-        best: Optional[tuple[float, dict, Run, object]] = None
+        best: Optional[tuple[float, dict, RecordedRun, object]] = None
         for run in sorted(members, key=lambda r: r.hparams_seed):
             protocol = protocol_metrics(run)
             split, stat = protocol.get("selection", ["val", "acc_avg"])

@@ -48,10 +48,10 @@ class Report:
         return tables.tidy(self.summary)
 
     def _repr_markdown_(self) -> str:
-        return analysis_report.render("md", self.results, self.wilds, []) if self.format != "md" else self.text
+        return analysis_report.render_report("md", self.results, self.wilds, []) if self.format != "md" else self.text
 
 
-def _runs(source: Any) -> list[records_runs.Run]:
+def _runs(source: Any) -> list[records_runs.RecordedRun]:
     """Record-file runs from a folder, a list of API runs, analysis runs, folders or record files."""
     source = arguments.runs_source(source)
     if isinstance(source, (str, Path)):
@@ -62,7 +62,7 @@ def _runs(source: Any) -> list[records_runs.Run]:
     out = []
     for item in items:
         records = getattr(item, "records", item)  # an API Run wraps the analysis pipeline's Run
-        out.append(records if isinstance(records, records_runs.Run) else records_runs.load_run(item))
+        out.append(records if isinstance(records, records_runs.RecordedRun) else records_runs.load_run(item))
     return out
 
 
@@ -99,7 +99,7 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
         if format == "csv":
             text = analysis_report.csv_tables(results, ddof)[1].to_csv(index=False)
         else:
-            text = analysis_report.render(format, results, wilds_summary, skipped)
+            text = analysis_report.render_report(format, results, wilds_summary, skipped)
         plotted = "training_domain" if "training_domain" in results else method
         epochs = epochs_frame(loaded)
         figures = {}
@@ -149,5 +149,5 @@ def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", 
         built = build_study(_runs(runs), selection, se, alpha)
         figures = {f"{d}-study": heatmap.heatmap_figure(built.cells, d, built.alpha, built.tests)
                    for d in dict.fromkeys(built.cells.dataset)}
-        text = study_document.render(built, format, heatmaps=False)
+        text = study_document.render_study(built, format, heatmaps=False)
     return StudyReport(built.selection, built.alpha, built.tests, built.cells, built.references, text, figures)

@@ -1,7 +1,7 @@
 """`Run`: one run read from its record file, for notebooks; `train`, `load_run`, `load_runs`.
 
 Everything a `Run` shows is computed from its records by the same code as the CLI's summary line
-(`analysis.runs.Run.summary_figures`), the report and the trackers (`record_values.EpochValues`)."""
+(`analysis.runs.RecordedRun.summary_figures`), the report and the trackers (`record_values.EpochValues`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class Run:
       phase with sources, updates, seconds;
     - `plot()`: accuracy and energy over the epochs, as a matplotlib Figure."""
 
-    def __init__(self, records: records_runs.Run):
+    def __init__(self, records: records_runs.RecordedRun):
         self.records = records  # the analysis pipeline's view of the same record file
         self._epochs: Optional[pd.DataFrame] = None
 

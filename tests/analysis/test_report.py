@@ -14,7 +14,8 @@ import pytest
 from helpers import recordsfactory as rf
 
 from dagrad.analysis.report import compact_cells, write_report
-from dagrad.analysis.tables import build, mean_se
+from dagrad.analysis.runs import mean_se
+from dagrad.analysis.tables import build
 from dagrad.cli import main
 
 M = rf.metrics

@@ -104,7 +104,7 @@ def test_a_tie_follows_the_stated_rule_and_the_report_says_it_decided(tmp_path):
     """Two hparams seeds reach the same best validation accuracy (hparams 1 twice, at epochs 0 and 1): the
     earlier epoch, then the lower hparams seed wins, the row counts the candidates it beat by the rule, and
     the report names the configuration whose selection a tie decided."""
-    from dagrad.analysis.tables import build, render_markdown
+    from dagrad.analysis.tables import build, tables_markdown
 
     for seed, test in ((0, 0.2), (1, 0.9)):
         rf.write_run(tmp_path / f"h{seed}", test_envs=[0], hparams_seed=seed, epochs=[
@@ -116,14 +116,14 @@ def test_a_tie_follows_the_stated_rule_and_the_report_says_it_decided(tmp_path):
     assert (row.hparams_seed, row.epoch, row.test_acc, row.tied) == (0, 0, pytest.approx(0.2), 1)
     selected, summary = build(tmp_path, "training_domain")
     assert int(summary.iloc[0].tie_decided) == 1
-    text = render_markdown(summary, "training_domain")
+    text = tables_markdown(summary, "training_domain")
     assert ("ERM, full: a tie in validation accuracy decided 1 of 1 selection(s) (ties go to the earlier epoch, "
             "then the lower hparams seed).") in text
     rf.write_run(tmp_path / "h1", test_envs=[0], hparams_seed=1, epochs=[
         {"metrics": M(env1_out_acc=0.7, env2_out_acc=0.7, env0_in_acc=0.9, env0_out_acc=0.5), "train_J": 1,
          "eval_J": 1}])
     assert select(load_runs(tmp_path), "training_domain").iloc[0].tied == 0
-    assert "a tie in validation" not in render_markdown(build(tmp_path, "training_domain")[1], "training_domain")
+    assert "a tie in validation" not in tables_markdown(build(tmp_path, "training_domain")[1], "training_domain")
 
 
 def test_a_swad_summary_says_averaged_model_and_old_skip_records_read_as_skipped(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from helpers import recordsfactory as rf
 
 from dagrad.cli import main
-from dagrad.analysis.tables import build, render_latex, render_markdown, verdict
+from dagrad.analysis.tables import build, paired_verdict, tables_latex, tables_markdown
 
 
 SETTINGS = ("none", "tensor", "skip")
@@ -72,18 +72,18 @@ def test_numbers_equal_a_direct_pandas_computation(tmp_path):
     tensor = summary[summary.sampler == "tensor"].iloc[0]
     diff = per_trial.loc["tensor", "acc"] - per_trial.loc["skip", "acc"]
     assert tensor["delta_control"] == pytest.approx(diff.mean())
-    assert tensor["verdict"] == verdict(diff.mean(), diff.sem(), 3)
-    text = render_markdown(summary, "last")
+    assert tensor["verdict"] == paired_verdict(diff.mean(), diff.sem(), 3)
+    text = tables_markdown(summary, "last")
     assert f"{tensor['acc:Avg']:.1f} ± {tensor['se:Avg']:.1f}" in text
     assert "vs its equal-energy control" in text and "‡" not in text
-    assert r"\toprule" in render_latex(summary, "last") and r"$\pm$" in render_latex(summary, "last")
+    assert r"\toprule" in tables_latex(summary, "last") and r"$\pm$" in tables_latex(summary, "last")
 
 
 def test_verdict_rule():
-    assert verdict(1.0, 0.4, 3) == "GradSamp beats the control"
-    assert verdict(1.0, 0.6, 3) == "no clear difference"
-    assert verdict(-1.0, 0.4, 3) == "the control beats GradSamp"
-    assert verdict(5.0, float("nan"), 1).startswith("undecided")
+    assert paired_verdict(1.0, 0.4, 3) == "GradSamp beats the control"
+    assert paired_verdict(1.0, 0.6, 3) == "no clear difference"
+    assert paired_verdict(-1.0, 0.4, 3) == "the control beats GradSamp"
+    assert paired_verdict(5.0, float("nan"), 1).startswith("undecided")
 
 
 def test_mixed_sources_are_flagged_not_silently_summed(tmp_path):
@@ -92,7 +92,7 @@ def test_mixed_sources_are_flagged_not_silently_summed(tmp_path):
     assert summary.set_index("sampler").loc["tensor", "mixed"]
     assert not summary.set_index("sampler").loc["none", "mixed"]
     assert summary.set_index("sampler").loc["tensor", "saving_flag"]
-    text = render_markdown(summary, "last")
+    text = tables_markdown(summary, "last")
     line = next(x for x in text.splitlines() if "| tensor |" in x)
     assert "‡" in line and "measured:rapl" in line
     assert "mixes measured and estimated" in text
@@ -123,4 +123,4 @@ def test_energy_to_the_selected_epoch_beside_the_whole_run(tmp_path):
     row = summary.iloc[0]
     assert row["selected_J"] == pytest.approx(10.0 + 1.0)
     assert row["train_eval_J"] == pytest.approx(10 + 20 + 30 + 3 * 1.0)
-    assert "to selected (J)" in render_markdown(summary, "training_domain")
+    assert "to selected (J)" in tables_markdown(summary, "training_domain")
