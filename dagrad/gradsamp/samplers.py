@@ -310,8 +310,14 @@ def sampler_options(name: str, options: Mapping[str, Any] | None = None) -> dict
     return SAMPLERS.get(name).resolve(options, "gradsamp.sampler_options")
 
 
+def sampler_and_scale(name: str, options: Mapping[str, Any] | None = None) -> tuple[Sampler, float]:
+    """The sampler called `name` built from its checked options, and the `scale` among them (GradSamp
+    applies the scale, not the sampler). The one way dagrad builds a sampler."""
+    resolved = sampler_options(name, dict(options or {}))
+    scale = float(resolved.pop("scale", 1.0))
+    return SAMPLERS.load(name)(**resolved), scale
+
+
 def build_sampler(name: str, **options: Any) -> Sampler:
-    """The sampler called `name` with its options (`scale` is applied by GradSamp, not the sampler)."""
-    resolved = sampler_options(name, options)
-    resolved.pop("scale", None)
-    return SAMPLERS.load(name)(**resolved)
+    """The sampler called `name` with its options, without the scale (see `sampler_and_scale`)."""
+    return sampler_and_scale(name, options)[0]
