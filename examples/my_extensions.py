@@ -115,8 +115,9 @@ def tiny_shapes(cfg: Any):
 
 
 register_dataset("tiny_shapes", DatasetSpec(
-    tiny_shapes, "circles and squares on dark, dim and light backgrounds (written on first use)", "folder",
-    "tiny_shapes", ENVIRONMENTS, len(CLASSES), {e: None for e in ENVIRONMENTS}, small_images=True, image_size=16),
+    builder=tiny_shapes, description="circles and squares on dark, dim and light backgrounds (written on first use)",
+    layout="folder", directory="tiny_shapes", environments=ENVIRONMENTS, num_classes=len(CLASSES),
+    counts={e: None for e in ENVIRONMENTS}, small_images=True, image_size=16),
     options={"per_class": Option(12, int, "images per class and environment", low=2),
              "seed": Option(0, int, "placement of the shapes", low=0)})
 

@@ -38,8 +38,10 @@ class Source:
     remove_duplicates: bool = False  # DomainNet: delete DomainBed's listed duplicates, as DomainBed does
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetSpec:
+    """What dagrad knows about a dataset; built by keyword only (`DatasetSpec(builder=..., description=...)`)."""
+
     builder: Any  # fn(data_cfg) -> DomainSuite, or a lazy "module:function" string
     description: str
     layout: str = "embedded"  # embedded | domainbed | dassl_* | wilds_* | folder | a plugin's own word
