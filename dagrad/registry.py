@@ -179,6 +179,10 @@ class Entry(Generic[T]):
         self.target = load_target(self.target)
         return self.target
 
+    def defaults(self, **context: Any) -> dict[str, Any]:
+        """Each option's default, by name."""
+        return {k: o.default for k, o in self.option_table(**context).items()}
+
     def option_table(self, **context: Any) -> dict[str, Option]:
         """The options; a callable table is given the context (e.g. the dataset, for hyperparameters)."""
         table = self.options(**context) if callable(self.options) else self.options
@@ -288,6 +292,18 @@ def load_target(target: Any) -> Any:
     for part in attribute.split(".") if attribute else ():
         obj = getattr(obj, part)
     return obj
+
+
+def value_text(value: Any) -> str:
+    """An option value as labels show it: numbers without a trailing .0 (3, 0.5), anything else as str."""
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def options_text(options: Mapping[str, Any], defaults: Optional[Mapping[str, Any]]) -> str:
+    """" k=v" for each option (sorted) that differs from its default; every option when `defaults` is None
+    (a component not registered here, e.g. a plugin's). Components build their labels from it."""
+    return "".join(f" {k}={value_text(v)}" for k, v in sorted(options.items())
+                   if defaults is None or k not in defaults or defaults[k] != v)
 
 
 def target_module(target: Any) -> str:
