@@ -74,3 +74,25 @@ def test_list_and_data_list_describe_the_plugin_components(capsys):
     assert "circles and squares on dark, dim and light backgrounds" in data
     assert "environments: dark, dim, light" in data and "options: per_class=12, seed=0" in data
     assert "[from " in data and "embedded" not in data
+
+
+def test_the_examples_import_only_the_public_extension_surface():
+    import ast
+    import subprocess
+    import sys
+
+    import dagrad.extend
+
+    for example in (PLUGIN, PLUGIN.with_name("my_algorithm.py")):
+        tree = ast.parse(example.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert {m for m in names if m.startswith("dagrad")} <= {"dagrad", "dagrad.extend"}, example.name
+    for name in dagrad.extend.__all__:  # every exported name resolves, the launcher ones on first use
+        assert getattr(dagrad.extend, name) is not None
+    from dagrad.launch.runner import Progress
+
+    assert dagrad.extend.Progress is Progress and "Progress" in dir(dagrad.extend)
+    code = "import sys, dagrad.extend; print(any(m.startswith('dagrad.launch') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # importing the surface does not import the sweep machinery

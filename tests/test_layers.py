@@ -26,7 +26,7 @@ FLOORS = {
     3: ["experiment", "evaluation", "distributed", "models", "warmup"],
     4: ["engine", "resuming"],
     5: ["launch", "analysis", "demo"],
-    6: ["commands", "cli", "__main__", "__init__", "api"],
+    6: ["commands", "cli", "__main__", "__init__", "api", "extend"],
 }
 #: allowed imports between packages of one floor: (importer, imported)
 SIBLINGS: set[tuple[str, str]] = set()
