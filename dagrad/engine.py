@@ -25,7 +25,6 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-import dagrad
 from dagrad import datasets, distributed
 from dagrad.algorithms import build as build_algorithm
 from dagrad.algorithms.registry import featurizer_input_shape
@@ -55,6 +54,7 @@ from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.registry import target_module
 from dagrad.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
+from dagrad.version import __version__
 from dagrad.warmup import warm_up
 
 GUARD_EXAMPLES_PER_ENV = 32
@@ -336,7 +336,7 @@ class Trainer:
             "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
                      "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
                      "batch_size": data.batch_size, "unlabelled_splits": self.stream.unlabelled_splits, **data.info},
-            "versions": {"dagrad": dagrad.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "versions": {"dagrad": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                          "torch_threads": torch.get_num_threads(), "device": str(self.device)},
