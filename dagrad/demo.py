@@ -46,7 +46,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     from dagrad.analysis.contention import busy_line
     from dagrad.analysis.plots import plot_all
     from dagrad.analysis.tables import build, numerics_line, tables_markdown
-    from dagrad.analysis.runs import load_runs
+    from dagrad.analysis.runs import read_runs
     from dagrad.errors import ConfigError
 
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
@@ -66,7 +66,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
             train(exp, out / f"{label}-seed{seed}", progress=progress)
     finally:
         torch.set_num_threads(before)
-    runs = load_runs(out)
+    runs = read_runs(out)
     selected, summary = build(runs, SELECTION)
     table = tables_markdown(summary, SELECTION, numerics_line(selected))
     (out / "table.md").write_text(table)

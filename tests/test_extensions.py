@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dagrad.analysis.tables import build
-from dagrad.analysis.runs import load_runs
+from dagrad.analysis.runs import read_runs
 from dagrad.cli import main
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "my_extensions.py"
@@ -38,7 +38,7 @@ def swept(tmp_path_factory):
 def test_a_sweep_runs_every_plugin_component(swept):
     code, out = swept
     assert code == 0
-    runs = load_runs(out)
+    runs = read_runs(out)
     assert len(runs) == 6 and all(r.complete for r in runs)
     laplace = [r for r in runs if r.config["gradsamp"]["sampler"] == "laplace"]
     assert [e["kind"] for e in laplace[0].epochs] == ["train", "train", "sampled", "sampled", "train", "sampled"]
@@ -50,7 +50,7 @@ def test_a_sweep_runs_every_plugin_component(swept):
 
 def test_the_report_pairs_the_plugin_sampler_with_its_skip_control(swept, capsys):
     _, out = swept
-    _, summary = build(load_runs(out), "last")
+    _, summary = build(read_runs(out), "last")
     row = summary[summary.sampler == "laplace"].iloc[0]
     skip = summary[summary.sampler == "skip"].iloc[0]
     assert row.control_key == skip.config_key and int(row.delta_control_n) == 2

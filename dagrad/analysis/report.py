@@ -16,7 +16,7 @@ import pandas as pd
 from dagrad.analysis import tables
 from dagrad.analysis.tables import (SE_DDOF, markdown_table, models_table, numerics_line, pm, se_words, summarize,
                                     tex, tidy, with_run_facts)
-from dagrad.analysis.runs import RecordedRun, load_runs
+from dagrad.analysis.runs import RecordedRun, read_runs
 from dagrad.analysis.selection import DESCRIPTIONS, METHODS, select
 from dagrad.analysis import wilds
 from dagrad.analysis.wilds import select_wilds, summarize_wilds
@@ -86,7 +86,7 @@ def report_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skippe
     if wilds_summary is not None and len(wilds_summary):
         out += ["", "## WILDS protocol", ""]
         for dataset in wilds_summary["dataset"].unique():
-            out += [f"### {dataset}", "", *markdown_table(*wilds.table_cells(wilds_summary, dataset)), ""]
+            out += [f"### {dataset}", "", *markdown_table(*wilds.wilds_table_cells(wilds_summary, dataset)), ""]
         out.append(f"_{wilds.footer(wilds_summary)}_")
     return "\n".join(out).strip() + "\n"
 
@@ -119,7 +119,7 @@ def report_latex(results: dict, wilds_summary: Optional[pd.DataFrame], skipped: 
     if wilds_summary is not None and len(wilds_summary):
         out.append(r"\subsection{WILDS protocol}")
         for dataset in wilds_summary["dataset"].unique():
-            out += _latex_table(f"{dataset} (WILDS)", *wilds.table_cells(wilds_summary, dataset),
+            out += _latex_table(f"{dataset} (WILDS)", *wilds.wilds_table_cells(wilds_summary, dataset),
                                 [wilds.footer(wilds_summary)])
     return "\n".join(out)
 
@@ -169,7 +169,7 @@ def write_report(runs_dir: str | Path, fmt: str = "md", selection: Optional[str 
                         f"dagrad report {runs_dir.parent}")
     if not runs_dir.is_dir():
         raise DataError(f"{runs_dir}: no such folder (give a run or sweep folder)")
-    runs = load_runs(runs_dir)
+    runs = read_runs(runs_dir)
     results, wilds_summary, skipped, ddof = report_results(runs, selection, se)
     if not results and wilds_summary is None:
         raise DataError(_nothing_to_report(runs_dir, runs, _methods(selection)))

@@ -197,7 +197,7 @@ def wilds_figures(metrics: dict, protocol: dict, sizes: dict) -> dict[str, float
     return out
 
 
-def load_run(path: str | Path) -> RecordedRun:
+def read_run(path: str | Path) -> RecordedRun:
     """One run from its folder or its record file."""
     path = Path(path)
     if path.is_dir():
@@ -206,14 +206,14 @@ def load_run(path: str | Path) -> RecordedRun:
     return RecordedRun(path, header, epochs, summary)
 
 
-def load_runs(root: str | Path | Iterable[str | Path]) -> list[RecordedRun]:
+def read_runs(root: str | Path | Iterable[str | Path]) -> list[RecordedRun]:
     """Every run below a folder (or the given record files), in path order. A record file that cannot be
     read is skipped with a warning naming it, so one bad file never hides the other runs."""
     paths = find_runs(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]
     runs = []
     for path in paths:
         try:
-            run = load_run(path)
+            run = read_run(path)
         except RecordsError as exc:
             warnings.warn(f"skipping an unreadable record file: {exc}")
             continue

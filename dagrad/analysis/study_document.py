@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from dagrad.analysis.tables import energy_unit, markdown_table, pm, se_words, tex
-from dagrad.analysis.runs import load_runs
+from dagrad.analysis.runs import read_runs
 from dagrad.analysis.selection import DESCRIPTIONS
 from dagrad.analysis.study import ALPHA, BEATS, LOSES, NO_CONTROL, UNCLEAR, Study, build_study, ordered
 from dagrad.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
@@ -176,7 +176,7 @@ def write_study(runs_dir: str | Path, fmt: str = "md", selection: Optional[str] 
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise DataError(f"{runs_dir}: no such folder (give a sweep folder)")
-    study = build_study(load_runs(runs_dir), selection or "training_domain", se, alpha)
+    study = build_study(read_runs(runs_dir), selection or "training_domain", se, alpha)
     out = Path(out) if out is not None else runs_dir / "report"
     created = make_folders(out)
     before = set(out.iterdir())

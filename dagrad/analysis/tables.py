@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dagrad.analysis import contention
-from dagrad.analysis.runs import UNREADABLE, RecordedRun, load_runs
+from dagrad.analysis.runs import UNREADABLE, RecordedRun, read_runs
 from dagrad.analysis.runs import mean_se
 from dagrad.analysis.selection import DESCRIPTIONS, TIE_RULE, select
 
@@ -328,7 +328,7 @@ def tables_latex(summary: pd.DataFrame, selection: str, numerics: str = "") -> s
 def build(runs: str | Path | list[RecordedRun], selection: str = "training_domain",
           ddof: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(selected models, per-configuration summary) for the given runs, or every run below a folder."""
-    runs = load_runs(runs) if isinstance(runs, (str, Path)) else runs
+    runs = read_runs(runs) if isinstance(runs, (str, Path)) else runs
     selected = with_run_facts(select(runs, selection), runs)
     return selected, summarize(selected, ddof) if len(selected) else pd.DataFrame()
 

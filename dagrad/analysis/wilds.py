@@ -88,7 +88,7 @@ def summarize_wilds(selected: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     return out
 
 
-def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[list[str]]]:
+def wilds_table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of one dataset's WILDS table: every split's figures that any row has."""
     from dagrad.analysis.tables import pm
 

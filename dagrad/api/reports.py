@@ -57,12 +57,12 @@ def _runs(source: Any) -> list[records_runs.RecordedRun]:
     if isinstance(source, (str, Path)):
         if not Path(source).exists():
             raise DataError(f"no folder or record file at {source}")
-        return records_runs.load_runs(source)
+        return records_runs.read_runs(source)
     items = list(source) if isinstance(source, Iterable) else [source]
     out = []
     for item in items:
         records = getattr(item, "records", item)  # an API Run wraps the analysis pipeline's Run
-        out.append(records if isinstance(records, records_runs.RecordedRun) else records_runs.load_run(item))
+        out.append(records if isinstance(records, records_runs.RecordedRun) else records_runs.read_run(item))
     return out
 
 

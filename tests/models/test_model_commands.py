@@ -94,14 +94,14 @@ def test_evaluate_on_the_runs_dataset_matches_the_records_on_whole_environments(
 
 
 def test_evaluate_a_sweep_scores_each_cells_selected_model(sweep, tmp_path):
-    from dagrad.analysis.runs import load_runs
+    from dagrad.analysis.runs import read_runs
     from dagrad.analysis.selection import select
     from dagrad.analysis.model_scores import evaluate_models
 
     tree = digit_tree(tmp_path / "tree")
     lines, path = evaluate_models(sweep, str(tree), envs=["photos"])
     assert path == sweep / "evaluations" / "tree-selected.jsonl"
-    chosen = select(load_runs(sweep), "training_domain")
+    chosen = select(read_runs(sweep), "training_domain")
     rows = lines[1:]
     assert [(r["cell"]["test_env"], r["epoch"]) for r in rows] == list(zip(chosen["test_env"], chosen["epoch"]))
     assert all(r["model"] == "best" for r in rows)
