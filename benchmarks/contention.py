@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from dagrad.analysis.contention import other_cpu_pct
-from dagrad.analysis.runs import load_run
+from dagrad.analysis.runs import read_run
 
 SETTINGS = (("full", "none"), ("gradsamp", "tensor"), ("control", "skip"))
 BUSY_LOOP = "import time\nend = time.monotonic() + {limit}\nwhile time.monotonic() < end:\n    pass\n"
@@ -53,7 +53,7 @@ def train(out: Path, sampler: str, args: argparse.Namespace, policy: str | None)
 
 def figures(records: Path) -> dict:
     """Training energy (J, summed over epochs), its sources, updates, wall seconds and contention of a run."""
-    run = load_run(records.parent)
+    run = read_run(records.parent)
     trains = [(e.get("energy") or {}).get("train") or {} for e in run.epochs]
     joules = [t.get("joules") for t in trains]
     return {"train_J": None if any(j is None for j in joules) else sum(joules),

@@ -2,10 +2,9 @@
 
 The Python API (`dagrad.train`, `load_run`, `load_runs`, `sweep`, `report`, `Run`, ...) lives in
 `dagrad.api` and is imported on first use, so `import dagrad` stays cheap (the engine and the CLI read
-`dagrad.__version__` only)."""
+`dagrad.version` only)."""
 
-__version__ = "0.1.0"
-
+from dagrad.version import __version__  # noqa: E402
 from dagrad.threads import prefer_passive_wait  # noqa: E402 - before anything imports torch
 
 prefer_passive_wait()

@@ -45,8 +45,8 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
 
     from dagrad.analysis.contention import busy_line
     from dagrad.analysis.plots import plot_all
-    from dagrad.analysis.report import build, numerics_line, render_markdown
-    from dagrad.analysis.runs import load_runs
+    from dagrad.analysis.tables import build, numerics_line, tables_markdown
+    from dagrad.analysis.runs import read_runs
     from dagrad.errors import ConfigError
 
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
@@ -74,9 +74,9 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
             durations.append((label, time.time() - run_started))
     finally:
         torch.set_num_threads(before)
-    runs = load_runs(out)
+    runs = read_runs(out)
     selected, summary = build(runs, SELECTION)
-    table = render_markdown(summary, SELECTION, numerics_line(selected))
+    table = tables_markdown(summary, SELECTION, numerics_line(selected))
     (out / "table.md").write_text(table)
     busy = busy_line(summary)  # estimated energy on a busy machine: the updates saved first, then why
     print(f"{busy}\n\n{table}" if busy else table)

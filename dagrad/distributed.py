@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from dagrad.epochs import FALLBACKS, EpochKind
 from dagrad.errors import DagradError
 
 TIMEOUT_ENV = "DAGRAD_DIST_TIMEOUT_S"
@@ -192,8 +193,8 @@ class Distributed:
         not, rank 0's parameters, buffers, optimizer state and decision are broadcast (see the docstring)."""
         if not self.active:
             return outcome
-        decision = torch.tensor([["train", "sampled", "rejected", "skipped"].index(str(outcome.kind)),
-                                 [None, "train", "keep"].index(outcome.fallback)], dtype=torch.float64)
+        decision = torch.tensor([list(EpochKind).index(EpochKind(outcome.kind)),
+                                 (None, *FALLBACKS).index(outcome.fallback)], dtype=torch.float64)
         agreed = self.same_everywhere(torch.cat([decision, self.checksum(algorithm).cpu()]))
         outcome.sampler_stats = {**(outcome.sampler_stats or {}), "ranks_agreed": agreed}
         if agreed:
@@ -206,7 +207,7 @@ class Distributed:
         for name, opt in optimizers.items():
             opt.load_state_dict(states[name])
         kind, fallback = self.broadcast_object((str(outcome.kind), outcome.fallback))
-        outcome.kind, outcome.fallback = type(outcome.kind)(kind), fallback
+        outcome.kind, outcome.fallback = EpochKind(kind), fallback
         return outcome
 
     def check_stopped_together(self, epoch: int, updates: int, stopped: bool) -> None:

@@ -25,7 +25,6 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-import dagrad
 from dagrad import datasets, distributed
 from dagrad.algorithms import build as build_algorithm
 from dagrad.algorithms.registry import featurizer_input_shape
@@ -52,8 +51,10 @@ from dagrad.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.progress import RunProgress
 from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
+from dagrad.registry import target_module
 from dagrad.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
+from dagrad.version import __version__
 from dagrad.warmup import warm_up
 
 GUARD_EXAMPLES_PER_ENV = 32
@@ -69,11 +70,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
-
-
-def _module_of(target: Any) -> str:
-    """The module of a registered builder (a "module:function" string or the function itself)."""
-    return target.partition(":")[0] if isinstance(target, str) else getattr(target, "__module__", "") or ""
 
 
 class Trainer:
@@ -94,7 +90,7 @@ class Trainer:
         seed_everything(self.seed)
         self.device = resolve_device(cfg.device)
         if cfg.data.num_workers > 0:  # the workers' fork server imports torch while this process sets up
-            start_fork_server([_module_of(exp.dataset.builder)])
+            start_fork_server([target_module(exp.dataset.builder)])
         # first, so startup is metered (as `other`); a node's RAPL is read by its first process only
         self.meter = build_meter(cfg.energy, str(self.device), read_package=self.dist.reads_node)
         self.gaps = Gaps(self.meter)
@@ -340,7 +336,7 @@ class Trainer:
             "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
                      "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
                      "batch_size": data.batch_size, "unlabelled_splits": self.stream.unlabelled_splits, **data.info},
-            "versions": {"dagrad": dagrad.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "versions": {"dagrad": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                          "torch_threads": torch.get_num_threads(), "device": str(self.device)},

@@ -176,13 +176,12 @@ class Entry(Generic[T]):
 
     def load(self) -> T:
         """The component (importing its module the first time, for lazy entries)."""
-        if isinstance(self.target, str):
-            module, _, attribute = self.target.partition(":")
-            obj = importlib.import_module(module)
-            for part in attribute.split(".") if attribute else ():
-                obj = getattr(obj, part)
-            self.target = obj
+        self.target = load_target(self.target)
         return self.target
+
+    def defaults(self, **context: Any) -> dict[str, Any]:
+        """Each option's default, by name."""
+        return {k: o.default for k, o in self.option_table(**context).items()}
 
     def option_table(self, **context: Any) -> dict[str, Option]:
         """The options; a callable table is given the context (e.g. the dataset, for hyperparameters)."""
@@ -231,7 +230,7 @@ class Registry(Generic[T]):
             return decorate
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
             raise ValueError(f"{self.kind} names are non-empty strings without spaces, got {name!r}")
-        origin = info.pop("origin", None) or _origin(target)
+        origin = info.pop("origin", None) or target_module(target)
         old = self._entries.get(name)
         if old is not None and not replace and old.origin != origin:
             raise ConfigError(f"{self.kind} {name!r} is already registered by {old.origin}; "
@@ -283,10 +282,36 @@ class Registry(Generic[T]):
 REGISTRIES: dict[str, Registry] = {}
 
 
-def _origin(target: Any) -> str:
+def load_target(target: Any) -> Any:
+    """The object a lazy "module:attr" string names (attr may be dotted; none: the module itself), or
+    `target` itself when it is not a string. The one place dagrad parses such strings."""
+    if not isinstance(target, str):
+        return target
+    module, _, attribute = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attribute.split(".") if attribute else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def value_text(value: Any) -> str:
+    """An option value as labels show it: numbers without a trailing .0 (3, 0.5), anything else as str."""
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def options_text(options: Mapping[str, Any], defaults: Optional[Mapping[str, Any]]) -> str:
+    """" k=v" for each option (sorted) that differs from its default; every option when `defaults` is None
+    (a component not registered here, e.g. a plugin's). Components build their labels from it."""
+    return "".join(f" {k}={value_text(v)}" for k, v in sorted(options.items())
+                   if defaults is None or k not in defaults or defaults[k] != v)
+
+
+def target_module(target: Any) -> str:
+    """The module a "module:attr" string or an object comes from, without importing anything."""
     if isinstance(target, str):
         return target.partition(":")[0]
     return getattr(target, "__module__", None) or type(target).__module__
+
 
 
 def _first_line(doc: Optional[str]) -> str:

@@ -25,9 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
-from dagrad.algorithms.registry import log_uniform, register
-from dagrad.registry import Option
+from dagrad.extend import FeaturizerClassifier, Minibatch, Option, Stats, log_uniform, register_algorithm
 
 MIXUP_HPARAMS = {
     # DomainBed: mixup_alpha default 0.2, random-search 10^U(-1, 1); the range is checked for every value
@@ -49,7 +47,7 @@ def random_pairs(minibatches: list[Minibatch]) -> list[tuple[Minibatch, Minibatc
     return pairs
 
 
-@register("my_mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the add-your-own example")
+@register_algorithm("my_mixup", hparams=MIXUP_HPARAMS, description="Inter-domain Mixup (DomainBed); the add-your-own example")
 class Mixup(FeaturizerClassifier):
     """Mixes inputs of two training environments with lam ~ Beta(alpha, alpha) and the two labels' losses
     with the same weights; featurizer + linear classifier, one Adam."""

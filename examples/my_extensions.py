@@ -24,16 +24,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dagrad.datasets import DatasetSpec, register_dataset
-from dagrad.datasets.folders import data_root, suite_from_tree
-from dagrad.energy.reading import ComponentEnergy
-from dagrad.energy.select import BACKENDS, MeterContext
-from dagrad.gradsamp.history import Layout
-from dagrad.gradsamp.samplers import SAMPLERS, SCALE, Moments, Sampler
-from dagrad.gradsamp.schedules import SCHEDULES, Schedule
-from dagrad.launch.runner import LAUNCHERS, JobResult, LocalLauncher, Progress
-from dagrad.networks import NETWORKS
-from dagrad.registry import Option
+from dagrad.extend import (BACKENDS, LAUNCHERS, NETWORKS, SAMPLERS, SCALE, SCHEDULES, ComponentEnergy, DatasetSpec,
+                           JobResult, Layout, LocalLauncher, MeterContext, Moments, Option, Progress, Sampler,
+                           Schedule, data_root, register_dataset, suite_from_tree)
 
 
 # --- a sampler: per tensor, a Laplace step with Delta's mean and standard deviation (heavier tails) ------------
@@ -115,8 +108,9 @@ def tiny_shapes(cfg: Any):
 
 
 register_dataset("tiny_shapes", DatasetSpec(
-    tiny_shapes, "circles and squares on dark, dim and light backgrounds (written on first use)", "folder",
-    "tiny_shapes", ENVIRONMENTS, len(CLASSES), {e: None for e in ENVIRONMENTS}, small_images=True, image_size=16),
+    builder=tiny_shapes, description="circles and squares on dark, dim and light backgrounds (written on first use)",
+    layout="folder", directory="tiny_shapes", environments=ENVIRONMENTS, num_classes=len(CLASSES),
+    counts={e: None for e in ENVIRONMENTS}, small_images=True, image_size=16),
     options={"per_class": Option(12, int, "images per class and environment", low=2),
              "seed": Option(0, int, "placement of the shapes", low=0)})
 

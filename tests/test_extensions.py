@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagrad.analysis.report import build
-from dagrad.analysis.runs import load_runs
+from dagrad.analysis.tables import build
+from dagrad.analysis.runs import read_runs
 from dagrad.cli import main
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "my_extensions.py"
@@ -38,7 +38,7 @@ def swept(tmp_path_factory):
 def test_a_sweep_runs_every_plugin_component(swept):
     code, out = swept
     assert code == 0
-    runs = load_runs(out)
+    runs = read_runs(out)
     assert len(runs) == 6 and all(r.complete for r in runs)
     laplace = [r for r in runs if r.config["gradsamp"]["sampler"] == "laplace"]
     assert [e["kind"] for e in laplace[0].epochs] == ["train", "train", "sampled", "sampled", "train", "sampled"]
@@ -50,7 +50,7 @@ def test_a_sweep_runs_every_plugin_component(swept):
 
 def test_the_report_pairs_the_plugin_sampler_with_its_skip_control(swept, capsys):
     _, out = swept
-    _, summary = build(load_runs(out), "last")
+    _, summary = build(read_runs(out), "last")
     row = summary[summary.sampler == "laplace"].iloc[0]
     skip = summary[summary.sampler == "skip"].iloc[0]
     assert row.control_key == skip.config_key and int(row.delta_control_n) == 2
@@ -74,3 +74,25 @@ def test_list_and_data_list_describe_the_plugin_components(capsys):
     assert "circles and squares on dark, dim and light backgrounds" in data
     assert "environments: dark, dim, light" in data and "options: per_class=12, seed=0" in data
     assert "[from " in data and "embedded" not in data
+
+
+def test_the_examples_import_only_the_public_extension_surface():
+    import ast
+    import subprocess
+    import sys
+
+    import dagrad.extend
+
+    for example in (PLUGIN, PLUGIN.with_name("my_algorithm.py")):
+        tree = ast.parse(example.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert {m for m in names if m.startswith("dagrad")} <= {"dagrad", "dagrad.extend"}, example.name
+    for name in dagrad.extend.__all__:  # every exported name resolves, the launcher ones on first use
+        assert getattr(dagrad.extend, name) is not None
+    from dagrad.launch.runner import Progress
+
+    assert dagrad.extend.Progress is Progress and "Progress" in dir(dagrad.extend)
+    code = "import sys, dagrad.extend; print(any(m.startswith('dagrad.launch') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # importing the surface does not import the sweep machinery

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from dagrad.analysis.runs import Run, phase_energy
+from dagrad.analysis.runs import RecordedRun, phase_energy
 from dagrad.record_values import epoch_kind
 from dagrad.config import RUN_ENVIRONMENT_KEYS, stable_hash, without_keys
 
@@ -63,7 +63,7 @@ def control_key(config: dict) -> str:
     return stable_hash({k: v for k, v in gs.items() if not any(k.startswith(d) for d in DRAW_KEYS)}, 10)
 
 
-def labels(runs: list[Run]) -> dict[str, tuple[str, str]]:
+def labels(runs: list[RecordedRun]) -> dict[str, tuple[str, str]]:
     """configuration key -> (algorithm label, setting label), naming only what varies per dataset."""
     by_key = {configuration_key(r.resolved): r for r in runs}
     out = {}
@@ -87,7 +87,7 @@ def labels(runs: list[Run]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def runs_frame(runs: list[Run]) -> pd.DataFrame:
+def runs_frame(runs: list[RecordedRun]) -> pd.DataFrame:
     """One row per run: identity, protocol coordinates, labels, whole-run energy by phase with sources."""
     import pandas as pd
 
@@ -112,7 +112,7 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def epochs_frame(runs: list[Run]) -> pd.DataFrame:
+def epochs_frame(runs: list[RecordedRun]) -> pd.DataFrame:
     """One row per epoch record: kind, every metric, cumulative energy by phase."""
     import pandas as pd
 

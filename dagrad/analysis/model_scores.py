@@ -23,10 +23,10 @@ FORMAT = 1
 def selected_models(folder: Path, method: str = "training_domain") -> list[tuple[dict, Path, Any]]:
     """(cell, run folder, which) for each cell of the sweep's report under `method`: the chosen run and
     the kept model selection chose there (the averaged model of a SWAD run, else the chosen epoch)."""
-    from dagrad.analysis.runs import load_runs
+    from dagrad.analysis.runs import read_runs
     from dagrad.analysis.selection import select
 
-    chosen = select(load_runs(folder), method)
+    chosen = select(read_runs(folder), method)
     if chosen.empty:
         raise RecordsError(f"{folder}: no finished run fills a report cell (nothing to evaluate)")
     out = []

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dagrad.analysis.frames import epochs_frame
-from dagrad.analysis.runs import Run
+from dagrad.analysis.runs import RecordedRun
 
 
 def pareto_front(energy: list[float], accuracy: list[float]) -> list[int]:
@@ -214,7 +214,7 @@ def run_figure(epochs: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def plot_all(runs: list[Run], selected: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
+def plot_all(runs: list[RecordedRun], selected: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
     """Both figures for every dataset in the summary, from runs already loaded."""
     epochs = epochs_frame(runs)
     files: list[Path] = []

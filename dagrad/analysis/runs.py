@@ -1,6 +1,6 @@
 """Runs read from their record files: the one place where records become objects for tables and plots.
 
-A `Run` is a record file's header, epochs and summary. It offers the candidate models a selection
+A `RecordedRun` is a record file's header, epochs and summary. It offers the candidate models a selection
 method may pick (`points`: epochs, or SWAD's final average) and the figures a summary line needs
 (`summary_figures`), all computed from the records, nothing typed in by hand.
 """
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+import numpy as np
 
 from dagrad.errors import RecordsError
 from dagrad.metrics import env_mean
@@ -19,18 +22,18 @@ from dagrad.record_values import UNREADABLE, energy_joules, phase_energy, readin
 from dagrad.records import find_runs, read_records, split_run
 
 
-def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float]:
-    """Mean and standard error over the finite values: std(ddof) / sqrt(n). ddof 1 (the sample std) is
-    dagrad's default; DomainBed's collect_results uses ddof 0. SE is nan when n <= ddof (one value with
-    ddof 1); with ddof 0 one value has SE 0, as np.std gives in collect_results."""
+def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values: SE = std(ddof) / sqrt(n). ddof 1 (the sample
+    std) is dagrad's default; DomainBed's collect_results uses ddof 0. SE is nan when n <= ddof (one value
+    with ddof 1); with ddof 0 one value has SE 0, as np.std gives in collect_results."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not finite:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), 0
     mean = sum(finite) / len(finite)
     if len(finite) <= ddof:
-        return mean, float("nan")
+        return mean, float("nan"), len(finite)
     var = sum((v - mean) ** 2 for v in finite) / (len(finite) - ddof)
-    return mean, math.sqrt(var / len(finite))
+    return mean, math.sqrt(var / len(finite)), len(finite)
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Point:
 
 
 @dataclass
-class Run:
+class RecordedRun:
     path: Path
     header: dict
     epochs: list[dict]
@@ -159,9 +162,7 @@ class Run:
         ood, val = env_mean(final, self.test_envs, "in"), env_mean(final, self.train_envs, "out")
         protocol = self.header.get("data", {}).get("protocol_metrics")
         if protocol:  # e.g. WILDS: the pooled test and in-distribution validation accuracies
-            from dagrad.analysis.wilds import figures
-
-            figs = figures(final, protocol, self.header["data"].get("split_sizes", {}))
+            figs = wilds_figures(final, protocol, self.header["data"].get("split_sizes", {}))
             ood = figs.get("test:acc_avg", ood)
             val = figs.get("id_val:acc_avg", figs.get("id_test:acc_avg", val))
         return {
@@ -175,23 +176,44 @@ class Run:
         }
 
 
-def load_run(path: str | Path) -> Run:
+def wilds_figures(metrics: dict, protocol: dict, sizes: dict) -> dict[str, float]:
+    """WILDS's figures of one checkpoint (see dagrad.analysis.wilds), by `<split>:<statistic>`."""
+    out: dict[str, float] = {}
+    groups, excluded = protocol.get("groups", {}), set(protocol.get("exclude_groups", []))
+    for split, members in protocol.get("splits", {}).items():
+        sized = [(metrics.get(f"{m}_acc"), sizes.get(m, 0)) for m in members]
+        sized = [(a, n) for a, n in sized if a is not None and n and np.isfinite(a)]
+        total = sum(n for _, n in sized)
+        out[f"{split}:acc_avg"] = sum(a * n for a, n in sized) / total if total else float("nan")
+        if protocol.get("worst_group"):
+            by_group: dict[str, list] = defaultdict(lambda: [0.0, 0])
+            for m in members:
+                a, n = metrics.get(f"{m}_acc"), sizes.get(m, 0)
+                if m in groups and groups[m] not in excluded and a is not None and n:
+                    by_group[groups[m]][0] += a * n
+                    by_group[groups[m]][1] += n
+            accs = [c / n for c, n in by_group.values() if n]
+            out[f"{split}:acc_worst_group"] = min(accs) if accs else float("nan")
+    return out
+
+
+def read_run(path: str | Path) -> RecordedRun:
     """One run from its folder or its record file."""
     path = Path(path)
     if path.is_dir():
         path = path / "records.jsonl"
     header, epochs, summary = split_run(read_records(path))
-    return Run(path, header, epochs, summary)
+    return RecordedRun(path, header, epochs, summary)
 
 
-def load_runs(root: str | Path | Iterable[str | Path]) -> list[Run]:
+def read_runs(root: str | Path | Iterable[str | Path]) -> list[RecordedRun]:
     """Every run below a folder (or the given record files), in path order. A record file that cannot be
     read is skipped with a warning naming it, so one bad file never hides the other runs."""
     paths = find_runs(root) if isinstance(root, (str, Path)) else [Path(p) for p in root]
     runs = []
     for path in paths:
         try:
-            run = load_run(path)
+            run = read_run(path)
         except RecordsError as exc:
             warnings.warn(f"skipping an unreadable record file: {exc}")
             continue

@@ -34,7 +34,7 @@ import numpy as np
 
 from dagrad.errors import ConfigError
 from dagrad.analysis.frames import configuration_key, control_key, family_key, labels
-from dagrad.analysis.runs import Point, Run
+from dagrad.analysis.runs import Point, RecordedRun
 
 if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
     import pandas as pd
@@ -52,7 +52,7 @@ DESCRIPTIONS = {
 
 @dataclass
 class Choice:
-    run: Run
+    run: RecordedRun
     point: Point
     val_acc: float
     tied: int = 0  # other candidates with the same validation accuracy, passed over by the tie rule
@@ -76,17 +76,17 @@ def _best(choices: list[Choice]) -> Optional[Choice]:
     return replace(best, tied=best.tied + tied)
 
 
-def _training_domain(run: Run, test_env: int, pairs: dict) -> Optional[Choice]:
+def _training_domain(run: RecordedRun, test_env: int, pairs: dict) -> Optional[Choice]:
     return _best([Choice(run, p, _mean([p.metrics.get(f"env{i}_out_acc") for i in run.train_envs]))
                   for p in run.points()])
 
 
-def _oracle(run: Run, test_env: int, pairs: dict) -> Optional[Choice]:
+def _oracle(run: RecordedRun, test_env: int, pairs: dict) -> Optional[Choice]:
     points = run.points()
     return Choice(run, points[-1], points[-1].metrics.get(f"env{test_env}_out_acc", float("nan"))) if points else None
 
 
-def _leave_one_out(run: Run, test_env: int, pairs: dict) -> Optional[Choice]:
+def _leave_one_out(run: RecordedRun, test_env: int, pairs: dict) -> Optional[Choice]:
     others = [v for v in range(len(run.environments)) if v != test_env]
     if not others or any(v not in pairs for v in others):
         return None
@@ -102,7 +102,7 @@ def _leave_one_out(run: Run, test_env: int, pairs: dict) -> Optional[Choice]:
 PER_RUN = {"training_domain": _training_domain, "oracle": _oracle, "leave_one_out": _leave_one_out}
 
 
-def select(runs: list[Run], method: str = "training_domain") -> pd.DataFrame:
+def select(runs: list[RecordedRun], method: str = "training_domain") -> pd.DataFrame:
     """One row per (dataset, configuration, test env, trial seed): the chosen model and its cost.
 
     Energy columns: `sel_*` = spent up to and including the chosen epoch; `run_*` = the chosen run's
@@ -113,8 +113,8 @@ def select(runs: list[Run], method: str = "training_domain") -> pd.DataFrame:
         raise ConfigError(f"selection {method!r} is unknown; choose one of: {', '.join(METHODS)}")
     runs = [r for r in runs if r.complete and r.header.get("data", {}).get("protocol", "domainbed") == "domainbed"]
     names = labels(runs)
-    groups: dict[tuple, list[Run]] = defaultdict(list)
-    pairs: dict[tuple, dict[int, Run]] = defaultdict(dict)
+    groups: dict[tuple, list[RecordedRun]] = defaultdict(list)
+    pairs: dict[tuple, dict[int, RecordedRun]] = defaultdict(dict)
     for run in runs:
         key = configuration_key(run.resolved)
         if len(run.test_envs) == 1:
@@ -149,7 +149,7 @@ COLUMNS = ["dataset", "algorithm", "setting", "config_key", "family", "control",
            "path", "tied"]
 
 
-def _row(choice: Choice, test_env: int, names: tuple[str, str], key: str, method: str, looked: list[Run],
+def _row(choice: Choice, test_env: int, names: tuple[str, str], key: str, method: str, looked: list[RecordedRun],
          n_hparams: int) -> dict:
     run, point = choice.run, choice.point
     whole = run.points()[-1]  # the whole run (for SWAD this includes the averaged model's final evaluation)

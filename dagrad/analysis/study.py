@@ -26,12 +26,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dagrad.analysis.document import expected_envs
+from dagrad.analysis.report import expected_envs
 from dagrad.analysis.frames import configuration_key
-from dagrad.analysis.report import SE_DDOF, mean_se, per_trial, summarize, with_run_facts
-from dagrad.analysis.runs import Run
+from dagrad.analysis.runs import mean_se
+from dagrad.analysis.tables import SE_DDOF, per_trial, summarize, with_run_facts
+from dagrad.analysis.runs import RecordedRun
 from dagrad.analysis.selection import METHODS, select
 from dagrad.errors import ConfigError, DataError
+from dagrad.registry import value_text
 
 ALPHA = 0.05
 BEATS, LOSES, UNCLEAR = "beats the control", "loses to the control", "no clear difference"
@@ -80,7 +82,7 @@ def holm(p_values: list[float]) -> list[float]:
     return out
 
 
-def verdict(mean: float, p_adjusted: float, alpha: float = ALPHA) -> str:
+def holm_verdict(mean: float, p_adjusted: float, alpha: float = ALPHA) -> str:
     if not np.isfinite(p_adjusted):
         return UNDECIDED
     if p_adjusted < alpha:
@@ -93,45 +95,31 @@ def ordered(cells: pd.DataFrame, kind: str) -> list[str]:
     return list(cells.sort_values(f"{kind}_rank")[kind].drop_duplicates())
 
 
-def _number(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-
-
-def _defaults(registry: Any, name: str) -> Optional[dict]:
+def _component_label(registry: Any, base: type, name: str, options: dict) -> str:
+    """The registered component's own label for these options; a plugin's component that is not registered
+    in this process is labelled as its `base` class labels, every option shown."""
     try:
-        return {k: o.default for k, o in registry.get(name).option_table().items()}
-    except ConfigError:  # a plugin's component, not registered in this process: show every option
-        return None
+        entry = registry.get(name)
+    except ConfigError:
+        return type(base.__name__, (base,), {"name": name}).label(options, None)
+    return entry.load().label(options, entry.defaults())
 
 
 def reading_label(gradsamp: dict) -> str:
-    """The sampler with α always and any other option that differs from its default: "ema α=0.5 decay=0.8"."""
-    from dagrad.gradsamp.samplers import SAMPLERS
+    """The sampler's label: "ema α=0.5 decay=0.8" (see `Sampler.label`)."""
+    from dagrad.gradsamp.samplers import SAMPLERS, Sampler
 
-    name, options = gradsamp.get("sampler", "none"), dict(gradsamp.get("sampler_options") or {})
-    defaults = _defaults(SAMPLERS, name) or {}
-    parts = [f"α={_number(options.pop('scale'))}"] if "scale" in options else []
-    parts += [f"{k}={_number(v)}" for k, v in sorted(options.items()) if k not in defaults or defaults[k] != v]
-    return " ".join([name, *parts])
+    return _component_label(SAMPLERS, Sampler, gradsamp.get("sampler", "none"),
+                            dict(gradsamp.get("sampler_options") or {}))
 
 
 def schedule_label(gradsamp: dict) -> str:
-    """"every 3" (periodic from epoch 2, the earliest), "every 3 from 4", "random p=0.3", "epochs 3,6,9"."""
-    from dagrad.gradsamp.schedules import SCHEDULES
+    """The schedule's label ("every 3", "every 3 from 4", "random p=0.3", "epochs 3,6,9"; see each
+    schedule's `label`), and the cap on sampled epochs in a row when there is one."""
+    from dagrad.gradsamp.schedules import SCHEDULES, Schedule
 
-    name, options = gradsamp.get("schedule", "periodic"), dict(gradsamp.get("schedule_options") or {})
-    defaults = _defaults(SCHEDULES, name) or {}
-    if name == "periodic":
-        text = f"every {_number(options.pop('every', 3))}"
-        start = options.pop("start", 2)
-        text += f" from {start}" if start != defaults.get("start", 2) else ""
-    elif name == "random":
-        text = f"random p={_number(options.pop('probability', 0.3))}"
-    elif name == "epochs":
-        text = "epochs " + ",".join(str(e) for e in options.pop("epochs", []))
-    else:
-        text = name
-    text += "".join(f" {k}={_number(v)}" for k, v in sorted(options.items()) if defaults.get(k, object()) != v)
+    text = _component_label(SCHEDULES, Schedule, gradsamp.get("schedule", "periodic"),
+                            dict(gradsamp.get("schedule_options") or {}))
     if gradsamp.get("max_consecutive") is not None:
         text += f" (≤{gradsamp['max_consecutive']} in a row)"
     return text
@@ -155,7 +143,7 @@ def _differences(trials: pd.DataFrame, a: str, b: str) -> pd.Series:
     return (x - y).dropna().sort_index()
 
 
-def build_study(runs: list[Run], selection: str = "training_domain", se: str = "sample",
+def build_study(runs: list[RecordedRun], selection: str = "training_domain", se: str = "sample",
                 alpha: float = ALPHA) -> Study:
     """The study of these runs under one model-selection method (see the module docstring)."""
     if selection not in METHODS:
@@ -180,7 +168,7 @@ def build_study(runs: list[Run], selection: str = "training_domain", se: str = "
         gs, t = gradsamp[d["config_key"]], trials[trials.dataset == d["dataset"]]
         for key in ("control_key", "full_key"):  # None where the summary found no such run (pandas gives nan)
             d[key] = d[key] if isinstance(d[key], str) else None
-        extra = "".join(f", {k}={_number(gs.get(k))}" for k in varying)
+        extra = "".join(f", {k}={value_text(gs.get(k))}" for k in varying)
         row = {"dataset": d["dataset"], "algorithm": d["algorithm"], "reading": reading_label(gs),
                "schedule": schedule_label(gs) + extra, "sampler": d["sampler"], "config_key": d["config_key"],
                "control_key": d["control_key"], "full_key": d["full_key"], "acc": d["acc:Avg"], "acc_se": d["se:Avg"],
@@ -202,7 +190,7 @@ def build_study(runs: list[Run], selection: str = "training_domain", se: str = "
             r[f"{kind}_rank"] = labels.index(r[kind])
     out = pd.DataFrame(rows).drop(columns="_order")
     out["p_holm"] = holm(list(out["p"]))
-    out["verdict"] = [verdict(m, p, alpha) if isinstance(k, str) else NO_CONTROL
+    out["verdict"] = [holm_verdict(m, p, alpha) if isinstance(k, str) else NO_CONTROL
                       for m, p, k in zip(out["delta_control"], out["p_holm"], out["control_key"])]
     refs = summary[summary.sampler.isin(["none", "skip"])].copy()
     refs["schedule"] = [schedule_label(gradsamp[k]) if s == "skip" else ""

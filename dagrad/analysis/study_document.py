@@ -15,8 +15,8 @@ from typing import Optional
 import numpy as np
 from scipy import stats
 
-from dagrad.analysis.report import energy_unit, markdown_table, pm, se_words, tex
-from dagrad.analysis.runs import load_runs
+from dagrad.analysis.tables import energy_unit, markdown_table, pm, se_words, tex
+from dagrad.analysis.runs import read_runs
 from dagrad.analysis.selection import DESCRIPTIONS
 from dagrad.analysis.study import ALPHA, BEATS, LOSES, NO_CONTROL, UNCLEAR, Study, build_study, ordered
 from dagrad.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
@@ -123,7 +123,7 @@ def rule_lines(study: Study) -> list[str]:
     return lines
 
 
-def render_markdown(study: Study, heatmaps: bool = True) -> str:
+def study_markdown(study: Study, heatmaps: bool = True) -> str:
     out = []
     for dataset in dict.fromkeys(study.cells.dataset):
         out += [f"## GradSamp study: {dataset}", "", "### Against the equal-energy control (pp, GradSamp − skip)", "",
@@ -142,7 +142,7 @@ def _latex_table(caption: str, header: list[str], rows: list[list[str]], left: i
             r"\end{table}", ""]
 
 
-def render_latex(study: Study) -> str:
+def study_latex(study: Study) -> str:
     """booktabs tables per dataset (needs \\usepackage{booktabs}), the rule as a closing paragraph."""
     out = []
     for dataset in dict.fromkeys(study.cells.dataset):
@@ -153,7 +153,7 @@ def render_latex(study: Study) -> str:
     return "\n".join(out + [tex(line) + "\n" for line in rule_lines(study)])
 
 
-def render_csv(study: Study) -> str:
+def study_csv(study: Study) -> str:
     """One row per cell, numbers unrounded, the per-seed differences as a ;-separated list."""
     frame = study.cells.assign(control_diffs=[";".join(f"{v:.10g}" for v in d) for d in study.cells.control_diffs],
                                selection=study.selection, alpha=study.alpha, tests=study.tests,
@@ -161,11 +161,11 @@ def render_csv(study: Study) -> str:
     return frame.to_csv(index=False)
 
 
-def render(study: Study, fmt: str, heatmaps: bool = True) -> str:
+def render_study(study: Study, fmt: str, heatmaps: bool = True) -> str:
     """The study in md, latex or csv; `heatmaps`: link the heatmap files from the markdown."""
     if fmt == "md":
-        return render_markdown(study, heatmaps)
-    return render_latex(study) if fmt == "latex" else render_csv(study)
+        return study_markdown(study, heatmaps)
+    return study_latex(study) if fmt == "latex" else study_csv(study)
 
 
 def write_study(runs_dir: str | Path, fmt: str = "md", selection: Optional[str] = None,
@@ -176,12 +176,12 @@ def write_study(runs_dir: str | Path, fmt: str = "md", selection: Optional[str] 
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise DataError(f"{runs_dir}: no such folder (give a sweep folder)")
-    study = build_study(load_runs(runs_dir), selection or "training_domain", se, alpha)
+    study = build_study(read_runs(runs_dir), selection or "training_domain", se, alpha)
     out = Path(out) if out is not None else runs_dir / "report"
     created = make_folders(out)
     before = set(out.iterdir())
     try:
-        text = render(study, fmt, plots)
+        text = render_study(study, fmt, plots)
         files = [out / FORMATS[fmt]]
         write_text_atomic(files[0], text)
         if plots:

@@ -2,7 +2,8 @@
 
 A run's header says which dagrad splits make up each WILDS split and which group each belongs to
 (`data.protocol_metrics`, written by the dataset; see dagrad.datasets.wilds_protocol), and how big
-every split is (`data.split_sizes`). From the per-split accuracies of a checkpoint:
+every split is (`data.split_sizes`). From the per-split accuracies of a checkpoint
+(`dagrad.analysis.runs.wilds_figures`):
 
 - `<split>:acc_avg` = the accuracy over all examples of the WILDS split (pooled: sum of acc x n over
   its dagrad splits, divided by their total size), WILDS's `acc_avg`;
@@ -23,60 +24,40 @@ import numpy as np
 import pandas as pd
 
 from dagrad.analysis.frames import configuration_key, labels
-from dagrad.analysis.report import mean_se, se_words
-from dagrad.analysis.runs import Run
+from dagrad.analysis.runs import mean_se
+from dagrad.analysis.tables import se_words
+from dagrad.analysis.runs import RecordedRun, wilds_figures
 
 #: WILDS split names in the order tables show them, with their headings
 SPLIT_TITLES = {"id_val": "ID val", "id_test": "ID test", "val": "OOD val", "test": "test"}
 STAT_TITLES = {"acc_avg": "avg", "acc_worst_group": "worst {group}"}
 
 
-def is_wilds(run: Run) -> bool:
+def is_wilds(run: RecordedRun) -> bool:
     return run.header.get("data", {}).get("protocol") == "wilds"
 
 
-def protocol_metrics(run: Run) -> dict:
+def protocol_metrics(run: RecordedRun) -> dict:
     return run.header.get("data", {}).get("protocol_metrics") or {}
 
 
-def figures(metrics: dict, protocol: dict, sizes: dict) -> dict[str, float]:
-    """WILDS's figures of one checkpoint (see the module docstring), by `<split>:<statistic>`."""
-    out: dict[str, float] = {}
-    groups, excluded = protocol.get("groups", {}), set(protocol.get("exclude_groups", []))
-    for split, members in protocol.get("splits", {}).items():
-        sized = [(metrics.get(f"{m}_acc"), sizes.get(m, 0)) for m in members]
-        sized = [(a, n) for a, n in sized if a is not None and n and np.isfinite(a)]
-        total = sum(n for _, n in sized)
-        out[f"{split}:acc_avg"] = sum(a * n for a, n in sized) / total if total else float("nan")
-        if protocol.get("worst_group"):
-            by_group: dict[str, list] = defaultdict(lambda: [0.0, 0])
-            for m in members:
-                a, n = metrics.get(f"{m}_acc"), sizes.get(m, 0)
-                if m in groups and groups[m] not in excluded and a is not None and n:
-                    by_group[groups[m]][0] += a * n
-                    by_group[groups[m]][1] += n
-            accs = [c / n for c, n in by_group.values() if n]
-            out[f"{split}:acc_worst_group"] = min(accs) if accs else float("nan")
-    return out
-
-
-def select_wilds(runs: list[Run]) -> pd.DataFrame:
+def select_wilds(runs: list[RecordedRun]) -> pd.DataFrame:
     """One row per (dataset, configuration, trial seed): the checkpoint WILDS's selection picks and its
     figures (columns `<split>:<statistic>`)."""
     runs = [r for r in runs if r.complete and is_wilds(r)]
     names = labels(runs)
-    groups: dict[tuple, list[Run]] = defaultdict(list)
+    groups: dict[tuple, list[RecordedRun]] = defaultdict(list)
     for run in runs:
         groups[(run.dataset, configuration_key(run.resolved), run.trial_seed)].append(run)
     rows = []
     for (dataset, key, trial), members in sorted(groups.items()):
-        best: Optional[tuple[float, dict, Run, object]] = None
+        best: Optional[tuple[float, dict, RecordedRun, object]] = None
         for run in sorted(members, key=lambda r: r.hparams_seed):
             protocol = protocol_metrics(run)
             split, stat = protocol.get("selection", ["val", "acc_avg"])
             sizes = run.header.get("data", {}).get("split_sizes", {})
             for point in run.points():
-                figs = figures(point.metrics, protocol, sizes)
+                figs = wilds_figures(point.metrics, protocol, sizes)
                 value = figs.get(f"{split}:{stat}", float("nan"))
                 if np.isfinite(value) and (best is None or value > best[0]):
                     best = (value, figs, run, point)
@@ -107,9 +88,9 @@ def summarize_wilds(selected: pd.DataFrame, ddof: int = 1) -> pd.DataFrame:
     return out
 
 
-def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[list[str]]]:
+def wilds_table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of one dataset's WILDS table: every split's figures that any row has."""
-    from dagrad.analysis.report import pm
+    from dagrad.analysis.tables import pm
 
     s = summary[summary.dataset == dataset]
     group = next((g for g in s["worst_group"] if g), "group")

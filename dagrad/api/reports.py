@@ -9,8 +9,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from dagrad.analysis import document
-from dagrad.analysis import report as tables
+from dagrad.analysis import report as analysis_report
+from dagrad.analysis import tables
 from dagrad.analysis import runs as records_runs
 from dagrad.api import arguments
 from dagrad.errors import ConfigError, DataError
@@ -48,21 +48,21 @@ class Report:
         return tables.tidy(self.summary)
 
     def _repr_markdown_(self) -> str:
-        return document.render("md", self.results, self.wilds, []) if self.format != "md" else self.text
+        return analysis_report.render_report("md", self.results, self.wilds, []) if self.format != "md" else self.text
 
 
-def _runs(source: Any) -> list[records_runs.Run]:
+def _runs(source: Any) -> list[records_runs.RecordedRun]:
     """Record-file runs from a folder, a list of API runs, analysis runs, folders or record files."""
     source = arguments.runs_source(source)
     if isinstance(source, (str, Path)):
         if not Path(source).exists():
             raise DataError(f"no folder or record file at {source}")
-        return records_runs.load_runs(source)
+        return records_runs.read_runs(source)
     items = list(source) if isinstance(source, Iterable) else [source]
     out = []
     for item in items:
         records = getattr(item, "records", item)  # an API Run wraps the analysis pipeline's Run
-        out.append(records if isinstance(records, records_runs.Run) else records_runs.load_run(item))
+        out.append(records if isinstance(records, records_runs.RecordedRun) else records_runs.read_run(item))
     return out
 
 
@@ -74,7 +74,7 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
     from dagrad.analysis.frames import epochs_frame
     from dagrad.analysis.plots import curves_figure, pareto_figure, precision_labels
 
-    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.tables import SE_DDOF
     from dagrad.analysis.selection import METHODS
 
     selection = arguments.names(selection, "selection")
@@ -85,7 +85,7 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
         raise ConfigError(f"format {format!r} is unknown; choose one of: {', '.join(FORMATS)}")
     with warnings_once():
         loaded = _runs(runs)
-        results, wilds_summary, skipped, ddof = document.report_results(loaded, selection, se)
+        results, wilds_summary, skipped, ddof = analysis_report.report_results(loaded, selection, se)
         if not results:
             where = runs if isinstance(runs, (str, Path)) else "the runs given"
             raise DataError(f"{where}: no finished single-test-environment runs to report with "
@@ -97,9 +97,9 @@ def report(runs: Any, *, selection: Optional[str | Sequence[str]] = None, format
             header, rows, lines = tables.table_cells(summary, dataset)
             tabs[dataset], notes[dataset] = pd.DataFrame(rows, columns=header), lines
         if format == "csv":
-            text = document.csv_tables(results, ddof)[1].to_csv(index=False)
+            text = analysis_report.csv_tables(results, ddof)[1].to_csv(index=False)
         else:
-            text = document.render(format, results, wilds_summary, skipped)
+            text = analysis_report.render_report(format, results, wilds_summary, skipped)
         plotted = "training_domain" if "training_domain" in results else method
         epochs = epochs_frame(loaded)
         figures = {}
@@ -137,7 +137,7 @@ def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", 
     from dagrad.analysis import heatmap, study_document
     from dagrad.analysis.study import build_study
 
-    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.tables import SE_DDOF
     from dagrad.analysis.selection import METHODS
 
     alpha = arguments.level(alpha, "alpha")
@@ -149,5 +149,5 @@ def study(runs: Any, *, selection: str = "training_domain", se: str = "sample", 
         built = build_study(_runs(runs), selection, se, alpha)
         figures = {f"{d}-study": heatmap.heatmap_figure(built.cells, d, built.alpha, built.tests)
                    for d in dict.fromkeys(built.cells.dataset)}
-        text = study_document.render(built, format, heatmaps=False)
+        text = study_document.render_study(built, format, heatmaps=False)
     return StudyReport(built.selection, built.alpha, built.tests, built.cells, built.references, text, figures)

@@ -1,7 +1,7 @@
 """`Run`: one run read from its record file, for notebooks; `train`, `load_run`, `load_runs`.
 
 Everything a `Run` shows is computed from its records by the same code as the CLI's summary line
-(`analysis.runs.Run.summary_figures`), the report and the trackers (`record_values.EpochValues`)."""
+(`analysis.runs.RecordedRun.summary_figures`), the report and the trackers (`record_values.EpochValues`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class Run:
       phase with sources, updates, seconds;
     - `plot()`: accuracy and energy over the epochs, as a matplotlib Figure."""
 
-    def __init__(self, records: records_runs.Run):
+    def __init__(self, records: records_runs.RecordedRun):
         self.records = records  # the analysis pipeline's view of the same record file
         self._epochs: Optional[pd.DataFrame] = None
 
@@ -118,7 +118,7 @@ def load_run(folder: str | Path) -> Run:
     """The run in `folder` (or a record file), finished or still running."""
     folder = arguments.path(folder, "folder")
     with warnings_once():
-        return Run(records_runs.load_run(folder))
+        return Run(records_runs.read_run(folder))
 
 
 def load_runs(folder: str | Path | Iterable[str | Path]) -> list[Run]:
@@ -127,7 +127,7 @@ def load_runs(folder: str | Path | Iterable[str | Path]) -> list[Run]:
     if isinstance(folder, (str, Path)) and not Path(folder).exists():
         raise RecordsError(f"no folder or record file at {folder}")
     with warnings_once():
-        return [Run(r) for r in records_runs.load_runs(folder)]
+        return [Run(r) for r in records_runs.read_runs(folder)]
 
 
 def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume: bool = False,
@@ -158,4 +158,4 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
             path = train_engine(exp, folder, resume=resume, restart=restart, progress=progress)
         except DagradError as exc:
             raise arguments.in_api_words(exc) from None
-        return Run(records_runs.load_run(path))
+        return Run(records_runs.read_run(path))

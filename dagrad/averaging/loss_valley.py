@@ -199,7 +199,7 @@ class LossValley:
         }
 
     def load_state_dict(self, d: dict) -> None:
-        settings = (d["n_converge"], d["n_tolerance"], d["tolerance_ratio"], d.get("rule", "paper"))
+        settings = (d["n_converge"], d["n_tolerance"], d["tolerance_ratio"], d["rule"])
         if settings != (self.n_converge, self.n_tolerance, self.tolerance_ratio, self.rule):
             raise ConfigError(
                 f"averaging: the checkpoint used n_converge, n_tolerance, tolerance_ratio, rule = {settings}, "
@@ -208,5 +208,5 @@ class LossValley:
             )
         self.state, self.losses = d["state"], list(d["losses"])
         self.start, self.end, self.threshold = d["start"], d["end"], d["threshold"]
-        self.stopped_at = d.get("stopped_at")
+        self.stopped_at = d["stopped_at"]
         self.pending, self.accepted, self.finished = list(d["pending"]), list(d["accepted"]), d["finished"]

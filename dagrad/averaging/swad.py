@@ -214,13 +214,9 @@ class SWAD:
         self._running_count = d["running_count"]
         self._segments = {int(i): Segment(**s) for i, s in d["segments"].items()}
         self._total, self._count, self._buffers = _cpu(d["total"]), d["count"], d["buffers"]
-        self._iterates = d.get("iterates", d["count"])  # checkpoints from before the khanrc rule: paper's
-        self._additions = d.get("additions", len(self.valley.accepted))
-        self._start = Segment(**d["start"]) if d.get("start") else None
-        self._last_buffers = d.get("last_buffers")
-        fallback = d["fallback"]  # a bool in checkpoints from before the khanrc rule
-        self._fallback = "last_segment" if fallback is True else (fallback or None)
-        self._bn_steps = d.get("bn_steps", 0)
+        self._iterates, self._additions = d["iterates"], d["additions"]
+        self._start = Segment(**d["start"]) if d["start"] else None
+        self._last_buffers, self._fallback, self._bn_steps = d["last_buffers"], d["fallback"], d["bn_steps"]
 
     # --- internals -------------------------------------------------------------------------------
     def _buffers_of(self, module: nn.Module) -> dict:

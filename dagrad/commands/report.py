@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
-    from dagrad.analysis.document import DEFAULT_METHODS
-    from dagrad.analysis.report import SE_DDOF
+    from dagrad.analysis.report import DEFAULT_METHODS
+    from dagrad.analysis.tables import SE_DDOF
     from dagrad.analysis.selection import METHODS
 
     p = sub.add_parser("report", description="Tables and plots from the records under a folder: one table per "
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.analysis.document import write_report
+    from dagrad.analysis.report import write_report
     from dagrad.errors import ConfigError
 
     if args.study:

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.analysis.runs import load_run
+    from dagrad.analysis.runs import read_run
     from dagrad.distributed import is_main_process
     from dagrad.engine import train
     from dagrad.experiment import default_run_folder
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     path = train(exp, out, resume=args.resume, restart=args.restart, progress="lines" if args.quiet else True)
     if not is_main_process():
         return 0  # under torchrun, rank 0 speaks for the job
-    s = load_run(path).summary_figures()
+    s = read_run(path).summary_figures()
     model = " (averaged model)" if s["reported"] == "averaged" else ""  # SWAD: the average's, not the last epoch's
     print(f"OOD accuracy{model} {100 * s['ood_acc']:.1f} %, training-domain validation {100 * s['val_acc']:.1f} %, "
           f"train energy {s['train_J']:.0f} J ({', '.join(s['train_sources'])}), "

@@ -30,7 +30,7 @@ CHECK_FILES = {"check_files": Option(True, bool, "check at build time that every
 
 def _digits(name: str, builder: str, description: str, listed: str, default: list, item: type, names: str) -> None:
     register_dataset(name, DatasetSpec(
-        builder, description, "embedded", num_classes=10, small_images=True, image_size=28,
+        builder=builder, description=description, layout="embedded", num_classes=10, small_images=True, image_size=28,
         notes="built from scikit-learn's 1,797 8x8 digits, no download", environment_names=names),
         {listed: Option(default, list, f"one environment per value (default {default})", item=item),
          "seed": Option(0, int, "shuffle of the digits before they are dealt into environments", low=0)})
@@ -45,83 +45,94 @@ _digits("stroke_digits", "dagrad.datasets.digits:stroke_digits",
 
 _FOLDERS = "dagrad.datasets.folders:domainbed"
 register_dataset("pacs", DatasetSpec(
-    _FOLDERS, "PACS in DomainBed's layout (art_painting, cartoon, photo, sketch; 7 classes)", "domainbed", "PACS",
-    tuple(PACS_COUNTS), 7, PACS_COUNTS, 9991, PACS_SOURCE,
-    Source((Remote("PACS.zip", GDRIVE + "1JFr8f805nMUelQWWmfnJR3y4_SYoN5Pd", {"kfold": "PACS"}, gdrive=True),),
-           "PACS", DOMAINBED_RECIPE, PACS_COUNTS)), CACHE)
+    builder=_FOLDERS, description="PACS in DomainBed's layout (art_painting, cartoon, photo, sketch; 7 classes)",
+    layout="domainbed", directory="PACS", environments=tuple(PACS_COUNTS), num_classes=7, counts=PACS_COUNTS,
+    counts_total=9991, counts_source=PACS_SOURCE,
+    download=Source((Remote("PACS.zip", GDRIVE + "1JFr8f805nMUelQWWmfnJR3y4_SYoN5Pd", {"kfold": "PACS"}, gdrive=True),),
+                    "PACS", DOMAINBED_RECIPE, PACS_COUNTS)), CACHE)
 register_dataset("office_home", DatasetSpec(
-    _FOLDERS, "Office-Home in DomainBed's layout (Art, Clipart, Product, Real World; 65 classes)", "domainbed",
-    "office_home", tuple(OFFICE_HOME_COUNTS), 65, OFFICE_HOME_COUNTS, 15588, OFFICE_HOME_SOURCE,
-    Source((Remote("office_home.zip", GDRIVE + "1uY0pj7oFsjMxRwaD3Sxy0jgel0fsYXLC",
-                   {"OfficeHomeDataset_10072016": "office_home"}, gdrive=True),),
-           "office_home", DOMAINBED_RECIPE, OFFICE_HOME_COUNTS),
+    builder=_FOLDERS, description="Office-Home in DomainBed's layout (Art, Clipart, Product, Real World; 65 classes)",
+    layout="domainbed", directory="office_home", environments=tuple(OFFICE_HOME_COUNTS), num_classes=65,
+    counts=OFFICE_HOME_COUNTS, counts_total=15588, counts_source=OFFICE_HOME_SOURCE,
+    download=Source((Remote("office_home.zip", GDRIVE + "1uY0pj7oFsjMxRwaD3Sxy0jgel0fsYXLC",
+                            {"OfficeHomeDataset_10072016": "office_home"}, gdrive=True),),
+                    "office_home", DOMAINBED_RECIPE, OFFICE_HOME_COUNTS),
     notes="the environment 'Real World' contains a space"), CACHE)
 register_dataset("domain_net", DatasetSpec(
-    _FOLDERS, "DomainNet in DomainBed's layout (6 domains, 345 classes)", "domainbed", "domain_net",
-    DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}, None,
-    DOMAIN_NET_SOURCE + "; DomainBed's copy deletes 9,431 duplicates, so its total is smaller",
-    Source(tuple(Remote(f"{d}.zip", DOMAINNET_URL + ("groundtruth/" if d in ("clipart", "painting") else "")
-                        + f"{d}.zip", {d: f"domain_net/{d}"}) for d in DOMAIN_NET_ENVS),
-           "domain_net", DOMAINBED_RECIPE, remove_duplicates=True), batch_size_exponents=(3.0, 5.0)),
+    builder=_FOLDERS, description="DomainNet in DomainBed's layout (6 domains, 345 classes)", layout="domainbed",
+    directory="domain_net", environments=DOMAIN_NET_ENVS, num_classes=345, counts={e: None for e in DOMAIN_NET_ENVS},
+    counts_total=None,
+    counts_source=DOMAIN_NET_SOURCE + "; DomainBed's copy deletes 9,431 duplicates, so its total is smaller",
+    download=Source(tuple(Remote(f"{d}.zip", DOMAINNET_URL + ("groundtruth/" if d in ("clipart", "painting") else "")
+                                 + f"{d}.zip", {d: f"domain_net/{d}"}) for d in DOMAIN_NET_ENVS),
+                    "domain_net", DOMAINBED_RECIPE, remove_duplicates=True),
+    batch_size_exponents=(3.0, 5.0)),
     {**CACHE,
      "remove_duplicates": Option(False, bool, "leave out DomainBed's 9,431 listed duplicates without deleting"),
      "duplicates_file": Option(None, str, "the duplicates list (default <dataset dir>/domain_net_duplicates.txt)",
                                nullable=True)})
 register_dataset("vlcs", DatasetSpec(
-    _FOLDERS, "VLCS in DomainBed's layout (Caltech101, LabelMe, SUN09, VOC2007; 5 classes)", "domainbed", "VLCS",
-    VLCS_ENVS, 5, {e: None for e in VLCS_ENVS},
+    builder=_FOLDERS, description="VLCS in DomainBed's layout (Caltech101, LabelMe, SUN09, VOC2007; 5 classes)",
+    layout="domainbed", directory="VLCS", environments=VLCS_ENVS, num_classes=5, counts={e: None for e in VLCS_ENVS},
     download=Source((Remote("VLCS.tar.gz", GDRIVE + "1skwblH1_okBwxWxmRsp9_qi15hyPpxg8", {"VLCS": "VLCS"},
                             gdrive=True),), "VLCS", DOMAINBED_RECIPE)), CACHE)
 register_dataset("terra_incognita", DatasetSpec(
-    _FOLDERS, "TerraIncognita in DomainBed's layout (4 camera locations; 10 classes)", "domainbed",
-    "terra_incognita", TERRA_ENVS, 10, {e: None for e in TERRA_ENVS},
+    builder=_FOLDERS, description="TerraIncognita in DomainBed's layout (4 camera locations; 10 classes)",
+    layout="domainbed", directory="terra_incognita", environments=TERRA_ENVS, num_classes=10,
+    counts={e: None for e in TERRA_ENVS},
     notes="built by DomainBed's script from the Caltech Camera Traps release; not downloadable by dagrad"), CACHE)
 register_dataset("folder", DatasetSpec(
-    "dagrad.datasets.folders:folder", "bring your own: ROOT/<environment>/<class>/<image> with ROOT = data.root",
-    "folder", environment_names="dagrad.datasets.folders:folder_environments"),
+    builder="dagrad.datasets.folders:folder",
+    description="bring your own: ROOT/<environment>/<class>/<image> with ROOT = data.root", layout="folder",
+    environment_names="dagrad.datasets.folders:folder_environments"),
     {**CACHE, "environments": Option(None, list, "pick and order environment directories (default: all, sorted)",
                                      nullable=True, item=str)})
 
 _DASSL = "dagrad.datasets.dassl:"
 register_dataset("pacs_dassl", DatasetSpec(
-    _DASSL + "pacs_dassl", "PACS with Dassl's split files (train/crossval kfold)", "dassl_pacs", "pacs",
-    tuple(PACS_COUNTS), 7, {**PACS_COUNTS, "sketch": None}, None,
-    PACS_SOURCE + "; sketch unknown: Dassl's lists omit one unreadable image",
-    Source((Remote("pacs.zip", GDRIVE + "1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE", {"pacs": "pacs"}, gdrive=True),),
-           "pacs/images", "Dassl dassl/data/datasets/dg/pacs.py",
-           {e: n for e, n in PACS_COUNTS.items() if e != "sketch"})), CHECK_FILES)
+    builder=_DASSL + "pacs_dassl", description="PACS with Dassl's split files (train/crossval kfold)",
+    layout="dassl_pacs", directory="pacs", environments=tuple(PACS_COUNTS), num_classes=7,
+    counts={**PACS_COUNTS, "sketch": None}, counts_total=None,
+    counts_source=PACS_SOURCE + "; sketch unknown: Dassl's lists omit one unreadable image",
+    download=Source((Remote("pacs.zip", GDRIVE + "1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE", {"pacs": "pacs"}, gdrive=True),),
+                    "pacs/images", "Dassl dassl/data/datasets/dg/pacs.py",
+                    {e: n for e, n in PACS_COUNTS.items() if e != "sketch"})), CHECK_FILES)
 register_dataset("office_home_dg", DatasetSpec(
-    _DASSL + "office_home_dg", "Office-Home-DG with Dassl's train/val folders", "dassl_office_home",
-    "office_home_dg", OFFICE_HOME_DG_ENVS, 65, dict(zip(OFFICE_HOME_DG_ENVS, OFFICE_HOME_COUNTS.values())),
-    15588, OFFICE_HOME_SOURCE,
-    Source((Remote("office_home_dg.zip", GDRIVE + "1gkbf_KaxoBws-GWT3XIPZ7BnkqbAxIFa",
-                   {"office_home_dg": "office_home_dg"}, gdrive=True),),
-           "office_home_dg", "Dassl dassl/data/datasets/dg/office_home_dg.py")), CACHE)
+    builder=_DASSL + "office_home_dg", description="Office-Home-DG with Dassl's train/val folders",
+    layout="dassl_office_home", directory="office_home_dg", environments=OFFICE_HOME_DG_ENVS, num_classes=65,
+    counts=dict(zip(OFFICE_HOME_DG_ENVS, OFFICE_HOME_COUNTS.values())), counts_total=15588,
+    counts_source=OFFICE_HOME_SOURCE,
+    download=Source((Remote("office_home_dg.zip", GDRIVE + "1gkbf_KaxoBws-GWT3XIPZ7BnkqbAxIFa",
+                            {"office_home_dg": "office_home_dg"}, gdrive=True),),
+                    "office_home_dg", "Dassl dassl/data/datasets/dg/office_home_dg.py")), CACHE)
 register_dataset("domain_net_dassl", DatasetSpec(
-    _DASSL + "domain_net_dassl", "DomainNet with Dassl's official train/test split files", "dassl_domain_net",
-    "domainnet", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS}, DOMAIN_NET_TOTAL, DOMAIN_NET_SOURCE,
+    builder=_DASSL + "domain_net_dassl", description="DomainNet with Dassl's official train/test split files",
+    layout="dassl_domain_net", directory="domainnet", environments=DOMAIN_NET_ENVS, num_classes=345,
+    counts={e: None for e in DOMAIN_NET_ENVS}, counts_total=DOMAIN_NET_TOTAL, counts_source=DOMAIN_NET_SOURCE,
     batch_size_exponents=(3.0, 5.0), notes="Dassl: the t-shirt class (327) is missing from painting_train.txt"),
     CHECK_FILES)
 
 _WILDS = "dagrad.datasets.wilds_adapter:"
 WILDS_PROTOCOL = ("wilds",)
 register_dataset("wilds_domain_net", DatasetSpec(
-    _WILDS + "wilds_domain_net", "DomainNet from WILDS' metadata.csv, all six domains as environments",
-    "wilds_domain_net", "domainnet_v1.0", DOMAIN_NET_ENVS, 345, {e: None for e in DOMAIN_NET_ENVS},
-    batch_size_exponents=(3.0, 5.0), protocols=WILDS_PROTOCOL,
+    builder=_WILDS + "wilds_domain_net",
+    description="DomainNet from WILDS' metadata.csv, all six domains as environments", layout="wilds_domain_net",
+    directory="domainnet_v1.0", environments=DOMAIN_NET_ENVS, num_classes=345,
+    counts={e: None for e in DOMAIN_NET_ENVS}, batch_size_exponents=(3.0, 5.0), protocols=WILDS_PROTOCOL,
     notes="data.protocol=wilds: WILDS's source -> target pair (environments [source, target])"),
     {"source_domain": Option("real", str, "data.protocol=wilds: the source domain (WILDS example config: real)",
                              choices=DOMAIN_NET_ENVS),
      "target_domain": Option("sketch", str, "data.protocol=wilds: the target domain (WILDS example config: "
                              "sketch)", choices=DOMAIN_NET_ENVS)})
 register_dataset("wilds_camelyon17", DatasetSpec(
-    _WILDS + "wilds_camelyon17", "Camelyon17 from WILDS' metadata.csv, hospitals 0-4 as environments",
-    "wilds_camelyon17", "camelyon17_v1.0", tuple(f"hospital_{i}" for i in range(5)), 2,
-    {f"hospital_{i}": None for i in range(5)}, protocols=WILDS_PROTOCOL,
+    builder=_WILDS + "wilds_camelyon17",
+    description="Camelyon17 from WILDS' metadata.csv, hospitals 0-4 as environments", layout="wilds_camelyon17",
+    directory="camelyon17_v1.0", environments=tuple(f"hospital_{i}" for i in range(5)), num_classes=2,
+    counts={f"hospital_{i}": None for i in range(5)}, protocols=WILDS_PROTOCOL,
     notes="data.protocol=wilds: train on hospitals 0, 3, 4; validate (OOD) on 1; test on 2"))
 register_dataset("wilds_fmow", DatasetSpec(
-    _WILDS + "wilds_fmow", "FMoW from WILDS' rgb_metadata.csv, regions as environments", "wilds_fmow", "fmow_v1.1",
-    (), 62, protocols=WILDS_PROTOCOL,
+    builder=_WILDS + "wilds_fmow", description="FMoW from WILDS' rgb_metadata.csv, regions as environments",
+    layout="wilds_fmow", directory="fmow_v1.1", environments=(), num_classes=62, protocols=WILDS_PROTOCOL,
     notes="environments region_0..5 in order of first appearance, as DomainBed; data.protocol=wilds: years "
           "2002-2012 train, (OOD split, region) groups held out"))
 
@@ -135,19 +146,24 @@ FASHION_SEED = {"seed": Option(0, int, "shuffle of the 70,000 images before they
                 "max_per_environment": Option(None, int, "keep only the first N images of each environment "
                                               "(null: all, as DomainBed)", low=1, nullable=True)}
 register_dataset("fashion_mnist", DatasetSpec(
-    _FASHION + "fashion_mnist", "Fashion-MNIST's own train (60,000) and test (10,000) splits as two environments",
+    builder=_FASHION + "fashion_mnist",
+    description="Fashion-MNIST's own train (60,000) and test (10,000) splits as two environments",
     environments=("train", "test"), num_classes=10, counts={"train": 60_000, "test": 10_000}, counts_total=70_000,
     counts_source=FASHION_SOURCE, **FASHION_FILES))
 register_dataset("rotated_fashion_mnist", DatasetSpec(
-    _FASHION + "rotated_fashion_mnist", "DomainBed's RotatedMNIST on Fashion-MNIST: 70,000 images dealt into six "
-    "environments rotated by 0, 15, ..., 75 degrees", num_classes=10, counts_total=70_000,
-    counts_source=FASHION_SOURCE, environment_names=_FASHION + "rotated_names", **FASHION_FILES),
+    builder=_FASHION + "rotated_fashion_mnist",
+    description="DomainBed's RotatedMNIST on Fashion-MNIST: 70,000 images dealt into six "
+                "environments rotated by 0, 15, ..., 75 degrees",
+    num_classes=10, counts_total=70_000, counts_source=FASHION_SOURCE, environment_names=_FASHION + "rotated_names",
+    **FASHION_FILES),
     {"angles": Option([0, 15, 30, 45, 60, 75], list, "one environment per angle (DomainBed's six)", item=float),
      **FASHION_SEED})
 register_dataset("colored_fashion_mnist", DatasetSpec(
-    _FASHION + "colored_fashion_mnist", "DomainBed's ColoredMNIST on Fashion-MNIST: binary label (classes 0-4 "
-    "against 5-9, 25% noise), colour agreeing with it 90%, 80% and 10% of the time", num_classes=2,
-    counts_total=70_000, counts_source=FASHION_SOURCE, environment_names=_FASHION + "colored_names", **FASHION_FILES),
+    builder=_FASHION + "colored_fashion_mnist",
+    description="DomainBed's ColoredMNIST on Fashion-MNIST: binary label (classes 0-4 "
+                "against 5-9, 25% noise), colour agreeing with it 90%, 80% and 10% of the time",
+    num_classes=2, counts_total=70_000, counts_source=FASHION_SOURCE, environment_names=_FASHION + "colored_names",
+    **FASHION_FILES),
     {"colors": Option([0.1, 0.2, 0.9], list, "per environment, the probability that the colour disagrees with "
                       "the label (DomainBed's 0.1, 0.2, 0.9)", item=float, low=0.0, high=1.0),
      "label_noise": Option(0.25, float, "probability that the binary label is flipped", low=0.0, high=1.0),

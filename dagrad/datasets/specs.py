@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from dagrad.registry import Option, Registry
+from dagrad.registry import Option, Registry, load_target, target_module
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,10 @@ class Source:
     remove_duplicates: bool = False  # DomainNet: delete DomainBed's listed duplicates, as DomainBed does
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetSpec:
+    """What dagrad knows about a dataset; built by keyword only (`DatasetSpec(builder=..., description=...)`)."""
+
     builder: Any  # fn(data_cfg) -> DomainSuite, or a lazy "module:function" string
     description: str
     layout: str = "embedded"  # embedded | domainbed | dassl_* | wilds_* | folder | a plugin's own word
@@ -68,7 +70,7 @@ class DatasetSpec:
 
     def build(self, cfg: Any) -> Any:
         """The DomainSuite for a data config whose `options` are resolved."""
-        return _function(self.builder)(cfg)
+        return load_target(self.builder)(cfg)
 
     def environments_for(self, cfg: Any) -> Optional[tuple[str, ...]]:
         """The environment names a data config (options resolved) will have, without building any data;
@@ -77,16 +79,16 @@ class DatasetSpec:
             return tuple(self.environments)
         if self.environment_names is None:
             return None
-        names = _function(self.environment_names)(cfg)
+        names = load_target(self.environment_names)(cfg)
         return None if names is None else tuple(names)
 
     def check(self, name: str, root: Any, options: Any) -> Any:
         """The dataset's own `dagrad data check` report (only where `checker` is set)."""
-        return _function(self.checker)(name, root, options)
+        return load_target(self.checker)(name, root, options)
 
     def fetch(self, name: str, root: Any, progress: bool, base_url: Optional[str]) -> Any:
         """The dataset's own download (only where `downloader` is set); returns its folder."""
-        return _function(self.downloader)(name, root, progress, base_url)
+        return load_target(self.downloader)(name, root, progress, base_url)
 
     def transforms(self, size: Optional[int]) -> tuple[int, Callable, Callable]:
         """(size, train transform, eval transform): DomainBed's augmentation and plain resize."""
@@ -100,23 +102,13 @@ class DatasetSpec:
         return f"ROOT/{self.directory + '/' if self.directory else ''}{{{envs}}}/<class>/<image>"
 
 
-def _function(target: Any) -> Callable:
-    """A callable, or the one a lazy "module:function" string names."""
-    if isinstance(target, str):
-        import importlib
-
-        module, _, function = target.partition(":")
-        return getattr(importlib.import_module(module), function)
-    return target
-
-
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name", builtins="dagrad.datasets.builtin")
 
 
 def register_dataset(name: str, spec: DatasetSpec, options: Optional[Mapping[str, Option]] = None) -> DatasetSpec:
     """Make `spec` available as `data.name: <name>`, with its `data.options` schema."""
     builder = spec.builder
-    origin = builder.partition(":")[0] if isinstance(builder, str) else getattr(builder, "__module__", None)
+    origin = target_module(builder)
     return DATASETS.register(name, spec, description=spec.description, options=dict(options or {}), origin=origin)
 
 

@@ -23,7 +23,7 @@ from torch import Tensor
 from dagrad.gradsamp import ggd
 from dagrad.epochs import EpochOutcome
 from dagrad.gradsamp.history import History, Layout, layout_for
-from dagrad.registry import Option, Registry
+from dagrad.registry import Option, Registry, options_text, value_text
 
 Fit = dict[str, Tensor]
 """Per-tensor summary of the step distribution: float64 vectors 'mu', 'sigma' (and 'beta'), on the device."""
@@ -164,6 +164,14 @@ class Sampler:
     def describe(self) -> dict[str, Any]:
         """Name and parameters, for records."""
         return {"name": self.name}
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
+        """How reports and the study name this reading with these options (`defaults`: its registry
+        entry's): "ema α=0.5 decay=0.8", the scale α always, any other option off its default."""
+        rest = dict(options)
+        scale = f" α={value_text(rest.pop('scale'))}" if "scale" in rest else ""
+        return cls.name + scale + options_text(rest, defaults or {})
 
     def observe(self, history: History, outcome: EpochOutcome) -> None:
         """After the history has recorded an epoch (an EpochOutcome): a sampler that remembers more than
@@ -310,8 +318,14 @@ def sampler_options(name: str, options: Mapping[str, Any] | None = None) -> dict
     return SAMPLERS.get(name).resolve(options, "gradsamp.sampler_options")
 
 
+def sampler_and_scale(name: str, options: Mapping[str, Any] | None = None) -> tuple[Sampler, float]:
+    """The sampler called `name` built from its checked options, and the `scale` among them (GradSamp
+    applies the scale, not the sampler). The one way dagrad builds a sampler."""
+    resolved = sampler_options(name, dict(options or {}))
+    scale = float(resolved.pop("scale", 1.0))
+    return SAMPLERS.load(name)(**resolved), scale
+
+
 def build_sampler(name: str, **options: Any) -> Sampler:
-    """The sampler called `name` with its options (`scale` is applied by GradSamp, not the sampler)."""
-    resolved = sampler_options(name, options)
-    resolved.pop("scale", None)
-    return SAMPLERS.load(name)(**resolved)
+    """The sampler called `name` with its options, without the scale (see `sampler_and_scale`)."""
+    return sampler_and_scale(name, options)[0]

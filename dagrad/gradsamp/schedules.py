@@ -11,9 +11,9 @@ shared by every schedule:
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Optional
 
-from dagrad.registry import Option, Registry
+from dagrad.registry import Option, Registry, options_text, value_text
 from dagrad.seeding import seed_hash
 
 MIN_REAL_EPOCHS = 2
@@ -43,6 +43,12 @@ class Schedule:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "max_consecutive": self.max_consecutive}
 
+    @classmethod
+    def label(cls, options: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> str:
+        """How reports and the study name this schedule with these options (`defaults`: its registry
+        entry's): its name, then each option that differs from its default."""
+        return cls.name + options_text(options, defaults)
+
 
 class Periodic(Schedule):
     """Epochs start, start + every, start + 2 * every, ..."""
@@ -58,6 +64,14 @@ class Periodic(Schedule):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "every": self.every, "start": self.start}
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> str:
+        """"every 3" (from the default start, the earliest), "every 3 from 4"."""
+        rest, defaults = dict(options), defaults or {}
+        text, start = f"every {value_text(rest.pop('every', 3))}", rest.pop("start", 2)
+        text += f" from {start}" if start != defaults.get("start", 2) else ""
+        return text + options_text(rest, defaults)
 
 
 class RandomEpochs(Schedule):
@@ -76,6 +90,12 @@ class RandomEpochs(Schedule):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "probability": self.probability, "seed": self.seed}
 
+    @classmethod
+    def label(cls, options: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> str:
+        """"random p=0.3"."""
+        rest = dict(options)
+        return f"random p={value_text(rest.pop('probability', 0.3))}" + options_text(rest, defaults or {})
+
 
 class EpochList(Schedule):
     """Exactly the listed epochs (0-based); listed epochs that break the shared rules are trained instead."""
@@ -91,6 +111,12 @@ class EpochList(Schedule):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "epochs": sorted(self.epochs)}
+
+    @classmethod
+    def label(cls, options: Mapping[str, Any], defaults: Optional[Mapping[str, Any]] = None) -> str:
+        """"epochs 3,6,9"."""
+        rest = dict(options)
+        return "epochs " + ",".join(str(e) for e in rest.pop("epochs", [])) + options_text(rest, defaults or {})
 
 
 SCHEDULES: Registry[type] = Registry("schedule", "gradsamp.schedule", builtins="dagrad.gradsamp.schedules")

@@ -13,7 +13,7 @@ from typing import Any
 
 from dagrad.config import GradSampConfig
 from dagrad.errors import ConfigError
-from dagrad.gradsamp.samplers import SAMPLERS, Sampler, sampler_options
+from dagrad.gradsamp.samplers import Sampler, sampler_and_scale
 from dagrad.gradsamp.schedules import Schedule, build_schedule
 
 _DEFAULTS = GradSampConfig()
@@ -38,9 +38,7 @@ def read_settings(cfg: Any, run_seed: int) -> Settings:
     name = get("sampler")
     if name == "none":
         raise ConfigError("gradsamp.sampler is 'none' (GradSamp off); build GradSamp only when a sampler is chosen")
-    options = sampler_options(name, get("sampler_options"))
-    scale = float(options.pop("scale", 1.0))
-    sampler = SAMPLERS.load(name)(**options)
+    sampler, scale = sampler_and_scale(name, get("sampler_options"))
     schedule = build_schedule(get("schedule"), get("max_consecutive"), run_seed, **(get("schedule_options") or {}))
     return Settings(sampler, schedule, scale, get("buffers"), get("optimizer_state"), get("guard"),
                     float(get("guard_tolerance")), get("guard_fallback"), get("history_device"))

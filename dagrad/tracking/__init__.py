@@ -15,11 +15,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from dagrad.config import TrackingConfig
-from dagrad.errors import ConfigError
 from dagrad.record_values import EpochValues, summary_values
-
-EXTRA = "pip install 'dagrad[tracking]'"
-
 
 class Tracker(Protocol):
     """One tracker: opened with the run's header and the epochs already recorded, then fed each epoch."""
@@ -33,11 +29,6 @@ class Tracker(Protocol):
     def finish(self, step: int, values: dict[str, float]) -> None: ...
 
     def close(self) -> None: ...
-
-
-def missing_package(setting: str, package: str) -> ConfigError:
-    return ConfigError(f"{setting} needs the {package} package, which is not installed: {EXTRA} "
-                       f"(or leave {setting} off)")
 
 
 def build_trackers(settings: TrackingConfig, folder: Path) -> list[Tracker]:

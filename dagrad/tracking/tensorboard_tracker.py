@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dagrad.tracking import missing_package
+from dagrad.tracking.packages import missing_package
 
 
 class TensorBoardTracker:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dagrad.config import WandbConfig, stable_hash
-from dagrad.tracking import missing_package
+from dagrad.tracking.packages import missing_package
 
 
 def _flat(values: dict[str, dict[str, Any]]) -> dict[str, float]:

@@ -10,7 +10,7 @@ import pytest
 from helpers import recordsfactory as rf
 
 from dagrad.analysis import contention
-from dagrad.analysis.report import build, render_markdown, tidy
+from dagrad.analysis.tables import build, tables_markdown, tidy
 
 
 def conditions(other_pct: float, own_cpu_s: float = 1.0) -> dict:
@@ -45,7 +45,7 @@ def test_arms_more_than_ten_points_apart_are_marked(tmp_path):
     assert tensor.contention_flag and tensor.contention_gap == pytest.approx(35.0)
     assert tensor.contention_pct == pytest.approx((5.0 + 40.0) / 2)
     assert not summary[summary.sampler != "tensor"].contention_flag.any()  # full and skip ran alike
-    table = render_markdown(summary, "last")
+    table = tables_markdown(summary, "last")
     assert "| contention |" in table and f"22 % {contention.UNEQUAL}" in table
     assert "differs by up to 35 points" in table and contention.RULE in table
     assert tidy(summary).query("quantity == 'other_cpu_share_pct'")["flag"].tolist().count(contention.UNEQUAL) == 1
@@ -55,7 +55,7 @@ def test_arms_within_ten_points_are_not_marked(tmp_path):
     _, summary = build(_runs(tmp_path, {("tensor", 1): 15.0, ("skip", 0): 0.0}), "last")
     assert not summary.contention_flag.any()
     assert summary[summary.sampler == "tensor"].iloc[0].contention_gap == pytest.approx(10.0)
-    assert contention.UNEQUAL not in render_markdown(summary, "last").split("Contention:")[0]
+    assert contention.UNEQUAL not in tables_markdown(summary, "last").split("Contention:")[0]
 
 
 def test_runs_without_conditions_show_no_contention(tmp_path):
@@ -64,7 +64,7 @@ def test_runs_without_conditions_show_no_contention(tmp_path):
                      epochs=[{"metrics": rf.metrics(), "train_J": 1.0, "eval_J": 1.0}])
     _, summary = build(tmp_path, "last")
     assert not summary.contention_flag.any() and summary.contention_pct.isna().all()
-    assert "Contention:" not in render_markdown(summary, "last")
+    assert "Contention:" not in tables_markdown(summary, "last")
 
 
 def test_the_demo_line_leads_with_updates_saved_when_estimated_energy_ran_busy(tmp_path):

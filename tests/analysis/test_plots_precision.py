@@ -7,8 +7,8 @@ from matplotlib.colors import to_rgba
 from helpers import recordsfactory as rf
 
 from dagrad.analysis.plots import PRECISION_COLOURS, pareto_figure, plot_all, precision_labels, without_precision
-from dagrad.analysis.report import build
-from dagrad.analysis.runs import load_runs
+from dagrad.analysis.tables import build
+from dagrad.analysis.runs import read_runs
 
 PRECISIONS = (("fp32_strict", False), ("tf32", False), ("bf16", True))
 
@@ -46,7 +46,7 @@ def test_one_panel_per_algorithm_colour_by_precision_marker_by_gradsamp_setting(
     bf16_full = points["bf16 + channels_last · full"].lines[0]
     assert bf16_full.get_marker() == "o" and to_rgba(bf16_full.get_color()) == to_rgba(PRECISION_COLOURS["bf16"])
     assert points["tf32 · skip"].lines[0].get_marker() == "s" and points["tf32 · tensor"].lines[0].get_marker() == "^"
-    assert plot_all(load_runs(root), selected, summary, tmp_path)[0].name == "rotated_digits-pareto.png"
+    assert plot_all(read_runs(root), selected, summary, tmp_path)[0].name == "rotated_digits-pareto.png"
 
 
 def test_without_a_precision_axis_the_plot_is_unchanged(tmp_path):

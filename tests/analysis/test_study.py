@@ -14,7 +14,7 @@ from scipy import stats
 
 from helpers import recordsfactory as rf
 
-from dagrad.analysis.runs import load_runs
+from dagrad.analysis.runs import read_runs
 from dagrad.analysis.study import BEATS, LOSES, NO_CONTROL, UNCLEAR, build_study, holm, paired_test
 from dagrad.cli import main
 from dagrad.errors import ConfigError, DataError
@@ -56,7 +56,7 @@ def write_study(root: Path) -> Path:
 
 
 def test_cells_differences_p_values_holm_and_verdicts_are_exact(tmp_path):
-    study = build_study(load_runs(write_study(tmp_path)))
+    study = build_study(read_runs(write_study(tmp_path)))
     cells = study.cells.set_index(["reading", "schedule"])
     assert list(study.cells.algorithm.unique()) == ["ERM"]
     assert set(cells.index) == {("tensor α=1", "every 2 from 1"), ("tensor α=0.5", "every 2 from 1"),
@@ -154,9 +154,9 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     for seed in SEEDS:
         _run(plain, "full", seed, FULL[seed])
     with pytest.raises(DataError, match="no GradSamp runs to study"):
-        build_study(load_runs(plain))
+        build_study(read_runs(plain))
     with pytest.raises(ConfigError, match="--se"):
-        build_study(load_runs(root), se="wrong")
+        build_study(read_runs(root), se="wrong")
 
 
 def test_python_api_returns_the_cells_text_and_figures(tmp_path):

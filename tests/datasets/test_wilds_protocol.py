@@ -16,7 +16,7 @@ import pytest
 
 from helpers import imagetree
 
-from dagrad.analysis.wilds import figures
+from dagrad.analysis.runs import wilds_figures as figures
 from dagrad.cli import main
 from dagrad.config import DataConfig
 from dagrad.datasets import build

@@ -31,9 +31,9 @@ def test_an_empty_class_folder_is_skipped_with_a_warning(cli, tmp_path, image_tr
     assert result.code == 0, result.err
     assert f"dagrad: warning: folder: skipping empty class folder(s) under {root}: a/bird (no images; " \
            "`dagrad data check` lists them)" in result.err.splitlines()
-    from dagrad.analysis.runs import load_run
+    from dagrad.analysis.runs import read_run
 
-    run = load_run(tmp_path / "run")
+    run = read_run(tmp_path / "run")
     assert run.header["data"]["split_sizes"] and run.header["resolved"]["data"]["name"] == "folder"
     from dagrad.datasets import build
     from dagrad.experiment import load_experiment

@@ -31,9 +31,9 @@ def test_intermixed_overrides_reach_the_run(cli, tmp_path):
     result = cli("train", "epochs=1", "--quiet", "-c", "demo", *TINY, "--out", "run", "steps_per_epoch=1",
                  "trial_seed=1")
     assert result.code == 0, result.err
-    from dagrad.analysis.runs import load_run
+    from dagrad.analysis.runs import read_run
 
-    config = load_run(tmp_path / "run").header["config"]
+    config = read_run(tmp_path / "run").header["config"]
     assert (config["epochs"], config["steps_per_epoch"], config["trial_seed"]) == (1, 1, 1)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from dagrad.errors import ConfigError
 from dagrad.gradsamp import build_schedule, planned_epochs
+from dagrad.registry import Option
 
 
 def test_periodic_exact_epochs():
@@ -68,3 +69,41 @@ def test_epochs_list_is_honoured():
 def test_bad_schedules_are_rejected(name, params, match):
     with pytest.raises(ConfigError, match=match):
         build_schedule(name, **params)
+
+
+def test_each_schedule_and_sampler_gives_its_own_label():
+    from dagrad.analysis.study import reading_label, schedule_label
+    from dagrad.gradsamp.samplers import SAMPLERS
+    from dagrad.gradsamp.schedules import SCHEDULES, Periodic, Schedule
+
+    defaults = SCHEDULES.get("periodic").defaults()
+    assert Periodic.label({"every": 3, "start": 2}, defaults) == "every 3"
+    assert Periodic.label({"every": 4, "start": 5}, defaults) == "every 4 from 5"
+    assert SCHEDULES.load("random").label({"probability": 0.25}, {"probability": 0.3}) == "random p=0.25"
+    assert SCHEDULES.load("epochs").label({"epochs": [3, 6]}, {"epochs": []}) == "epochs 3,6"
+    assert Schedule.label({"k": 2.0}, None) == "base k=2"
+    ema = SAMPLERS.get("ema")
+    assert ema.load().label({**ema.defaults(), "scale": 0.5, "decay": 0.8}, ema.defaults()) == "ema α=0.5 decay=0.8"
+    # the study asks the registered component; one not registered here shows every option
+    assert schedule_label({"schedule": "random", "schedule_options": {"probability": 0.3}, "max_consecutive": 2}) \
+        == "random p=0.3 (≤2 in a row)"
+    assert schedule_label({"schedule": "mine", "schedule_options": {"n": 1}}) == "mine n=1"
+    assert reading_label({"sampler": "mine", "sampler_options": {"scale": 2, "c": 1}}) == "mine α=2 c=1"
+
+
+def test_a_schedule_class_owns_its_label_in_the_study():
+    from dagrad.analysis.study import schedule_label
+    from dagrad.gradsamp.schedules import SCHEDULES, Schedule
+
+    class Every(Schedule):
+        name = "test_every_label"
+
+        @classmethod
+        def label(cls, options, defaults=None):
+            return f"each {options['n']}"
+
+    SCHEDULES.register("test_every_label", Every, options={"n": Option(2, int, "n", low=1)})
+    try:
+        assert schedule_label({"schedule": "test_every_label", "schedule_options": {"n": 5}}) == "each 5"
+    finally:
+        SCHEDULES.unregister("test_every_label")

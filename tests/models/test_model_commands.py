@@ -94,14 +94,14 @@ def test_evaluate_on_the_runs_dataset_matches_the_records_on_whole_environments(
 
 
 def test_evaluate_a_sweep_scores_each_cells_selected_model(sweep, tmp_path):
-    from dagrad.analysis.runs import load_runs
+    from dagrad.analysis.runs import read_runs
     from dagrad.analysis.selection import select
     from dagrad.analysis.model_scores import evaluate_models
 
     tree = digit_tree(tmp_path / "tree")
     lines, path = evaluate_models(sweep, str(tree), envs=["photos"])
     assert path == sweep / "evaluations" / "tree-selected.jsonl"
-    chosen = select(load_runs(sweep), "training_domain")
+    chosen = select(read_runs(sweep), "training_domain")
     rows = lines[1:]
     assert [(r["cell"]["test_env"], r["epoch"]) for r in rows] == list(zip(chosen["test_env"], chosen["epoch"]))
     assert all(r["model"] == "best" for r in rows)
@@ -175,14 +175,14 @@ def test_saved_predictions_agree_with_the_records(sweep):
 
 
 def test_the_report_names_each_selected_kept_model(sweep):
-    from dagrad.analysis.report import build
+    from dagrad.analysis.tables import build
 
     selected, _ = build(sweep)
     assert len(selected) == 2
     for row in selected.to_dict("records"):
         assert row["model"].endswith(f"models/epoch-{row['epoch']}.pt")
         assert (sweep / row["model"].split("sweep/", 1)[1]).is_file()
-    from dagrad.analysis.document import write_report
+    from dagrad.analysis.report import write_report
 
     text, _ = write_report(sweep, plots=False)
     assert "### Selected models" in text and "models/epoch-" in text

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import recordsfactory as rf
 
-from dagrad.analysis.report import build, numerics_line, render_markdown, tidy
+from dagrad.analysis.tables import build, numerics_line, tables_markdown, tidy
 
 
 def _edit_header(path: Path, **fields) -> None:
@@ -39,7 +39,7 @@ def test_dynamic_energy_is_gross_minus_idle_power_times_seconds(tmp_path):
     gross = [3 * (10.0 + t) + 3 * 4.0 for t in range(2)]
     assert row["train_eval_J"] == pytest.approx(np.mean(gross))
     assert row["dynamic_J"] == pytest.approx(np.mean([g - 12.0 for g in gross]))
-    text = render_markdown(summary, "last", numerics_line(selected))
+    text = tables_markdown(summary, "last", numerics_line(selected))
     assert "train + eval gross (J)" in text and "train + eval dynamic (J)" in text and "Dynamic energy = gross − idle power" in text
     assert "train_eval_dynamic_energy_J" in set(tidy(summary)["quantity"])
 
@@ -47,7 +47,7 @@ def test_dynamic_energy_is_gross_minus_idle_power_times_seconds(tmp_path):
 def test_without_a_baseline_only_gross_energy_is_shown(tmp_path):
     selected, summary = build(_runs(tmp_path, idle=False), "last")
     assert np.isnan(summary.iloc[0]["dynamic_J"])
-    text = render_markdown(summary, "last", numerics_line(selected))
+    text = tables_markdown(summary, "last", numerics_line(selected))
     assert "dynamic" not in text and "| train + eval (J) |" in text
 
 
