@@ -37,10 +37,11 @@ OVERRIDES = {
     "IB_IRM": {"irm_penalty_anneal_iters": 2, "ib_penalty_anneal_iters": 3},
     "ANDMask": {"tau": 0.6},
     "SANDMask": {"tau": 0.5, "k": 1e-4},
+    "EQRM": {"eqrm_burnin_iters": 2, "eqrm_lr": 1e-4},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 

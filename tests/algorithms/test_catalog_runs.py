@@ -17,9 +17,10 @@ SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.opti
 WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "vrex": ["algorithm.hparams.vrex_penalty_anneal_iters=4"],
            "ib_erm": ["algorithm.hparams.ib_penalty_anneal_iters=4"],
-           "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"]}
+           "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"],
+           "eqrm": ["algorithm.hparams.eqrm_burnin_iters=4", "algorithm.hparams.eqrm_lr=1e-4"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
-        "causirl_mmd", "selfreg", "iga"]
+        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm"]
 # several forward/backward passes per update; ARM: a 64-channel context net
 HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask"]
 
