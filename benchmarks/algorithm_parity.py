@@ -38,10 +38,11 @@ OVERRIDES = {
     "ANDMask": {"tau": 0.6},
     "SANDMask": {"tau": 0.5, "k": 1e-4},
     "EQRM": {"eqrm_burnin_iters": 2, "eqrm_lr": 1e-4},
+    "TRM": {"iters": 2},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -88,9 +89,26 @@ def _tensors(m: torch.nn.Module) -> list[torch.Tensor]:
     return list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point() and b.numel()]
 
 
+class _Held(torch.nn.Module):
+    """Modules DomainBed keeps outside its registered state (TRM's heads in a plain list), with an extra
+    tensor (TRM's alpha, a plain attribute there) held as a buffer, so both sides compare alike."""
+
+    def __init__(self, modules: list[torch.nn.Module], extra: torch.Tensor):
+        super().__init__()
+        self.held = torch.nn.ModuleList(modules)
+        self.register_buffer("extra", extra, persistent=False)
+
+
 def _compared(algorithm: torch.nn.Module) -> torch.nn.Module:
-    """What is copied and compared: the algorithm, or for Fish its network (its inner one is transient)."""
-    return algorithm.network if type(algorithm).__name__ == "Fish" else algorithm
+    """What is copied and compared: the algorithm; for Fish its network (its inner one is transient); for
+    TRM featurizer, classifier, the per-environment heads and alpha."""
+    name = type(algorithm).__name__
+    if name == "Fish":
+        return algorithm.network
+    if name == "TRM":
+        heads = getattr(algorithm, "heads", None) or algorithm.clist
+        return _Held([algorithm.featurizer, algorithm.classifier, *heads], algorithm.alpha)
+    return algorithm
 
 
 def _featurizer(algorithm: torch.nn.Module) -> torch.nn.Module:
@@ -106,6 +124,9 @@ def main() -> None:
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     args = parser.parse_args()
     sys.path.insert(0, args.domainbed)
+    if not torch.cuda.is_available():  # TRM places its heads with .cuda(); on a CPU-only machine keep them here
+        torch.nn.Module.cuda = lambda self, *a, **k: self
+        torch.Tensor.cuda = lambda self, *a, **k: self
     db = argparse.Namespace(algorithms=importlib.import_module("domainbed.algorithms"),
                             hparams_registry=importlib.import_module("domainbed.hparams_registry"))
     torch.set_num_threads(1)

@@ -12,14 +12,18 @@ from dagrad.records import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
            "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish",
-           "cad", "condcad", "eqrm"]
+           "cad", "condcad", "eqrm", "trm"]
+
+# short warm-ups so the second phase runs on two ranks too
+WARMUPS = {"eqrm": ["algorithm.hparams.eqrm_burnin_iters=3"], "trm": ["algorithm.hparams.iters=3"]}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", CATALOG)
 def test_catalog_algorithm_on_two_ranks_with_a_sampled_epoch(tmp_path, algorithm):
     overrides = [f"algorithm.name={algorithm}", "epochs=4", "steps_per_epoch=2", "gradsamp.sampler=tensor",
-                 "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2"]
+                 "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2",
+                 *WARMUPS.get(algorithm, [])]
     lines, _ = two_ranks(tmp_path / "two", overrides)
     header, epochs, _ = split_run(lines)
     assert header["distributed"]["world_size"] == 2 and header["distributed"]["checked_every_epoch"]
