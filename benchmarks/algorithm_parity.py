@@ -39,11 +39,12 @@ OVERRIDES = {
     "SANDMask": {"tau": 0.5, "k": 1e-4},
     "EQRM": {"eqrm_burnin_iters": 2, "eqrm_lr": 1e-4},
     "TRM": {"iters": 2},
+    "RDM": {"rdm_penalty_anneal_iters": 2, "rdm_lr": 1e-4},
     "Transfer": {"delta": 0.05, "d_steps_per_g": 3},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 

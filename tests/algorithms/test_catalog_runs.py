@@ -20,9 +20,10 @@ WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"],
            "eqrm": ["algorithm.hparams.eqrm_burnin_iters=4", "algorithm.hparams.eqrm_lr=1e-4"],
            "trm": ["algorithm.hparams.iters=4"],
-           "transfer": ["algorithm.hparams.d_steps_per_g=2"]}
+           "transfer": ["algorithm.hparams.d_steps_per_g=2"],
+           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=4"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
-        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer"]
+        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm"]
 # several forward/backward passes per update (TRM: 30 head steps and Hessian products); ARM: a 64-channel context net
 HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask", "trm"]
 

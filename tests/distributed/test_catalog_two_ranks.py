@@ -12,10 +12,11 @@ from dagrad.records import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
            "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish",
-           "cad", "condcad", "eqrm", "trm", "transfer"]
+           "cad", "condcad", "eqrm", "trm", "transfer", "rdm"]
 
 # short warm-ups so the second phase runs on two ranks too
-WARMUPS = {"eqrm": ["algorithm.hparams.eqrm_burnin_iters=3"], "trm": ["algorithm.hparams.iters=3"]}
+WARMUPS = {"eqrm": ["algorithm.hparams.eqrm_burnin_iters=3"], "trm": ["algorithm.hparams.iters=3"],
+           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=3"]}
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ from torch import nn
 
 from dagrad.experiment import load_experiment
 
-DATASETS = {"RotatedMNIST": "rotated_digits", "PACS": "pacs"}
+DATASETS = {"RotatedMNIST": "rotated_digits", "PACS": "pacs", "DomainNet": "domain_net", "OfficeHome": "office_home",
+            "TerraIncognita": "terra_incognita", "VLCS": "vlcs"}
 
 
 def assert_draws(algorithm: str, dataset: str, hparams_seed: int, trial_seed: int, expected: dict) -> None:
