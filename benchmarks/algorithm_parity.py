@@ -44,7 +44,7 @@ OVERRIDES = {
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM", "URM"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -75,7 +75,10 @@ def compare(db, name: str, updates: int) -> tuple[float, float]:
     torch.manual_seed(0)
     theirs = db.algorithms.get_algorithm_class(name)(SHAPE, CLASSES, ENVS, hp)
     ours_hp = resolve_hparams(name.lower(), OVERRIDES.get(name, {}), 0, small_images=True)
-    ours = build(name.lower(), ours_hp, copy.deepcopy(_featurizer(theirs)), CLASSES, ENVS, input_shape=SHAPE)
+    featurizer = copy.deepcopy(_featurizer(theirs))
+    if hasattr(featurizer, "activation"):  # URM sets DomainBed's output activation; dagrad's URM adds its own
+        featurizer.activation = torch.nn.Identity()
+    ours = build(name.lower(), ours_hp, featurizer, CLASSES, ENVS, input_shape=SHAPE)
     copy_state(_compared(theirs), _compared(ours))
     start = [t.detach().clone() for t in _tensors(_compared(ours))]
     for k, minibatches in enumerate(batches(updates)):

@@ -8,7 +8,7 @@ from dagrad.algorithms.registry import ALGORITHMS, build, register, resolve_hpar
 from dagrad.algorithms import (  # noqa: F401,E402 - register the built-ins
     andmask, arm, cad, causirl_coral, causirl_mmd, cdann, condcad, coral, dann, dann_grl, eqrm, erm, fish, groupdro, ib_erm,
     ib_irm, iga, irm,
-    mixup, mldg, mmd, mtl, rdm, rsc, sagnet, sandmask, sd, selfreg, transfer, trm, vrex,
+    mixup, mldg, mmd, mtl, rdm, rsc, sagnet, sandmask, sd, selfreg, transfer, trm, urm, vrex,
 )
 
 __all__ = ["ALGORITHMS", "Algorithm", "FeaturizerClassifier", "build", "register", "resolve_hparams"]

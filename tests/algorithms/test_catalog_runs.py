@@ -23,7 +23,7 @@ WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "transfer": ["algorithm.hparams.d_steps_per_g=2"],
            "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=4"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
-        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm"]
+        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm", "urm"]
 # several forward/backward passes per update (TRM: 30 head steps and Hessian products); ARM: a 64-channel context net
 HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask", "trm"]
 

@@ -25,7 +25,10 @@ def assert_draws(algorithm: str, dataset: str, hparams_seed: int, trial_seed: in
     exp = load_experiment(None, overrides)
     got = {**exp.hparams, "batch_size": exp.batch_size}
     for key, value in expected.items():
-        assert got[key] == pytest.approx(value, rel=1e-15, abs=0), key
+        if isinstance(value, (str, bool)):
+            assert got[key] == value, key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-15, abs=0), key
         assert type(got[key]) is type(value), key
 
 
