@@ -44,7 +44,7 @@ OVERRIDES = {
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM", "URM"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM", "URM", "ADRMX"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -119,7 +119,10 @@ def _compared(algorithm: torch.nn.Module) -> torch.nn.Module:
 def _featurizer(algorithm: torch.nn.Module) -> torch.nn.Module:
     if type(algorithm).__name__ == "Fish":
         return algorithm.network.net[0]
-    return getattr(algorithm, "featurizer", None) or algorithm.network_f
+    for name in ("featurizer", "featurizer_label", "network_f"):  # ADRMX: its label featurizer
+        if hasattr(algorithm, name):
+            return getattr(algorithm, name)
+    raise SystemExit(f"no featurizer found in {type(algorithm).__name__}")
 
 
 def main() -> None:

@@ -21,11 +21,12 @@ WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "eqrm": ["algorithm.hparams.eqrm_burnin_iters=4", "algorithm.hparams.eqrm_lr=1e-4"],
            "trm": ["algorithm.hparams.iters=4"],
            "transfer": ["algorithm.hparams.d_steps_per_g=2"],
-           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=4"]}
+           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=4"],
+           "adrmx": ["algorithm.hparams.mlp_depth=3", "algorithm.hparams.mlp_width=32"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
         "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm", "urm"]
 # several forward/backward passes per update (TRM: 30 head steps and Hessian products); ARM: a 64-channel context net
-HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask", "trm"]
+HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask", "trm", "adrmx"]
 
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:

@@ -12,7 +12,7 @@ from dagrad.records import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
            "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish",
-           "cad", "condcad", "eqrm", "trm", "transfer", "rdm", "urm"]
+           "cad", "condcad", "eqrm", "trm", "transfer", "rdm", "urm", "adrmx"]
 
 # short warm-ups so the second phase runs on two ranks too
 WARMUPS = {"eqrm": ["algorithm.hparams.eqrm_burnin_iters=3"], "trm": ["algorithm.hparams.iters=3"],
