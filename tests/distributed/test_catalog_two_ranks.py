@@ -5,6 +5,8 @@ SelfReg's projection) is a floating buffer, averaged over the ranks at each epoc
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from distributed.test_two_ranks import two_ranks
 
@@ -12,11 +14,14 @@ from dagrad.records import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
            "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish",
-           "cad", "condcad", "eqrm", "trm", "transfer", "rdm", "urm", "adrmx"]
+           "cad", "condcad", "eqrm", "trm", "transfer", "rdm", "urm", "adrmx",
+           pytest.param("fishr", marks=pytest.mark.skipif(importlib.util.find_spec("backpack") is None,
+                                                          reason="backpack-for-pytorch is not installed"))]
 
 # short warm-ups so the second phase runs on two ranks too
 WARMUPS = {"eqrm": ["algorithm.hparams.eqrm_burnin_iters=3"], "trm": ["algorithm.hparams.iters=3"],
-           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=3"]}
+           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=3"],
+           "fishr": ["algorithm.hparams.penalty_anneal_iters=3"]}
 
 
 @pytest.mark.slow
