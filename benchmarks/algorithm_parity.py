@@ -41,13 +41,14 @@ OVERRIDES = {
     "SANDMask": {"tau": 0.5, "k": 1e-4},
     "EQRM": {"eqrm_burnin_iters": 2, "eqrm_lr": 1e-4},
     "TRM": {"iters": 2},
+    "ERMPlusPlus": {"linear_steps": 2},
     "Fishr": {"penalty_anneal_iters": 2, "lambda": 10.0},
     "RDM": {"rdm_penalty_anneal_iters": 2, "rdm_lr": 1e-4},
     "Transfer": {"delta": 0.05, "d_steps_per_g": 3},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM", "URM", "ADRMX", "Fishr"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM", "URM", "ADRMX", "Fishr", "ERMPlusPlus"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -83,6 +84,8 @@ def compare(db, name: str, updates: int) -> tuple[float, float]:
         featurizer.activation = torch.nn.Identity()
     ours = build(name.lower(), ours_hp, featurizer, CLASSES, ENVS, input_shape=SHAPE)
     copy_state(_compared(theirs), _compared(ours))
+    if name == "ERMPlusPlus":  # the moving average starts within the compared updates
+        theirs.sma_start_iter = ours.sma_start = 3
     start = [t.detach().clone() for t in _tensors(_compared(ours))]
     for k, minibatches in enumerate(batches(updates)):
         for algorithm in (theirs, ours):

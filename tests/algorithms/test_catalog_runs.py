@@ -25,9 +25,10 @@ WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "transfer": ["algorithm.hparams.d_steps_per_g=2"],
            "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=4"],
            "adrmx": ["algorithm.hparams.mlp_depth=3", "algorithm.hparams.mlp_width=32"],
-           "fishr": ["algorithm.hparams.penalty_anneal_iters=4"]}
+           "fishr": ["algorithm.hparams.penalty_anneal_iters=4"],
+           "ermplusplus": ["algorithm.hparams.linear_steps=4"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
-        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm", "urm",
+        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm", "urm", "ermplusplus",
         pytest.param("fishr", marks=pytest.mark.skipif(importlib.util.find_spec("backpack") is None,
                                                        reason="backpack-for-pytorch is not installed"))]
 # several forward/backward passes per update (TRM: 30 head steps and Hessian products); ARM: a 64-channel context net

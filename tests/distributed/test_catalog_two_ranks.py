@@ -14,14 +14,15 @@ from dagrad.records import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
            "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish",
-           "cad", "condcad", "eqrm", "trm", "transfer", "rdm", "urm", "adrmx",
+           "cad", "condcad", "eqrm", "trm", "transfer", "rdm", "urm", "adrmx", "ermplusplus",
            pytest.param("fishr", marks=pytest.mark.skipif(importlib.util.find_spec("backpack") is None,
                                                           reason="backpack-for-pytorch is not installed"))]
 
 # short warm-ups so the second phase runs on two ranks too
 WARMUPS = {"eqrm": ["algorithm.hparams.eqrm_burnin_iters=3"], "trm": ["algorithm.hparams.iters=3"],
            "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=3"],
-           "fishr": ["algorithm.hparams.penalty_anneal_iters=3"]}
+           "fishr": ["algorithm.hparams.penalty_anneal_iters=3"],
+           "ermplusplus": ["algorithm.hparams.linear_steps=2"]}
 
 
 @pytest.mark.slow
