@@ -82,3 +82,29 @@ def test_draws_equal_domainbeds():
                                                         "lr": 0.00011906162909279594, "batch_size": 372})
     assert_draws("ermplusplus", "PACS", 2, 1, {"linear_lr": 2.021394782611332e-05, "lr": 0.0002692684204277505,
                                                "weight_decay": 3.539788355410888e-06, "batch_size": 18})
+
+
+@pytest.mark.slow
+def test_on_the_domainbed2024_backbone_with_a_weights_file(tmp_path):
+    """DomainBed's `resnet50_augmix`: timm's resnet50.ram_in1k, weights from a file the user provides (here a
+    random state dict), BatchNorm trained, so the averaged network's statistics follow its own passes."""
+    timm = pytest.importorskip("timm")
+    from dagrad.networks.registry import build_featurizer
+
+    weights = tmp_path / "resnet50.ram_in1k.pth"
+    torch.manual_seed(0)
+    state = timm.create_model("resnet50.ram_in1k", pretrained=False, num_classes=0).state_dict()
+    torch.save(state, weights)
+    net = build_featurizer("timm:resnet50.ram_in1k", {"pretrained": str(weights), "freeze_bn": False, "dropout": 0.0},
+                           (3, 64, 64))
+    assert torch.equal(net.net.conv1.weight, state["conv1.weight"]) and net.n_outputs == 2048
+    hp = resolve_hparams("ermplusplus", {"linear_steps": 0}, 0, small_images=False)
+    algo = build("ermplusplus", hp, net, 5, 2)
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(2, 3, 64, 64, generator=g), torch.tensor([0, 4])) for _ in range(2)]
+    before = algo.network_sma.state_dict()["0.net.bn1.running_mean"].clone()
+    algo.update(batches)
+    algo.update(batches)  # the probe is over after one update: the backbone moves
+    assert not torch.equal(algo.network_sma.state_dict()["0.net.conv1.weight"], state["conv1.weight"])
+    assert not torch.equal(algo.network_sma.state_dict()["0.net.bn1.running_mean"], before)
+    assert algo.predict(batches[0][0]).shape == (2, 5)
