@@ -66,7 +66,7 @@ def test_yaml_scientific_notation_is_a_float(tmp_path):
     (["energy.backends.nvml.hz=3"], "energy.backends.nvml.hz: not an option of nvml; allowed: poll_hz"),
     (["network.options.width=0"], "network.options.width: 0 is out of range; allowed: an integer >= 1"),
     (["data.options.angles=[0]", "data.options.colour=1"], "data.options.colour: not an option of rotated_digits"),
-    (["algorithm.name=sandmask"], "algorithm.name: unknown algorithm 'sandmask'; choose one of: "),
+    (["algorithm.name=erm_plus_plus"], "algorithm.name: unknown algorithm 'erm_plus_plus'; choose one of: "),
     (["data.name=mnist"], "data.name: unknown dataset 'mnist'; choose one of:"),
     (["network.name=vgg"], "network.name: unknown network 'vgg'"),
     (["algorithm.hparams.lrate=1"], "algorithm.hparams.lrate: not a hyperparameter of erm; allowed: lr, weight_decay"),
@@ -86,9 +86,9 @@ def test_bad_input_names_the_key(override, message):
 
 def test_unknown_algorithm_lists_every_builtin():
     with pytest.raises(ConfigError) as err:
-        load_config(None, ["algorithm.name=sandmask"])
+        load_config(None, ["algorithm.name=erm_plus_plus"])
     allowed = str(err.value).split("choose one of: ")[1].split(", ")
-    assert {"erm", "coral", "dann", "dann_grl", "irm", "groupdro", "mixup", "vrex"} <= set(allowed)
+    assert {"erm", "coral", "dann", "dann_grl", "irm", "groupdro", "mixup", "vrex", "ermplusplus", "fishr"} <= set(allowed)
     assert allowed == sorted(allowed)
 
 
