@@ -18,9 +18,11 @@ ships with dagrad.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import sys
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -37,10 +39,16 @@ OVERRIDES = {
     "IB_IRM": {"irm_penalty_anneal_iters": 2, "ib_penalty_anneal_iters": 3},
     "ANDMask": {"tau": 0.6},
     "SANDMask": {"tau": 0.5, "k": 1e-4},
+    "EQRM": {"eqrm_burnin_iters": 2, "eqrm_lr": 1e-4},
+    "TRM": {"iters": 2},
+    "ERMPlusPlus": {"linear_steps": 2},
+    "Fishr": {"penalty_anneal_iters": 2, "lambda": 10.0},
+    "RDM": {"rdm_penalty_anneal_iters": 2, "rdm_lr": 1e-4},
+    "Transfer": {"delta": 0.05, "d_steps_per_g": 3},
 }
 ALGORITHMS = ["ERM", "CORAL", "DANN", "IRM", "GroupDRO", "Mixup", "VREx", "MMD", "MTL", "MLDG", "CDANN", "SagNet",
               "RSC", "ARM", "SD", "ANDMask", "IB_ERM", "IB_IRM", "CausIRL_CORAL", "CausIRL_MMD", "Fish",
-              "SelfReg", "SANDMask", "IGA"]
+              "SelfReg", "SANDMask", "IGA", "CAD", "CondCAD", "EQRM", "TRM", "Transfer", "RDM", "URM", "ADRMX", "Fishr", "ERMPlusPlus"]
 SHAPE, CLASSES, ENVS, BATCH = (2, 28, 28), 10, 3, 16
 
 
@@ -71,31 +79,79 @@ def compare(db, name: str, updates: int) -> tuple[float, float]:
     torch.manual_seed(0)
     theirs = db.algorithms.get_algorithm_class(name)(SHAPE, CLASSES, ENVS, hp)
     ours_hp = resolve_hparams(name.lower(), OVERRIDES.get(name, {}), 0, small_images=True)
-    ours = build(name.lower(), ours_hp, copy.deepcopy(_featurizer(theirs)), CLASSES, ENVS, input_shape=SHAPE)
+    featurizer = copy.deepcopy(_featurizer(theirs))
+    if hasattr(featurizer, "activation"):  # URM sets DomainBed's output activation; dagrad's URM adds its own
+        featurizer.activation = torch.nn.Identity()
+    ours = build(name.lower(), ours_hp, featurizer, CLASSES, ENVS, input_shape=SHAPE)
     copy_state(_compared(theirs), _compared(ours))
+    if name == "ERMPlusPlus":  # the moving average starts within the compared updates
+        theirs.sma_start_iter = ours.sma_start = 3
     start = [t.detach().clone() for t in _tensors(_compared(ours))]
     for k, minibatches in enumerate(batches(updates)):
         for algorithm in (theirs, ours):
             torch.manual_seed(100 + k)
             np.random.seed(100 + k)
-            algorithm.update([(x.clone(), y.clone()) for x, y in minibatches])
+            with _shim(name if algorithm is theirs else ""):
+                algorithm.update([(x.clone(), y.clone()) for x, y in minibatches])
     moved = max((a - b).abs().max().item() for a, b in zip(start, _tensors(_compared(ours))))
     return max((a - b).abs().max().item() for a, b in zip(_tensors(_compared(theirs)), _tensors(_compared(ours)))), moved
+
+
+@contextlib.contextmanager
+def _shim(name: str) -> Iterator[None]:
+    """Fishr: DomainBed's per-example gradients call backward(inputs=<classifier parameters>), which on
+    current torch never reaches the classifier's input, so BackPACK's hooks do not fire and its class fails.
+    Inside its update, backward runs without `inputs` (the featurizer's extra gradients are cleared by its
+    next zero_grad before they are used), which computes the same per-example gradients."""
+    if name != "Fishr":
+        yield
+        return
+    original = torch.Tensor.backward
+
+    def backward(self, *args, **kwargs):
+        kwargs.pop("inputs", None)
+        return original(self, *args, **kwargs)
+
+    torch.Tensor.backward = backward
+    try:
+        yield
+    finally:
+        torch.Tensor.backward = original
 
 
 def _tensors(m: torch.nn.Module) -> list[torch.Tensor]:
     return list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point() and b.numel()]
 
 
+class _Held(torch.nn.Module):
+    """Modules DomainBed keeps outside its registered state (TRM's heads in a plain list), with an extra
+    tensor (TRM's alpha, a plain attribute there) held as a buffer, so both sides compare alike."""
+
+    def __init__(self, modules: list[torch.nn.Module], extra: torch.Tensor):
+        super().__init__()
+        self.held = torch.nn.ModuleList(modules)
+        self.register_buffer("extra", extra, persistent=False)
+
+
 def _compared(algorithm: torch.nn.Module) -> torch.nn.Module:
-    """What is copied and compared: the algorithm, or for Fish its network (its inner one is transient)."""
-    return algorithm.network if type(algorithm).__name__ == "Fish" else algorithm
+    """What is copied and compared: the algorithm; for Fish its network (its inner one is transient); for
+    TRM featurizer, classifier, the per-environment heads and alpha."""
+    name = type(algorithm).__name__
+    if name == "Fish":
+        return algorithm.network
+    if name == "TRM":
+        heads = getattr(algorithm, "heads", None) or algorithm.clist
+        return _Held([algorithm.featurizer, algorithm.classifier, *heads], algorithm.alpha)
+    return algorithm
 
 
 def _featurizer(algorithm: torch.nn.Module) -> torch.nn.Module:
     if type(algorithm).__name__ == "Fish":
         return algorithm.network.net[0]
-    return getattr(algorithm, "featurizer", None) or algorithm.network_f
+    for name in ("featurizer", "featurizer_label", "network_f"):  # ADRMX: its label featurizer
+        if hasattr(algorithm, name):
+            return getattr(algorithm, name)
+    raise SystemExit(f"no featurizer found in {type(algorithm).__name__}")
 
 
 def main() -> None:
@@ -105,6 +161,9 @@ def main() -> None:
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     args = parser.parse_args()
     sys.path.insert(0, args.domainbed)
+    if not torch.cuda.is_available():  # TRM places its heads with .cuda(); on a CPU-only machine keep them here
+        torch.nn.Module.cuda = lambda self, *a, **k: self
+        torch.Tensor.cuda = lambda self, *a, **k: self
     db = argparse.Namespace(algorithms=importlib.import_module("domainbed.algorithms"),
                             hparams_registry=importlib.import_module("domainbed.hparams_registry"))
     torch.set_num_threads(1)

@@ -175,6 +175,9 @@ class Trainer:
                 metrics, eval_flops = evaluate(self.algorithm, self.eval_loader, self.device, self.flops,
                                                self.numerics)
                 averaged = self._observe_averager(metrics, outcome.kind)
+                after_validation = getattr(self.algorithm, "after_validation", None)
+                if after_validation is not None:  # ERM++'s plateau schedule reads the validation loss
+                    after_validation(env_mean(metrics, self.data.train_envs, "out", "loss"))
             self.gaps.resume()
             if self.dist.active:  # every rank's figures, summed or averaged (rank 0 writes them)
                 train_energy, eval_energy, other_energy = self.dist.readings(train_energy, eval_energy, other_energy)

@@ -132,7 +132,7 @@ def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Exper
     ALGORITHMS.get(cfg.algorithm.name)
     hparams_seed, trial_seed = cfg.algorithm.hparams_seed, cfg.trial_seed
     hparams = resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, hparams_seed, spec.small_images,
-                              trial_seed=trial_seed)
+                              trial_seed=trial_seed, dataset=cfg.data.name)
     searched = {}
     names = entry.info.get("search_names", {})
     for name, option in entry.option_table().items():
@@ -140,8 +140,13 @@ def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Exper
             network_options[name] = draw(option, hparams_seed, names.get(name, name), trial_seed)
             searched[f"network.options.{name}"] = network_options[name]
     if cfg.data.batch_size is None:
-        fixed = getattr(ALGORITHMS.load(cfg.algorithm.name), "full_size_batch_size", None)
-        option = batch_size_option(spec.small_images, spec.batch_size_exponents, fixed)
+        algorithm_cls = ALGORITHMS.load(cfg.algorithm.name)
+        own = getattr(algorithm_cls, "full_size_batch_size_option", None)
+        if own is not None and not spec.small_images:
+            option = own(cfg.data.name)
+        else:
+            fixed = getattr(algorithm_cls, "full_size_batch_size", None)
+            option = batch_size_option(spec.small_images, spec.batch_size_exponents, fixed)
         searched["data.batch_size"] = draw(option, hparams_seed, "batch_size", trial_seed)
     gs = cfg.gradsamp
     sampler_opts, schedule_opts = {}, {}

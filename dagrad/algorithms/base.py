@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -43,6 +43,9 @@ class Algorithm(nn.Module, ABC):
     extra_input_channels: int = 0
     #: a batch size DomainBed fixes for this algorithm on full-size images (ARM: 8); None: the dataset's
     full_size_batch_size: Optional[int] = None
+    #: DomainBed's own batch-size hyperparameter for this algorithm on full-size images, a function of the
+    #: dataset's name returning an Option (RDM); None: the dataset's
+    full_size_batch_size_option: Optional[Callable[[str], Any]] = None
 
     def __init__(self, num_classes: int, num_domains: int, hparams: dict):
         super().__init__()

@@ -11,6 +11,7 @@ MNIST defaults), one for everything else."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
@@ -21,7 +22,8 @@ from dagrad.seeding import seed_hash
 
 ALGORITHMS: Registry[type] = Registry("algorithm", "algorithm.name", builtins="dagrad.algorithms")
 
-HParamTable = Union[Mapping[str, Option], Callable[[bool], Mapping[str, Option]]]
+#: a mapping, or a function of small_images (and, when it takes two arguments, of the dataset's name)
+HParamTable = Union[Mapping[str, Option], Callable[..., Mapping[str, Option]]]
 
 
 def log_uniform(low: float, high: float) -> Callable[[np.random.RandomState], float]:
@@ -57,25 +59,31 @@ def batch_size_option(small_images: bool, exponents: Optional[tuple[float, float
 def register(name: str, hparams: Optional[HParamTable] = None, description: str = "") -> Callable[[type], type]:
     """Class decorator: make an Algorithm subclass available as `algorithm.name: <name>`.
 
-    `hparams` maps names to Options (or is a function of `small_images` returning them); lr and
-    weight_decay are added unless the table defines its own."""
+    `hparams` maps names to Options (or is a function of `small_images`, or of `small_images` and the
+    dataset's name, as DomainBed's registry is for RDM, returning them); lr and weight_decay are added
+    unless the table defines its own."""
+    by_dataset = callable(hparams) and len(inspect.signature(hparams).parameters) >= 2
 
-    def table(small_images: bool = False) -> dict[str, Option]:
-        own = hparams(small_images) if callable(hparams) else dict(hparams or {})
+    def table(small_images: bool = False, dataset: str = "") -> dict[str, Option]:
+        if by_dataset:
+            own = hparams(small_images, dataset)
+        else:
+            own = hparams(small_images) if callable(hparams) else dict(hparams or {})
         return {**common_hparams(small_images), **own}
 
     return ALGORITHMS.register(name, description=description, options=table)
 
 
-def hparam_table(name: str, small_images: bool) -> dict[str, Option]:
-    return ALGORITHMS.get(name).option_table(small_images=small_images)
+def hparam_table(name: str, small_images: bool, dataset: str = "") -> dict[str, Option]:
+    return ALGORITHMS.get(name).option_table(small_images=small_images, dataset=dataset)
 
 
 def resolve_hparams(name: str, overrides: Mapping[str, Any], hparams_seed: int, small_images: bool,
-                    trial_seed: int = 0) -> dict[str, Any]:
+                    trial_seed: int = 0, dataset: str = "") -> dict[str, Any]:
     """Defaults (hparams_seed 0) or the random-search draw of (hparams_seed, trial_seed), then the user's
-    overrides on top, each checked against the hyperparameter's valid range."""
-    table = hparam_table(name, small_images)
+    overrides on top, each checked against the hyperparameter's valid range; `dataset` (dagrad's name)
+    for the few algorithms whose table depends on it."""
+    table = hparam_table(name, small_images, dataset)
     unknown = sorted(set(overrides) - set(table))
     if unknown:
         raise ConfigError(

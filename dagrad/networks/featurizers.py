@@ -117,6 +117,7 @@ class ResNetFeaturizer(_FrozenBatchNormMixin, nn.Module):
         import torchvision
 
         net = getattr(torchvision.models, arch)(weights=None)
+        self.pretrained = pretrained  # ADRMX copies a pretrained featurizer instead of re-initialising it
         if pretrained:
             load_pretrained(net, pretrained, arch, drop_prefixes=("fc.",))
         if in_channels != 3:
@@ -154,6 +155,7 @@ class TimmFeaturizer(_FrozenBatchNormMixin, nn.Module):
         import timm
 
         self.net = timm.create_model(model, pretrained=False, num_classes=0)
+        self.pretrained = pretrained
         if pretrained:
             load_pretrained(self.net, pretrained, f"timm:{model}")
         self.n_outputs = self.net.num_features

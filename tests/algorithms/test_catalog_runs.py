@@ -4,6 +4,8 @@ by the checkpoint: update counters, GroupDRO's q, MTL's embeddings, SagNet's sty
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from dagrad.engine import Trainer, train
@@ -17,11 +19,20 @@ SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.opti
 WARMUPS = {"irm": ["algorithm.hparams.irm_penalty_anneal_iters=4"],
            "vrex": ["algorithm.hparams.vrex_penalty_anneal_iters=4"],
            "ib_erm": ["algorithm.hparams.ib_penalty_anneal_iters=4"],
-           "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"]}
+           "ib_irm": ["algorithm.hparams.irm_penalty_anneal_iters=4", "algorithm.hparams.ib_penalty_anneal_iters=5"],
+           "eqrm": ["algorithm.hparams.eqrm_burnin_iters=4", "algorithm.hparams.eqrm_lr=1e-4"],
+           "trm": ["algorithm.hparams.iters=4"],
+           "transfer": ["algorithm.hparams.d_steps_per_g=2"],
+           "rdm": ["algorithm.hparams.rdm_penalty_anneal_iters=4"],
+           "adrmx": ["algorithm.hparams.mlp_depth=3", "algorithm.hparams.mlp_width=32"],
+           "fishr": ["algorithm.hparams.penalty_anneal_iters=4"],
+           "ermplusplus": ["algorithm.hparams.linear_steps=4"]}
 FAST = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "rsc", "cdann", "sd", "ib_erm", "ib_irm", "causirl_coral",
-        "causirl_mmd", "selfreg", "iga"]
-# several forward/backward passes per update; ARM: a 64-channel context net
-HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask"]
+        "causirl_mmd", "selfreg", "iga", "cad", "condcad", "eqrm", "transfer", "rdm", "urm", "ermplusplus",
+        pytest.param("fishr", marks=pytest.mark.skipif(importlib.util.find_spec("backpack") is None,
+                                                       reason="backpack-for-pytorch is not installed"))]
+# several forward/backward passes per update (TRM: 30 head steps and Hessian products); ARM: a 64-channel context net
+HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask", "trm", "adrmx"]
 
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:

@@ -12,7 +12,8 @@ from torch import nn
 
 from dagrad.experiment import load_experiment
 
-DATASETS = {"RotatedMNIST": "rotated_digits", "PACS": "pacs"}
+DATASETS = {"RotatedMNIST": "rotated_digits", "PACS": "pacs", "DomainNet": "domain_net", "OfficeHome": "office_home",
+            "TerraIncognita": "terra_incognita", "VLCS": "vlcs"}
 
 
 def assert_draws(algorithm: str, dataset: str, hparams_seed: int, trial_seed: int, expected: dict) -> None:
@@ -24,7 +25,10 @@ def assert_draws(algorithm: str, dataset: str, hparams_seed: int, trial_seed: in
     exp = load_experiment(None, overrides)
     got = {**exp.hparams, "batch_size": exp.batch_size}
     for key, value in expected.items():
-        assert got[key] == pytest.approx(value, rel=1e-15, abs=0), key
+        if isinstance(value, (str, bool)):
+            assert got[key] == value, key
+        else:
+            assert got[key] == pytest.approx(value, rel=1e-15, abs=0), key
         assert type(got[key]) is type(value), key
 
 
