@@ -95,10 +95,6 @@ def test_imports_only_point_down():
     assert not upward, "imports that point up or sideways:\n" + "\n".join(sorted(upward))
 
 
-#: the one import cycle still allowed (issue 20): a sweep file's `launcher:` block is checked in grid.py
-#: against runner's LAUNCHERS (grid -> runner -> worker -> jobs -> grid); it goes once the block is checked
-#: where the launcher is chosen. Cycles may only shrink it.
-KNOWN_CYCLE = {"dagrad.launch.grid", "dagrad.launch.runner", "dagrad.launch.worker", "dagrad.launch.jobs"}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -154,5 +150,5 @@ def test_no_import_cycle_between_modules():
     """No module reaches itself through imports, top-level or inside functions (a lazy import hides a
     cycle from Python but not from the design): the layers then read bottom-up."""
     graph = {name: {t for t in imports_of(name) if t in set(modules())} for name in modules()}
-    found = [c for c in cycles(graph) if not set(c) <= KNOWN_CYCLE]
+    found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)

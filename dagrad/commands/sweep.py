@@ -69,7 +69,7 @@ def _dry_run(args: argparse.Namespace, consent) -> int:
 
     sweep, jobs, unchecked, out = dry_plan(args.config, args.out, consent, args.order, args.overrides)
     name = launcher_name(sweep, args.launcher)
-    known = check_launcher(name, consent)
+    known = check_launcher(name, consent, sweep.launcher)
     print(f"sweep {sweep.name}: {len(jobs) + len(unchecked)} jobs -> {out}")
     for job in jobs:
         print(f"  {job.id}  {job.state():7s}  {job.name}")

@@ -231,7 +231,9 @@ def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
 
 
 def _launcher_block(block: Any) -> dict:
-    """The `launcher:` block checked: `name` a registered launcher, the other keys its options."""
+    """The `launcher:` block's shape (a mapping, its `name` a word). Its name and options are checked against
+    the launchers' registry where the launcher is chosen (launch.choose_launcher, the dry run's preflight),
+    so reading a sweep needs no launcher and imports none."""
     if block is None:
         return {}
     if isinstance(block, str):
@@ -239,11 +241,9 @@ def _launcher_block(block: Any) -> dict:
     if not isinstance(block, dict):
         raise ConfigError(f"launcher: expected a mapping (name: slurm, partition: ..., ...), got {clip(block)}")
     block = dict(block)
-    name = block.get("name")
-    if name is not None:
-        from dagrad.launch.runner import LAUNCHERS
-
-        LAUNCHERS.get(str(name)).resolve({k: v for k, v in block.items() if k != "name"}, "launcher")
+    if "name" in block and not isinstance(block["name"], str):
+        raise ConfigError(f"launcher.name: expected a launcher's name (local, processes, slurm, ...), got "
+                          f"{clip(block['name'])}")
     return block
 
 

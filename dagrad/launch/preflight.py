@@ -46,16 +46,20 @@ def launcher_name(sweep, name: Optional[str]) -> str:
     return name or sweep.launcher.get("name") or "processes"
 
 
-def check_launcher(name: str, consent: PluginConsent) -> bool:
-    """Whether the launcher is registered (False: unknown, but a consented plugin may register it)."""
+def check_launcher(name: str, consent: PluginConsent, block: Optional[dict] = None) -> bool:
+    """Whether the launcher is registered (False: unknown, but a consented plugin may register it); the
+    sweep's `launcher:` block's options are checked against it when the block is for that launcher."""
     from dagrad.launch.runner import LAUNCHERS
 
     try:
-        LAUNCHERS.get(name)
+        entry = LAUNCHERS.get(name)
     except UnknownNameError as exc:
         if consent.may_import:
             return False
         raise ConfigError(f"--launcher: {str(exc).split(': ', 1)[1]}") from None
+    block = dict(block or {})
+    if block.pop("name", name) == name:
+        entry.resolve(block, "launcher")
     return True
 
 

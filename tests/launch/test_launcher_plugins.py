@@ -78,4 +78,4 @@ def test_an_installed_launchers_options_are_checked(installed_launcher, tmp_path
     sweep.write_text(yaml.safe_dump({"name": "t", "grid": {"trial_seeds": 1},
                                      "launcher": {"name": "tagging", "colour": "red"}}))
     with pytest.raises(ConfigError, match="launcher.colour: not an option of tagging; allowed: tag"):
-        read_sweep(sweep)
+        choose_launcher(read_sweep(sweep))

@@ -105,13 +105,13 @@ def test_a_refused_submission_is_one_line(tmp_path, fake_slurm, capsys):
 def test_the_launcher_block_is_checked_and_chosen(tmp_path):
     bad = write_sweep(tmp_path / "bad.yaml", {"trial_seeds": 1}, {"name": "slurm", "partitoin": "gpu"})
     with pytest.raises(ConfigError, match="launcher.partitoin: not an option of slurm; allowed: cluster, partition"):
-        read_sweep(bad)
+        choose_launcher(read_sweep(bad))  # checked where the launcher is chosen
     bad = write_sweep(tmp_path / "bad2.yaml", {"trial_seeds": 1}, {"name": "slurm", "jobs_per_task": 0})
     with pytest.raises(ConfigError, match=r"launcher.jobs_per_task: 0 is out of range; allowed: an integer >= 1"):
-        read_sweep(bad)
+        choose_launcher(read_sweep(bad))
     bad = write_sweep(tmp_path / "bad3.yaml", {"trial_seeds": 1}, {"name": "sge"})
     with pytest.raises(ConfigError, match="unknown launcher 'sge'; choose one of: local, processes, slurm"):
-        read_sweep(bad)
+        choose_launcher(read_sweep(bad))
     sweep = read_sweep(write_sweep(tmp_path / "s.yaml", {"trial_seeds": 1}, {"name": "slurm", "cpus_per_task": 3}))
     launcher, note = choose_launcher(sweep)
     assert launcher.name == "slurm" and launcher.threads == 3 and not note
