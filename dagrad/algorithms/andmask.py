@@ -33,6 +33,10 @@ ANDMASK_HPARAMS = {"tau": Option(1.0, float, "sign agreement needed to keep a gr
 @register("andmask", hparams=ANDMASK_HPARAMS,
           description="AND-mask: keep gradient elements whose sign all environments agree on")
 class ANDMask(FeaturizerClassifier):
+    def mask(self, grads: list[Tensor]) -> Tensor:
+        """The gradient Adam steps on, from one parameter's per-environment gradients."""
+        return and_mask(grads, self.hparams["tau"])
+
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
         params = list(self.network.parameters())
         per_param: list[list[Tensor]] = [[] for _ in params]
@@ -44,7 +48,7 @@ class ANDMask(FeaturizerClassifier):
                 store.append(grad)
         self.optimizer.zero_grad()
         for p, grads in zip(params, per_param):
-            p.grad = and_mask(grads, self.hparams["tau"])
+            p.grad = self.mask(grads)
         self.optimizer.step()
         return {"loss": mean_loss}
 

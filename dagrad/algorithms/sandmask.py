@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
+from dagrad.algorithms.andmask import ANDMask
+from dagrad.algorithms.base import Minibatch, Stats
 from dagrad.algorithms.counting import COUNTER_RULE, add_update_count, count_update
 from dagrad.algorithms.registry import log_uniform, register
 from dagrad.registry import Option
@@ -41,28 +41,20 @@ SANDMASK_HPARAMS = {
 
 @register("sandmask", hparams=SANDMASK_HPARAMS,
           description="SAND-mask: a smooth mask of gradient elements by sign agreement and variance")
-class SANDMask(FeaturizerClassifier):
+class SANDMask(ANDMask):
     state_rules = {"update_count": COUNTER_RULE + " (counted, as in DomainBed, but not read)"}
 
     def __init__(self, featurizer, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(featurizer, num_classes, num_domains, hparams)
         add_update_count(self)
 
+    def mask(self, grads: list[Tensor]) -> Tensor:
+        return sand_mask(grads, self.hparams["tau"], self.hparams["k"])
+
     def update(self, minibatches: list[Minibatch], unlabeled: Optional[list[torch.Tensor]] = None) -> Stats:
-        params = list(self.network.parameters())
-        per_param: list[list[Tensor]] = [[] for _ in params]
-        mean_loss = params[0].new_zeros(())
-        for x, y in minibatches:
-            loss = F.cross_entropy(self.network(x), y)
-            mean_loss = mean_loss + loss.detach() / len(minibatches)
-            for store, grad in zip(per_param, torch.autograd.grad(loss, params)):
-                store.append(grad)
-        self.optimizer.zero_grad()
-        for p, grads in zip(params, per_param):
-            p.grad = sand_mask(grads, self.hparams["tau"], self.hparams["k"])
-        self.optimizer.step()
+        stats = super().update(minibatches, unlabeled)
         count_update(self)
-        return {"loss": mean_loss}
+        return stats
 
 
 __all__ = ["SANDMask", "sand_mask", "SANDMASK_HPARAMS"]
