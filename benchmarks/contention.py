@@ -1,6 +1,7 @@
 """Does a busy machine change the energy verdict? The demo's three settings, quiet and beside busy loops.
 
-For one trial seed, trains the demo's full training, GradSamp (tensor) and its skip control, each in a
+For one trial seed (or `--seeds N`, each seed's settings side by side, figures their means), trains the
+demo's full training, GradSamp (tensor) and its skip control, each in a
 fresh `dagrad train` process, first on the machine as it is ("quiet"), then beside `--busy` busy-loop
 processes that this script starts itself ("busy"; each loop ends by itself after `--busy-limit` seconds
 and is stopped by its PID as soon as the busy runs finish). For each setting it prints the estimated
@@ -33,14 +34,14 @@ SETTINGS = (("full", "none"), ("gradsamp", "tensor"), ("control", "skip"))
 BUSY_LOOP = "import time\nend = time.monotonic() + {limit}\nwhile time.monotonic() < end:\n    pass\n"
 
 
-def train(out: Path, sampler: str, args: argparse.Namespace, policy: str | None) -> Path:
+def train(out: Path, sampler: str, args: argparse.Namespace, policy: str | None, seed: int) -> Path:
     """One demo setting in its own process (so OMP_WAIT_POLICY is read when its torch starts)."""
     env = dict(os.environ)
     if policy:
         env["OMP_WAIT_POLICY"] = policy
     else:
         env.pop("OMP_WAIT_POLICY", None)  # dagrad's default
-    overrides = [f"gradsamp.sampler={sampler}", f"trial_seed={args.seed}"]
+    overrides = [f"gradsamp.sampler={sampler}", f"trial_seed={seed}"]
     overrides += [f"epochs={args.epochs}"] if args.epochs is not None else []
     overrides += [f"steps_per_epoch={args.steps}"] if args.steps is not None else []
     cmd = [sys.executable, "-m", "dagrad", "--threads", str(args.threads), "train", "-c", "demo", *overrides,
@@ -61,6 +62,17 @@ def figures(records: Path) -> dict:
             "updates": (run.summary or {}).get("updates", run.epochs[-1]["updates"] if run.epochs else 0),
             "seconds": sum(float(t.get("seconds") or 0.0) for t in trains),
             "other_cpu_pct": other_cpu_pct(run.epochs)}
+
+
+def mean_figures(runs: list[dict]) -> dict:
+    """The figures of several trial seeds' runs of one setting: means (energy unknown if any run's is)."""
+    joules = [r["train_J"] for r in runs]
+    shares = [r["other_cpu_pct"] for r in runs if r["other_cpu_pct"] is not None and r["other_cpu_pct"] == r["other_cpu_pct"]]
+    return {"train_J": None if any(j is None for j in joules) else sum(joules) / len(joules),
+            "sources": sorted({s for r in runs for s in r["sources"]}),
+            "updates": sum(r["updates"] for r in runs) / len(runs),
+            "seconds": sum(r["seconds"] for r in runs) / len(runs),
+            "other_cpu_pct": sum(shares) / len(shares) if shares else None}
 
 
 def start_busy(n: int, limit: float) -> list[subprocess.Popen]:
@@ -89,8 +101,12 @@ def measure(root: Path, args: argparse.Namespace, policy: str | None) -> dict[st
         try:
             if procs:
                 time.sleep(1.0)  # the loops are spinning before the first run starts
-            out[condition] = {label: figures(train(root / condition / label, sampler, args, policy))
-                              for label, sampler in SETTINGS}
+            runs: dict[str, list[dict]] = {label: [] for label, _ in SETTINGS}
+            for seed in range(args.seed, args.seed + args.seeds):  # a seed's settings side by side in time
+                for label, sampler in SETTINGS:
+                    runs[label].append(figures(train(root / condition / f"{label}-seed{seed}", sampler, args,
+                                                     policy, seed)))
+            out[condition] = {label: mean_figures(found) for label, found in runs.items()}
         finally:
             stop_busy(procs)
     return out
@@ -123,7 +139,9 @@ def report(name: str, results: dict[str, dict[str, dict]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")
+    ap.add_argument("--seed", type=int, default=0, help="(first) trial seed (default 0)")
+    ap.add_argument("--seeds", type=int, default=1, help="trial seeds, each run side by side; figures are "
+                    "their means (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training process (default 1)")
     ap.add_argument("--busy", type=int, default=2, help="busy-loop processes beside the busy runs (default 2)")
     ap.add_argument("--busy-limit", type=float, default=3600.0,
@@ -136,7 +154,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="keep the runs in this folder (default: a temporary one)")
     args = ap.parse_args()
     policies = {"default": [None], "PASSIVE": ["PASSIVE"], "ACTIVE": ["ACTIVE"], "both": ["ACTIVE", "PASSIVE"]}
-    print(f"demo settings, trial seed {args.seed}, {args.threads} thread(s), busy = beside {args.busy} busy loops; "
+    seeds = f"trial seeds {args.seed}-{args.seed + args.seeds - 1} (means)" if args.seeds > 1 else f"trial seed {args.seed}"
+    print(f"demo settings, {seeds}, {args.threads} thread(s), busy = beside {args.busy} busy loops; "
           f"{os.cpu_count()} logical CPUs")
     with tempfile.TemporaryDirectory(prefix="dagrad-contention-") as tmp:
         root = args.out or Path(tmp)
