@@ -25,8 +25,8 @@ def test_every_reading_has_its_control_and_full_training_at_the_stated_settings(
     for job in jobs:
         c = job.experiment.cfg
         assert (c.data.name, c.data.test_envs, c.network.name, c.epochs, c.steps_per_epoch, c.eval_mode) == \
-            ("rotated_fashion_mnist", [5], "mnist_cnn", 15, 10, "fast")
-        assert c.data.batch_size == 32 and c.data.options["max_per_environment"] == 1000
+            ("rotated_fashion_mnist", [5], "mnist_cnn", 15, 6, "fast")
+        assert c.data.batch_size == 16 and c.data.options["max_per_environment"] == 500
         assert (c.gradsamp.schedule, c.gradsamp.schedule_options) == ("periodic", {"start": 3, "every": 3})
         assert c.algorithm.hparams_seed == 0 and c.averaging.name == "none"
         cells[(c.algorithm.name, c.gradsamp.sampler)] += 1
