@@ -73,7 +73,7 @@ def snippet(out: Path, command: str, threads: int, seconds: float, custom: bool)
 
 def splice(readme: Path, text: str) -> None:
     """Replace what `readme` holds between the markers (kept) with `text`; refuses without both markers."""
-    from dagrad.atomic import write_text_atomic
+    from dagrad.utils.atomic import write_text_atomic
 
     body = readme.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["dagrad demo", *given, *args.overrides])
     text = snippet(args.out, command, args.threads, seconds,
                    custom=bool(args.overrides) or args.seeds != 3)
-    from dagrad.atomic import write_text_atomic
+    from dagrad.utils.atomic import write_text_atomic
 
     args.snippet.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.snippet, text)

@@ -171,7 +171,7 @@ def bare(args: argparse.Namespace) -> None:
 def whole_process_meter(device: str):
     """A meter for a child process: the GPU it uses (NVML, read from here without touching CUDA) and the
     CPU (RAPL, else the CPU-time estimate, which counts reaped children)."""
-    from dagrad.config import EnergyConfig
+    from dagrad.config.schema import EnergyConfig
     from dagrad.energy import build_meter
     from dagrad.energy.meter import Meter
     from dagrad.energy.nvml import NvmlBackend
@@ -278,7 +278,7 @@ def main() -> None:
             rows[label] = (wall, energy)
         meter.close()
         timing = json.loads(report.read_text())
-        from dagrad.records import read_records, split_run
+        from dagrad.records.files import read_records, split_run
 
         _, epochs, _ = split_run(read_records(dagrad_out / "records.jsonl"))
         steps = timing["step_seconds"]

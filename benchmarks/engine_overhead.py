@@ -5,7 +5,7 @@
    replacement in a BatchSampler, the same workers), one minibatch of each per step, ERM's update with
    `loss.item()` every step. Same model (a copy of the engine's, same initial weights), same datasets,
    batch size and optimizer (Adam, same hyperparameters). Interleaved repeats; medians of s/step.
-2. Evaluation: `dagrad.evaluation.evaluate` (one loader over every split, batch `data.eval_batch_size`)
+2. Evaluation: `dagrad.run.evaluation.evaluate` (one loader over every split, batch `data.eval_batch_size`)
    against DomainBed's: one FastDataLoader per split at batch 64 with the same workers, accuracy read
    with `.item()` per batch. Images per second (dagrad also computes the loss; DomainBed does not).
 3. Startup: `dagrad train -c demo` from the command to its first training step, against the floor any
@@ -37,12 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
-from dagrad.config import EnergyConfig
+from dagrad.config.schema import EnergyConfig
 from dagrad.energy import build_meter
 from dagrad.energy.hardware import cpu_model, usable_cpus
-from dagrad.engine import Trainer
-from dagrad.evaluation import evaluate
-from dagrad.experiment import load_experiment
+from dagrad.run.engine import Trainer
+from dagrad.run.evaluation import evaluate
+from dagrad.config.experiment import load_experiment
 
 warnings.filterwarnings("ignore", message=".*ESTIMATED.*")
 DEMO = ["-c", "demo"]

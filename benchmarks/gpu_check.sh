@@ -22,9 +22,9 @@ else
   timeout 120 $PY - <<'PY'
 import tempfile, torch
 from pathlib import Path
-from dagrad.engine import Trainer
-from dagrad.epochs import StepSums
-from dagrad.experiment import load_experiment
+from dagrad.run.engine import Trainer
+from dagrad.run.epochs import StepSums
+from dagrad.config.experiment import load_experiment
 means, steps = StepSums.means, Trainer._train_steps
 def read(self):
     torch.cuda.set_sync_debug_mode("default")

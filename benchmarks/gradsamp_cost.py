@@ -19,7 +19,7 @@ import torch
 
 from dagrad.algorithms import build as build_algorithm
 from dagrad.energy import build_meter
-from dagrad.experiment import load_experiment
+from dagrad.config.experiment import load_experiment
 from dagrad.gradsamp import GradSamp
 from dagrad.networks import build_featurizer
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dagrad.config import DataConfig
+from dagrad.config.schema import DataConfig
 from dagrad.datasets.folders import domainbed
 
 ENVS = ["clipart", "infograph", "painting", "quickdraw", "real", "sketch"]

@@ -24,7 +24,7 @@ from dagrad.energy import build_meter
 
 def energy_config() -> object:
     try:
-        from dagrad.config import EnergyConfig
+        from dagrad.config.schema import EnergyConfig
 
         return EnergyConfig()
     except ImportError:

@@ -5,7 +5,7 @@ The Python API (`dagrad.train`, `load_run`, `load_runs`, `sweep`, `report`, `Run
 `dagrad.version` only)."""
 
 from dagrad.version import __version__  # noqa: E402
-from dagrad.threads import prefer_passive_wait  # noqa: E402 - before anything imports torch
+from dagrad.utils.threads import prefer_passive_wait  # noqa: E402 - before anything imports torch
 
 prefer_passive_wait()
 

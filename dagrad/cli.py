@@ -10,8 +10,8 @@ import sys
 import warnings
 from typing import Optional
 
-from dagrad.errors import DagradError
-from dagrad.notices import show_warning, warnings_once
+from dagrad.utils.errors import DagradError
+from dagrad.utils.notices import show_warning, warnings_once
 
 
 def _threads_parent() -> argparse.ArgumentParser:
@@ -78,7 +78,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         silence_stdout()
         return 0
     except OSError as exc:  # a file-system failure no command turned into its own message
-        from dagrad.atomic import storage_error
+        from dagrad.utils.atomic import storage_error
 
         print(f"dagrad: error: {storage_error(exc.filename or '', exc, 'read or write')}", file=sys.stderr)
         return 2

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from dagrad.config import PACKAGED_CONFIGS
-from dagrad.engine import train
-from dagrad.experiment import load_experiment
+from dagrad.config.files import PACKAGED_CONFIGS
+from dagrad.run.engine import train
+from dagrad.config.experiment import load_experiment
 
 DEMO_CONFIG = PACKAGED_CONFIGS / "demo.yaml"
 SETTINGS = (("full", "gradsamp.sampler=none"), ("gradsamp", "gradsamp.sampler=tensor"),
@@ -47,7 +47,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
     from dagrad.analysis.plots import plot_all
     from dagrad.analysis.tables import build, numerics_line, tables_markdown
     from dagrad.analysis.runs import read_runs
-    from dagrad.errors import ConfigError
+    from dagrad.utils.errors import ConfigError
 
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads!r}")

@@ -23,8 +23,8 @@ from dagrad.datasets.folders import data_root, suite_from_tree
 from dagrad.datasets.specs import DATASETS, Remote, Source
 from dagrad.energy.reading import ComponentEnergy, Reading
 from dagrad.energy.select import BACKENDS, MeterContext
-from dagrad.epochs import EpochKind, EpochOutcome
-from dagrad.errors import ConfigError, DagradError, DataError
+from dagrad.run.epochs import EpochKind, EpochOutcome
+from dagrad.utils.errors import ConfigError, DagradError, DataError
 from dagrad.gradsamp.history import History, Layout
 from dagrad.gradsamp.samplers import SAMPLERS, SCALE, Moments, Sampler
 from dagrad.gradsamp.schedules import SCHEDULES, Schedule

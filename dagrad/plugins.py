@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def _key(entry: str) -> str:

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, Mapping, Optional, TypeVar, Union
 
-from dagrad.errors import ConfigError, UnknownNameError, clip
+from dagrad.utils.errors import ConfigError, UnknownNameError, clip
 
 T = TypeVar("T")
 

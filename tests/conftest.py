@@ -29,7 +29,7 @@ def _quiet_estimate_warning():
 @pytest.fixture
 def tiny_config():
     """A factory: tiny_config("algorithm.name=coral", ...) -> an ExperimentConfig checked against the registries."""
-    from dagrad.experiment import load_experiment
+    from dagrad.config.experiment import load_experiment
 
     def make(*overrides: str):
         return load_experiment(None, [*TINY, *overrides]).cfg

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.engine import Trainer, train
-from dagrad.records import read_records, split_run
+from dagrad.run.engine import Trainer, train
+from dagrad.records.files import read_records, split_run
 
 GRADSAMP = ["gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2"]
 SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.options.n_tolerance=2"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.config import ExperimentConfig
-from dagrad.errors import ConfigError
-from dagrad.experiment import load_experiment
+from dagrad.config.schema import ExperimentConfig
+from dagrad.utils.errors import ConfigError
+from dagrad.config.experiment import load_experiment
 
 
 def load_config(paths=None, overrides=None) -> ExperimentConfig:

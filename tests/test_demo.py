@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dagrad.demo import SETTINGS, run_demo
-from dagrad.records import find_runs
+from dagrad.records.files import find_runs
 
 TINY = ("data.image_size=12", "network.options.width=8", "data.batch_size=8", "epochs=5", "steps_per_epoch=3")
 

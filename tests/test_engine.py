@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from dagrad.engine import Trainer, train
-from dagrad.errors import CheckpointError, ConfigError
-from dagrad.records import read_records, split_run
+from dagrad.run.engine import Trainer, train
+from dagrad.utils.errors import CheckpointError, ConfigError
+from dagrad.records.files import read_records, split_run
 
 
 def epochs_of(path):

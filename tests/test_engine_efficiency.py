@@ -8,10 +8,10 @@ import time
 import pytest
 import torch
 
-from dagrad import engine
-from dagrad.engine import Trainer, train
-from dagrad.epochs import StepSums
-from dagrad.records import read_records, split_run
+from dagrad.run import engine
+from dagrad.run.engine import Trainer, train
+from dagrad.run.epochs import StepSums
+from dagrad.records.files import read_records, split_run
 
 
 def test_the_run_window_accounts_for_checkpoint_time(tiny_config, tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from dagrad import datasets
 from dagrad.datasets.bundle import collate
 from dagrad.datasets.loading import START_METHOD
-from dagrad.evaluation import evaluate
+from dagrad.run.evaluation import evaluate
 from dagrad.networks import build_featurizer
 
 
@@ -72,7 +72,7 @@ def test_batches_never_mix_splits_and_cover_each_split_once(tiny_config):
 
 
 def test_default_eval_batch_is_domainbeds():
-    from dagrad.config import DataConfig
+    from dagrad.config.schema import DataConfig
 
     assert DataConfig().eval_batch_size == 64
 
@@ -80,7 +80,7 @@ def test_default_eval_batch_is_domainbeds():
 @pytest.mark.slow
 def test_workers_are_one_pool_started_without_forking_the_trainer(tiny_config, tmp_path, monkeypatch):
     """8 splits share one worker pool; neither training nor evaluation forks this (threaded) process."""
-    from dagrad.engine import Trainer
+    from dagrad.run.engine import Trainer
 
     def no_fork():
         raise AssertionError("the training process forked (Python >= 3.12 warns: it may deadlock)")
@@ -100,7 +100,7 @@ def test_an_unguarded_script_with_workers_gets_one_clear_line(tmp_path):
     import sys
 
     script = tmp_path / "unguarded.py"
-    script.write_text("import sys\nfrom dagrad.experiment import load_experiment\nfrom dagrad.engine import train\n"
+    script.write_text("import sys\nfrom dagrad.config.experiment import load_experiment\nfrom dagrad.run.engine import train\n"
                       "exp = load_experiment(None, ['data.image_size=12', 'network.options.width=8', "
                       "'data.batch_size=8', 'epochs=1', 'steps_per_epoch=1', 'data.num_workers=1'])\n"
                       "train(exp, sys.argv[1], progress=False)\n")

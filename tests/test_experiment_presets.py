@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.config import PACKAGED_CONFIGS, shipped_configs
-from dagrad.experiment import load_experiment
+from dagrad.config.files import PACKAGED_CONFIGS, shipped_configs
+from dagrad.config.experiment import load_experiment
 
 EXPERIMENTS = [n for n in shipped_configs() if n.startswith("experiments/")]
 DATASETS_2024 = ["pacs", "vlcs", "office_home", "terra_incognita", "domain_net"]

@@ -18,25 +18,32 @@ import dagrad
 
 ROOT = Path(dagrad.__file__).resolve().parent
 
-#: floor -> module or package names (a package's submodules share its floor)
+#: floor -> units: a component package (its submodules share its floor), a root module, or a module of one
+#: of the grouping packages (utils/, config/, records/, run/), whose modules sit on floors of their own
 FLOORS = {
-    0: ["version", "errors", "registry", "plain", "seeding", "atomic", "metrics", "epochs", "notices", "numerics",
-        "record_schema", "yaml_bounds", "threads", "lazy"],
-    1: ["config", "records", "checkpoint", "plugins", "record_values", "folderlock", "runfolder", "progress",
-        "checkpoint_checks"],
+    0: ["version", "registry", "utils.errors", "utils.plain", "utils.seeding", "utils.atomic", "utils.notices",
+        "utils.yaml_bounds", "utils.threads", "utils.lazy", "records.metrics", "records.schema", "run.epochs",
+        "run.numerics"],
+    1: ["config.schema", "config.files", "records.files", "records.values", "run.checkpoint", "run.lock",
+        "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["experiment", "evaluation", "distributed", "models", "warmup"],
-    4: ["engine", "resuming"],
+    3: ["config.experiment", "run.evaluation", "run.distributed", "models", "run.warmup"],
+    4: ["run.engine", "run.resuming"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api", "extend"],
 }
+#: packages that only group modules of several floors (their __init__ holds nothing)
+GROUPS = {"utils", "config", "records", "run"}
 #: allowed imports between packages of one floor: (importer, imported)
 SIBLINGS: set[tuple[str, str]] = set()
 
 
 def _unit(module: str) -> str:
-    """The floor unit of a dotted module name: dagrad.datasets.folders -> datasets; dagrad -> __init__."""
+    """The floor unit of a dotted module name: dagrad.datasets.folders -> datasets; dagrad.run.engine ->
+    run.engine; dagrad.run (a grouping package's empty __init__) -> __init__; dagrad -> __init__."""
     parts = module.split(".")
+    if len(parts) > 1 and parts[1] in GROUPS:
+        return ".".join(parts[1:3]) if len(parts) > 2 else "__init__"
     return parts[1] if len(parts) > 1 else "__init__"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dagrad.numerics import PRECISIONS, Numerics, _cuda_flags
+from dagrad.run.numerics import PRECISIONS, Numerics, _cuda_flags
 
 CUDA = torch.device("cuda", 0)
 EXPECTED = {  # (float32 matmuls, float32 convolutions)
@@ -37,7 +37,7 @@ def test_the_default_is_pytorchs_own_numerics():
     import subprocess
     import sys
 
-    fresh = subprocess.run([sys.executable, "-c", "from dagrad.numerics import _cuda_flags; print(_cuda_flags())"],
+    fresh = subprocess.run([sys.executable, "-c", "from dagrad.run.numerics import _cuda_flags; print(_cuda_flags())"],
                            capture_output=True, text=True, check=True).stdout.strip()
     restore = Numerics(CUDA, "torch_default", True).apply()
     try:

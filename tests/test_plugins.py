@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from dagrad.cli import main
-from dagrad.experiment import load_experiment as load_config
-from dagrad.errors import ConfigError
+from dagrad.config.experiment import load_experiment as load_config
+from dagrad.utils.errors import ConfigError
 from dagrad.plugins import ALL_PLUGINS
-from dagrad.records import read_records, split_run
+from dagrad.records.files import read_records, split_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_algorithm.py"
 TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "steps_per_epoch=3"]

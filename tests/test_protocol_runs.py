@@ -3,8 +3,8 @@ batches, the guard's own slice, and the random search's values."""
 
 from __future__ import annotations
 
-from dagrad.engine import GUARD_EXAMPLES_PER_ENV, Trainer, train
-from dagrad.records import read_records, split_run
+from dagrad.run.engine import GUARD_EXAMPLES_PER_ENV, Trainer, train
+from dagrad.records.files import read_records, split_run
 
 
 def header_of(path):

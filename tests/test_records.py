@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dagrad.errors import RecordsError
-from dagrad.records import RecordFile, find_runs, read_records, split_run
+from dagrad.utils.errors import RecordsError
+from dagrad.records.files import RecordFile, find_runs, read_records, split_run
 
 
 def test_append_rewrites_whole_lines_and_cleans_non_finite(tmp_path):

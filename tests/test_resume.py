@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from dagrad.records import read_records, split_run
+from dagrad.records.files import read_records, split_run
 
 ARGS = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "steps_per_epoch=6", "epochs=12",
         "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=3"]

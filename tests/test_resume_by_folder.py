@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 import dagrad
-from dagrad import cli, engine
-from dagrad.records import read_records, split_run
+from dagrad import cli
+from dagrad.run import engine
+from dagrad.records.files import read_records, split_run
 
 ARGS = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "steps_per_epoch=3", "epochs=5",
         "data.eval_batch_size=512", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",

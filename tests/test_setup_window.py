@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from dagrad.engine import Trainer, train
-from dagrad.numerics import Numerics
-from dagrad.records import read_records, split_run
-from dagrad.warmup import warm_up
+from dagrad.run.engine import Trainer, train
+from dagrad.run.numerics import Numerics
+from dagrad.records.files import read_records, split_run
+from dagrad.run.warmup import warm_up
 
 
 def test_setup_is_its_own_window_in_the_first_epoch_record(tiny_config, tmp_path):

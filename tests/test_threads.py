@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from dagrad.threads import prefer_passive_wait
+from dagrad.utils.threads import prefer_passive_wait
 
 
 def test_passive_unless_the_user_chose():
@@ -20,7 +20,7 @@ def test_passive_unless_the_user_chose():
 
 def test_importing_dagrad_sets_the_policy_before_torch_starts():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    code = ("import dagrad, os, sys; from dagrad.threads import wait_policy; "
+    code = ("import dagrad, os, sys; from dagrad.utils.threads import wait_policy; "
             "print(os.environ['OMP_WAIT_POLICY'], wait_policy()['set_by'], 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["PASSIVE", "dagrad", "False"]

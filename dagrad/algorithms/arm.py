@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
 from dagrad.algorithms.registry import register
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def context_net(channels: int) -> nn.Sequential:

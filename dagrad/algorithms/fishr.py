@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
 from dagrad.algorithms.counting import COUNTER_RULE, add_update_count, count_update
 from dagrad.algorithms.registry import log_uniform, register
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.registry import Option
 
 MISSING = ("algorithm fishr needs the package backpack-for-pytorch; install it with "

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from dagrad.algorithms.base import FeaturizerClassifier, Minibatch, Stats
 from dagrad.algorithms.registry import log_uniform, register
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.registry import Option
 
 

@@ -16,9 +16,9 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.registry import Option, Registry
-from dagrad.seeding import seed_hash
+from dagrad.utils.seeding import seed_hash
 
 ALGORITHMS: Registry[type] = Registry("algorithm", "algorithm.name", builtins="dagrad.algorithms")
 

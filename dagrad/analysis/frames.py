@@ -3,7 +3,7 @@
 A *configuration* is everything in a run's canonical config (options filled in; switched-off GradSamp
 and averaging reduced to their name) except what DomainBed varies inside one table cell (`CELL_KEYS`:
 trial seed, hparams seed, test environments, seed) and what only says where a run executed
-(`dagrad.config.RUN_ENVIRONMENT_KEYS`, the same list the job identity leaves out). So equal experiments
+(`dagrad.config.schema.RUN_ENVIRONMENT_KEYS`, the same list the job identity leaves out). So equal experiments
 get equal configuration keys however their YAML was written.
 """
 
@@ -13,8 +13,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dagrad.analysis.runs import RecordedRun, phase_energy
-from dagrad.record_values import epoch_kind
-from dagrad.config import RUN_ENVIRONMENT_KEYS, stable_hash, without_keys
+from dagrad.records.values import epoch_kind
+from dagrad.config.schema import RUN_ENVIRONMENT_KEYS, stable_hash, without_keys
 
 if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
     import pandas as pd

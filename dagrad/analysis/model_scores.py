@@ -10,12 +10,12 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from dagrad.atomic import write_text_atomic
-from dagrad.errors import RecordsError
+from dagrad.utils.atomic import write_text_atomic
+from dagrad.utils.errors import RecordsError
 from dagrad.models.loading import load_model
 from dagrad.models.scoring import fmt, score_envs
 from dagrad.models.sources import resolve_data
-from dagrad.records import RECORDS_NAME
+from dagrad.records.files import RECORDS_NAME
 
 FORMAT = 1
 
@@ -56,7 +56,7 @@ def evaluate_models(target: str | Path, data: str, envs: Optional[Sequence[str]]
             [({}, Path(r), which) for r in sorted({p.parent for p in target.rglob(RECORDS_NAME)})]
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:  # the meter meters the one GPU the model runs on
-        from dagrad.engine import resolve_device
+        from dagrad.run.engine import resolve_device
 
         dev = resolve_device("cuda")
     label = str(which) if which is not None else ("best" if not jobs[0][0] else "selected")
@@ -68,7 +68,7 @@ def evaluate_models(target: str | Path, data: str, envs: Optional[Sequence[str]]
     for cell, run, pick in jobs:
         loaded = load_model(run, pick, device=dev, plugins=plugins)
         config = loaded.header.get("config") or {}
-        from dagrad.config import EnergyConfig, from_dict
+        from dagrad.config.schema import EnergyConfig, from_dict
 
         energy = from_dict(config.get("energy") or {}, EnergyConfig, "energy.")
         datasets = resolve_data(data, loaded.header, loaded.class_names, loaded.transform, envs, root)

@@ -20,8 +20,8 @@ from dagrad.analysis.runs import RecordedRun, read_runs
 from dagrad.analysis.selection import DESCRIPTIONS, METHODS, select
 from dagrad.analysis import wilds
 from dagrad.analysis.wilds import select_wilds, summarize_wilds
-from dagrad.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
-from dagrad.errors import ConfigError, DataError, StorageError
+from dagrad.utils.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
+from dagrad.utils.errors import ConfigError, DataError, StorageError
 
 #: what `dagrad report` prints without --selection, in collect_results' order
 DEFAULT_METHODS = ("training_domain", "leave_one_out", "oracle")

@@ -16,10 +16,10 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from dagrad.errors import RecordsError
-from dagrad.metrics import env_mean
-from dagrad.record_values import UNREADABLE, energy_joules, phase_energy, reading_energy  # noqa: F401 (re-exported)
-from dagrad.records import find_runs, read_records, split_run
+from dagrad.utils.errors import RecordsError
+from dagrad.records.metrics import env_mean
+from dagrad.records.values import UNREADABLE, energy_joules, phase_energy, reading_energy  # noqa: F401 (re-exported)
+from dagrad.records.files import find_runs, read_records, split_run
 
 
 def mean_se(values: Iterable[Optional[float]], ddof: int = 1) -> tuple[float, float, int]:

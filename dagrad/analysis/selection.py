@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.analysis.frames import configuration_key, control_key, family_key, labels
 from dagrad.analysis.runs import Point, RecordedRun
 

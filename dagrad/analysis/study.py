@@ -32,7 +32,7 @@ from dagrad.analysis.runs import mean_se
 from dagrad.analysis.tables import SE_DDOF, per_trial, summarize, with_run_facts
 from dagrad.analysis.runs import RecordedRun
 from dagrad.analysis.selection import METHODS, select
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 from dagrad.registry import value_text
 
 ALPHA = 0.05

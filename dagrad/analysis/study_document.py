@@ -19,8 +19,8 @@ from dagrad.analysis.tables import energy_unit, markdown_table, pm, se_words, te
 from dagrad.analysis.runs import read_runs
 from dagrad.analysis.selection import DESCRIPTIONS
 from dagrad.analysis.study import ALPHA, BEATS, LOSES, NO_CONTROL, UNCLEAR, Study, build_study, ordered
-from dagrad.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
-from dagrad.errors import DataError, StorageError
+from dagrad.utils.atomic import make_folders, remove_empty_folders, storage_error, write_text_atomic
+from dagrad.utils.errors import DataError, StorageError
 
 MARKS = {BEATS: " ▲", LOSES: " ▼"}
 FORMATS = {"md": "study.md", "latex": "study.tex", "csv": "study.csv"}

@@ -241,7 +241,7 @@ def table_cells(summary: pd.DataFrame, dataset: str) -> tuple[list[str], list[li
 
 def numerics_line(selected: pd.DataFrame) -> str:
     """How the runs computed, from their record headers: precision and cuDNN determinism, with counts."""
-    from dagrad.numerics import PRECISIONS
+    from dagrad.run.numerics import PRECISIONS
 
     if "precision" not in selected:
         return ""

@@ -19,7 +19,7 @@ from dagrad.api.reports import Report, StudyReport, report, study
 from dagrad.api.runs import Run, evaluate, load_run, load_runs, train
 from dagrad.api.sweeps import Sweep, sweep
 from dagrad.models.loading import load_model
-from dagrad.errors import CheckpointError, ConfigError, DagradError, DataError, RecordsError
+from dagrad.utils.errors import CheckpointError, ConfigError, DagradError, DataError, RecordsError
 
 __all__ = ["train", "evaluate", "load_model", "load_run", "load_runs", "sweep", "report", "study", "check_config", "Run", "Sweep", "Report",
            "StudyReport", "ConfigLike", "DagradError", "ConfigError", "DataError", "CheckpointError", "RecordsError"]

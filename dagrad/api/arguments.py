@@ -9,7 +9,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from dagrad.errors import ConfigError, RecordsError
+from dagrad.utils.errors import ConfigError, RecordsError
 
 
 def _kind(value: Any) -> str:

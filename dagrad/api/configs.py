@@ -14,13 +14,14 @@ import copy
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from dagrad.config import ExperimentConfig, deep_merge, from_dict, read_yaml, set_key, to_dict
-from dagrad.errors import ConfigError
-from dagrad.experiment import Experiment, resolve
-from dagrad.notices import warnings_once
+from dagrad.config.schema import ExperimentConfig, from_dict, to_dict
+from dagrad.config.files import deep_merge, read_yaml, set_key
+from dagrad.utils.errors import ConfigError
+from dagrad.config.experiment import Experiment, resolve
+from dagrad.utils.notices import warnings_once
 from dagrad.plugins import NO_PLUGINS, PluginConsent, with_plugins
-from dagrad.plain import plain
-from dagrad.resuming import check_same_run, recorded_config
+from dagrad.utils.plain import plain
+from dagrad.run.resuming import check_same_run, recorded_config
 
 #: what `dagrad.train` accepts as `config`
 ConfigLike = Union[str, Path, Sequence[Union[str, Path]], Mapping[str, Any], ExperimentConfig, Experiment, None]

@@ -13,8 +13,8 @@ from dagrad.analysis import report as analysis_report
 from dagrad.analysis import tables
 from dagrad.analysis import runs as records_runs
 from dagrad.api import arguments
-from dagrad.errors import ConfigError, DataError
-from dagrad.notices import warnings_once
+from dagrad.utils.errors import ConfigError, DataError
+from dagrad.utils.notices import warnings_once
 
 FORMATS = ("md", "latex", "csv")
 

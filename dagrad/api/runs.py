@@ -13,9 +13,9 @@ import pandas as pd
 from dagrad.analysis import runs as records_runs
 from dagrad.api import arguments
 from dagrad.api.configs import ConfigLike, consent, experiment, experiment_to_resume
-from dagrad.errors import ConfigError, DagradError, RecordsError
-from dagrad.notices import warnings_once
-from dagrad.record_values import EpochValues
+from dagrad.utils.errors import ConfigError, DagradError, RecordsError
+from dagrad.utils.notices import warnings_once
+from dagrad.records.values import EpochValues
 
 
 class Run:
@@ -141,8 +141,8 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
     (default runs/<name>-<run id>); `restart` moves an unusable attempt there aside first. `plugins` names the
     plugin modules or files you consent to import (they run code), `allow_plugins` consents to every plugin
     the config names. A bad key or value raises the ConfigError the CLI prints."""
-    from dagrad.engine import train as train_engine
-    from dagrad.experiment import default_run_folder
+    from dagrad.run.engine import train as train_engine
+    from dagrad.config.experiment import default_run_folder
 
     out = arguments.path(out, "out", optional=True)
     agreed = consent(plugins, allow_plugins)

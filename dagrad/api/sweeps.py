@@ -12,8 +12,8 @@ import pandas as pd
 from dagrad.api import arguments
 from dagrad.api.configs import consent
 from dagrad.api.runs import Run, load_runs
-from dagrad.errors import ConfigError
-from dagrad.notices import warnings_once
+from dagrad.utils.errors import ConfigError
+from dagrad.utils.notices import warnings_once
 from dagrad.plugins import import_plugins
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.registry import Option
 
 CONVERGING, AVERAGING, DEAD = "converging", "averaging", "dead"

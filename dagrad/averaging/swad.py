@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from dagrad.averaging.loss_valley import AVERAGING, CONVERGING, VALLEY_OPTIONS, LossValley
 from dagrad.averaging.update_bn import update_bn
-from dagrad.epochs import EpochKind
+from dagrad.run.epochs import EpochKind
 from dagrad.registry import Option
 
 State = dict[str, Tensor]

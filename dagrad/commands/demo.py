@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dagrad.errors import DagradError
+from dagrad.utils.errors import DagradError
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:

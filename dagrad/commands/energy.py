@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 SECONDS_MAX = 3600  # one calibration window; inf or nan would never end (or overflow the sleep)
 
@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.config import EnergyConfig, apply_overrides, from_dict
+    from dagrad.config.schema import EnergyConfig, from_dict
+    from dagrad.config.files import apply_overrides
     from dagrad.energy.probe import probe
 
     bad = [o for o in args.overrides if not o.startswith("energy.")]

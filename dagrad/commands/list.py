@@ -35,8 +35,8 @@ def _entry_names(registry) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.config import shipped_configs
-    from dagrad.errors import ConfigError
+    from dagrad.config.files import shipped_configs
+    from dagrad.utils.errors import ConfigError
     from dagrad.plugins import PluginConsent, import_plugins
 
     import_plugins(args.plugin, PluginConsent.of(args.plugin))  # named on the command line: consented

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from dagrad.analysis.report import write_report
-    from dagrad.errors import ConfigError
+    from dagrad.utils.errors import ConfigError
 
     if args.study:
         from dagrad.analysis.study_document import write_study

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.errors import ConfigError
+    from dagrad.utils.errors import ConfigError
     from dagrad.launch.status import read_status
 
     if args.watch is not None and not 0 < args.watch <= WATCH_MAX:

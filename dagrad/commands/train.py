@@ -1,6 +1,6 @@
 """`dagrad train -c CONFIG [key=value ...] [--out DIR] [--resume | --restart]`: train (or resume) one experiment.
 
-`torchrun --nproc_per_node=N -m dagrad train ...` trains it on N processes, one GPU each (dagrad.distributed).
+`torchrun --nproc_per_node=N -m dagrad train ...` trains it on N processes, one GPU each (dagrad.run.distributed).
 
 `--resume --out DIR` needs no config: the run's records hold the config it was started with (configs given
 too must describe the same experiment; overrides alone apply on top of the recorded config)."""
@@ -34,10 +34,10 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from dagrad.analysis.runs import read_run
-    from dagrad.distributed import is_main_process
-    from dagrad.engine import train
-    from dagrad.experiment import default_run_folder
-    from dagrad.resuming import resume_command
+    from dagrad.run.distributed import is_main_process
+    from dagrad.run.engine import train
+    from dagrad.config.experiment import default_run_folder
+    from dagrad.run.resuming import resume_command
 
     consent = consent_from(args)
     args.out = run_folder_argument(args.out)
@@ -67,15 +67,15 @@ def run_folder_argument(out: Path | None) -> Path | None:
         return out
     resolved = out.expanduser().resolve()
     if not resolved.name:
-        from dagrad.errors import ConfigError
+        from dagrad.utils.errors import ConfigError
 
         raise ConfigError(f"--out {out}: the file system root cannot be a run folder; name a folder for the run")
     return resolved
 
 
 def _given_experiment(configs: list, overrides: list[str], plugins: list[str], consent: PluginConsent):
-    from dagrad.config import load_config
-    from dagrad.experiment import resolve
+    from dagrad.config.files import load_config
+    from dagrad.config.experiment import resolve
 
     cfg = load_config(configs, overrides)
     cfg.plugins = with_plugins(cfg.plugins, plugins)  # --plugin adds to the config's list (and consents)
@@ -84,9 +84,10 @@ def _given_experiment(configs: list, overrides: list[str], plugins: list[str], c
 
 def _recorded_experiment(folder: Path, overrides: list[str], plugins: list[str], consent: PluginConsent):
     """The config the run in `folder` was started with, overrides on top; it must still be the same run."""
-    from dagrad.config import apply_overrides, from_dict
-    from dagrad.experiment import resolve
-    from dagrad.resuming import recorded_config
+    from dagrad.config.schema import from_dict
+    from dagrad.config.files import apply_overrides
+    from dagrad.config.experiment import resolve
+    from dagrad.run.resuming import recorded_config
 
     cfg = from_dict(apply_overrides(recorded_config(folder), overrides))
     cfg.plugins = with_plugins(cfg.plugins, plugins)
@@ -95,7 +96,7 @@ def _recorded_experiment(folder: Path, overrides: list[str], plugins: list[str],
 
 def _check_same_run(folder: Path, exp):
     """`exp` when `folder` holds no run yet or holds this experiment's; else one line naming what differs."""
-    from dagrad.records import RECORDS_NAME
-    from dagrad.resuming import check_same_run
+    from dagrad.records.files import RECORDS_NAME
+    from dagrad.run.resuming import check_same_run
 
     return check_same_run(folder, exp) if (Path(folder) / RECORDS_NAME).is_file() else exp

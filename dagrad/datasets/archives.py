@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable
 
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 
 def _safe_name(archive: Path, name: str) -> PurePosixPath:

@@ -20,8 +20,8 @@ from dagrad.datasets.base import DomainSuite, Environment, Transform
 from dagrad.datasets.loading import EvalLoader, make_loader
 from dagrad.datasets.partition import Partition, describe, partition
 from dagrad.datasets.specs import build_suite, dataset_spec
-from dagrad.errors import ConfigError, DataError
-from dagrad.seeding import generator
+from dagrad.utils.errors import ConfigError, DataError
+from dagrad.utils.seeding import generator
 
 
 class SplitDataset(Dataset):
@@ -66,7 +66,7 @@ class EpochBatchSampler(Sampler):
     """`steps` batches of indices drawn with replacement from a generator seeded by (seed, env, epoch).
 
     With `shard` (rank, world) each batch is this rank's contiguous slice of the same global batch, so N
-    processes train on the batches one process would (multi-GPU training, dagrad.distributed)."""
+    processes train on the batches one process would (multi-GPU training, dagrad.run.distributed)."""
 
     def __init__(self, n: int, batch_size: int, steps: int, seed: int, env_index: int,
                  shard: Optional[tuple[int, int]] = None):
@@ -166,7 +166,7 @@ class DataBundle:
 
     def eval_loader(self, pin_memory: bool = False, shard: Optional[Any] = None) -> EvalLoader:
         """All evaluation splits through one loader and one worker pool; batches never mix splits. `shard`
-        (a dagrad.distributed.Distributed): this process's share of the batches, sums combined over all."""
+        (a dagrad.run.distributed.Distributed): this process's share of the batches, sums combined over all."""
         return EvalLoader(self.eval_splits(), self.eval_batch_size,
                           lambda dataset, batches: self._loader(dataset, pin_memory, batch_sampler=batches), shard)
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from dagrad.datasets.folders import suite_from_tree
 from dagrad.datasets.specs import DATASETS
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 
 RECORD_NAME = ".dagrad_download.json"
 

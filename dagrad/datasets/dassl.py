@@ -22,7 +22,7 @@ from dagrad.datasets.base import DomainSuite
 from dagrad.datasets.folders import FileEnvironment, data_root, missing, suite_from_tree
 from dagrad.datasets.specs import dataset_spec
 from dagrad.datasets.index import FileIndex, index_tree
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 #: images Dassl leaves out of PACS because they cannot be read
 PACS_ERROR_PATHS = frozenset({"sketch/dog/n02103406_4068-1.png"})

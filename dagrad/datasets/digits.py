@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from dagrad.datasets.base import DomainSuite, TensorEnvironment
 from dagrad.datasets.specs import dataset_spec
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def load_digit_images() -> tuple[np.ndarray, np.ndarray]:

@@ -32,12 +32,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from dagrad.atomic import write_text_atomic
+from dagrad.utils.atomic import write_text_atomic
 from dagrad.datasets.archives import extract
 from dagrad.datasets.check import RECORD_NAME
 from dagrad.datasets.index import index_tree
 from dagrad.datasets.specs import Remote, Source, dataset_spec
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 #: DomainBed's list of DomainNet duplicates (misc/domain_net_duplicates.txt in its repository)
 DOMAINNET_DUPLICATES = ("https://raw.githubusercontent.com/facebookresearch/DomainBed/main/"

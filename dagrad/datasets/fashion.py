@@ -25,8 +25,8 @@ import torch
 
 from dagrad.datasets.base import DomainSuite, TensorEnvironment
 from dagrad.datasets.idx import read_idx
-from dagrad.errors import ConfigError, DataError
-from dagrad.seeding import generator
+from dagrad.utils.errors import ConfigError, DataError
+from dagrad.utils.seeding import generator
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DIRECTORY = "fashion_mnist"

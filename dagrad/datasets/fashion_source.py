@@ -19,10 +19,10 @@ from typing import Optional
 
 import numpy as np
 
-from dagrad.atomic import current_umask, write_text_atomic
+from dagrad.utils.atomic import current_umask, write_text_atomic
 from dagrad.datasets import fashion
 from dagrad.datasets.check import RECORD_NAME, CheckReport, EnvironmentCheck
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 #: the publisher's repository serves its files over https (its S3 website, listed in its README, is http only)
 URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"

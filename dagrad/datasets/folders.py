@@ -17,7 +17,7 @@ from PIL import Image
 from dagrad.datasets.base import DomainSuite, Environment
 from dagrad.datasets.specs import DatasetSpec, dataset_spec
 from dagrad.datasets.index import FileIndex, index_tree
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 
 
 class FileEnvironment(Environment):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 #: IDX type code -> numpy dtype (big-endian, as the format stores values)
 IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),

@@ -23,8 +23,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from dagrad.atomic import write_atomic
-from dagrad.errors import StorageError
+from dagrad.utils.atomic import write_atomic
+from dagrad.utils.errors import StorageError
 
 #: the extensions torchvision's ImageFolder (and so DomainBed) accepts, compared case-insensitively
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

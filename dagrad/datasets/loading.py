@@ -34,7 +34,7 @@ def refuse_worker_bootstrap() -> None:
     """A data worker starting through the fork server runs the main script again (as `__mp_main__`); a
     script without a main guard would start training inside every worker. Say so, in one line."""
     if getattr(multiprocessing.current_process(), "_inheriting", False):
-        from dagrad.errors import ConfigError
+        from dagrad.utils.errors import ConfigError
 
         raise ConfigError("training was started while a data worker process was starting up: the script that "
                           "calls dagrad.train must guard its entry point with `if __name__ == \"__main__\":` "
@@ -98,7 +98,7 @@ class EvalLoader:
     workers, the next pass is started as soon as one ends, so its first batches are decoded while the
     model trains (as DomainBed's ever-running loaders do).
 
-    With a `shard` (a dagrad.distributed.Distributed over several processes) this process takes every
+    With a `shard` (a dagrad.run.distributed.Distributed over several processes) this process takes every
     world-th batch, starting at its rank: no example is seen twice and none is padded in, and each batch
     is the one a single process would evaluate. `combine` then sums the evaluation's per-split totals
     over the processes."""

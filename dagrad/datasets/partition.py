@@ -23,7 +23,7 @@ import numpy as np
 
 from dagrad.datasets.base import DomainSuite, ProtocolSplits
 from dagrad.datasets.splits import domainbed_split, guard_split, uda_split
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from dagrad.errors import DagradError
+from dagrad.utils.errors import DagradError
 
 
 def absence(data: Any, spec: Any) -> Optional[DagradError]:

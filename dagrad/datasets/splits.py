@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagrad.seeding import seed_hash
+from dagrad.utils.seeding import seed_hash
 
 #: the label mixed into the guard slice's seed
 GUARD_SEED_LABEL = "guard"

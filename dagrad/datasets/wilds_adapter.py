@@ -30,7 +30,7 @@ from dagrad.datasets.builtin import DOMAIN_NET_ENVS
 from dagrad.datasets.folders import FileEnvironment, data_root, missing
 from dagrad.datasets.specs import dataset_spec
 from dagrad.datasets.index import FileIndex
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 FMOW_CATEGORIES = (
     "airport airport_hangar airport_terminal amusement_park aquaculture archaeological_site barn border_checkpoint "

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dagrad.datasets.base import ProtocolSplits
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 CAMELYON_VAL_CENTER, CAMELYON_TEST_CENTER = 1, 2
 FMOW_OOD_VAL_FROM, FMOW_OOD_TEST_FROM = 2013, 2016  # time_after_2016: test from 2016, val the 3 years before

@@ -43,10 +43,10 @@ def blas_description(config: str) -> str:
 
 def describe_compute() -> dict:
     """How the job computes on the CPU, for record headers: CPU model, cores, torch and its BLAS, threads,
-    and the OpenMP wait policy in force (dagrad.threads)."""
+    and the OpenMP wait policy in force (dagrad.utils.threads)."""
     import torch
 
-    from dagrad.threads import wait_policy
+    from dagrad.utils.threads import wait_policy
 
     try:
         config = torch.__config__.show()

@@ -1,4 +1,4 @@
-"""One job's energy when it runs as several processes (multi-GPU training, dagrad.distributed).
+"""One job's energy when it runs as several processes (multi-GPU training, dagrad.run.distributed).
 
 Each process meters its own GPU. A node's RAPL counters measure the whole CPU package, so only the
 node's first process (local rank 0) reads them; the CPU-time estimate is each process's own CPU time, so

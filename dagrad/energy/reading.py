@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dagrad.plain import plain
+from dagrad.utils.plain import plain
 
 JOULES_PER_KWH = 3.6e6
 

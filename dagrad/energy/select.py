@@ -29,7 +29,7 @@ from dagrad.energy.meter import Meter
 from dagrad.energy.nvml import NvmlBackend
 from dagrad.energy.rapl import DEFAULT_ROOT, RaplBackend, _read_text
 from dagrad.energy.zeus_backend import ZeusBackend
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.registry import Option, Registry
 
 BACKENDS: Registry = Registry("energy backend", "energy.backend", plural="energy_backends",
@@ -64,7 +64,7 @@ class MeterContext:
     zeus_factory: Optional[Callable[..., Any]] = None
     codecarbon_factory: Optional[Callable[..., Any]] = None
     rejected: dict[str, str] = field(default_factory=dict)
-    read_package: bool = True  # False: another process of this job reads the node's RAPL (dagrad.distributed)
+    read_package: bool = True  # False: another process of this job reads the node's RAPL (dagrad.run.distributed)
 
     @property
     def cuda(self) -> bool:

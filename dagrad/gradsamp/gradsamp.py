@@ -22,14 +22,14 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from dagrad.epochs import EpochKind, EpochOutcome
-from dagrad.errors import CheckpointError
+from dagrad.run.epochs import EpochKind, EpochOutcome
+from dagrad.utils.errors import CheckpointError
 from dagrad.gradsamp import guard as guard_lib
 from dagrad.gradsamp.history import History, Layout, floating_buffers, layout_for, trainable
 from dagrad.gradsamp.samplers import Moments, Sampler, tensor_sums, total
 from dagrad.gradsamp.settings import Settings, read_settings
-from dagrad.plain import plain
-from dagrad.seeding import seed_hash
+from dagrad.utils.plain import plain
+from dagrad.utils.seeding import seed_hash
 
 VERSION = 2
 """State version: 2 holds CPU tensors and plain data only (loads with weights_only=True); 1 also loads."""

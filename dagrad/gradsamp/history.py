@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dagrad.epochs import EpochKind, EpochOutcome
-from dagrad.errors import CheckpointError
+from dagrad.run.epochs import EpochKind, EpochOutcome
+from dagrad.utils.errors import CheckpointError
 
 TRAINED = EpochOutcome(EpochKind.TRAIN)
 STORES = ("device", "cpu")

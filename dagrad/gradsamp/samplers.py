@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from dagrad.gradsamp import ggd
-from dagrad.epochs import EpochOutcome
+from dagrad.run.epochs import EpochOutcome
 from dagrad.gradsamp.history import History, Layout, layout_for
 from dagrad.registry import Option, Registry, options_text, value_text
 

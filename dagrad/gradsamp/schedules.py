@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Optional
 
 from dagrad.registry import Option, Registry, options_text, value_text
-from dagrad.seeding import seed_hash
+from dagrad.utils.seeding import seed_hash
 
 MIN_REAL_EPOCHS = 2
 

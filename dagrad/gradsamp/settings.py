@@ -2,7 +2,7 @@
 
 The sampler and the schedule own their options (`gradsamp.sampler_options`, `gradsamp.schedule_options`),
 checked against their registry entries; every other setting and its valid values is declared once, in
-`dagrad.config.GradSampConfig`. Any object with GradSampConfig's attributes works (missing ones take
+`dagrad.config.schema.GradSampConfig`. Any object with GradSampConfig's attributes works (missing ones take
 GradSampConfig's defaults), which keeps tests short.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagrad.config import GradSampConfig
-from dagrad.errors import ConfigError
+from dagrad.config.schema import GradSampConfig
+from dagrad.utils.errors import ConfigError
 from dagrad.gradsamp.samplers import Sampler, sampler_and_scale
 from dagrad.gradsamp.schedules import Schedule, build_schedule
 

@@ -28,8 +28,8 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from dagrad.epochs import EpochOutcome
-from dagrad.errors import CheckpointError
+from dagrad.run.epochs import EpochOutcome
+from dagrad.utils.errors import CheckpointError
 from dagrad.gradsamp.history import History, Layout, layout_for
 from dagrad.gradsamp.samplers import Fit, Moments, Sampler, compute_dtype, tensor_sums
 

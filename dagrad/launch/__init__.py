@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
-from dagrad.atomic import make_folders, remove_empty_folders, write_text_atomic
-from dagrad.errors import StorageError
+from dagrad.utils.atomic import make_folders, remove_empty_folders, write_text_atomic
+from dagrad.utils.errors import StorageError
 from dagrad.launch.shell_consent import check_shell_consent
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from dagrad.config import apply_overrides, check_name, deep_merge, from_dict, read_yaml
-from dagrad.experiment import Experiment, resolve as resolve_experiment
-from dagrad.errors import ConfigError, clip
+from dagrad.config.schema import check_name, from_dict
+from dagrad.config.files import apply_overrides, deep_merge, read_yaml
+from dagrad.config.experiment import Experiment, resolve as resolve_experiment
+from dagrad.utils.errors import ConfigError, clip
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 
 GRID_KEYS = {"datasets", "algorithms", "test_envs", "leave_one_out_envs", "gradsamp", "hparams_seeds",

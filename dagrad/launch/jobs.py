@@ -12,16 +12,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagrad.atomic import write_text_atomic
-from dagrad.checkpoint import CHECKPOINT_NAME
-from dagrad.config import to_dict
-from dagrad.errors import ConfigError
-from dagrad.experiment import Experiment, experiment_from_dict
-from dagrad.folderlock import holder_of
+from dagrad.utils.atomic import write_text_atomic
+from dagrad.run.checkpoint import CHECKPOINT_NAME
+from dagrad.config.schema import to_dict
+from dagrad.utils.errors import ConfigError
+from dagrad.config.experiment import Experiment, experiment_from_dict
+from dagrad.run.lock import holder_of
 from dagrad.launch.grid import GridPoint, Sweep, check_order, describe, identity, in_order, resolve
 from dagrad.plugins import NO_PLUGINS, PluginConsent
-from dagrad.records import RECORDS_NAME
-from dagrad.runfolder import KEEP, move_aside as _move_aside
+from dagrad.records.files import RECORDS_NAME
+from dagrad.run.folder import KEEP, move_aside as _move_aside
 
 CONFIG_NAME = "config.json"
 DONE_NAME = "done"

@@ -1,7 +1,7 @@
 """A running launcher marks the sweep folder, so `dagrad status --watch` follows a sweep until its
 launcher has ended, gaps between jobs included.
 
-Each launch holds a lock file of its own, `<sweep>/.launchers/<token>.lock` (dagrad.folderlock: host,
+Each launch holds a lock file of its own, `<sweep>/.launchers/<token>.lock` (dagrad.run.lock: host,
 PID, heartbeat; a killed launcher's mark is stale at once on its host, and after the stale timeout
 elsewhere), beside `<token>.jobs.json`, the jobs it has handed to a worker that has not ended yet. Both
 go when the launch ends. No launch waits for another's mark: two launchers at once are allowed (each
@@ -15,8 +15,8 @@ import json
 import uuid
 from pathlib import Path
 
-from dagrad.atomic import write_text_atomic
-from dagrad.folderlock import FolderLock, Holder, holder_of
+from dagrad.utils.atomic import write_text_atomic
+from dagrad.run.lock import FolderLock, Holder, holder_of
 
 MARKS_DIR = ".launchers"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from dagrad.errors import ConfigError, DagradError, UnknownNameError
+from dagrad.utils.errors import ConfigError, DagradError, UnknownNameError
 from dagrad.plugins import PluginConsent
 
 #: launchers whose jobs run on this machine (the slurm launcher too with cluster: local or debug)

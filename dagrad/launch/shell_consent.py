@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dagrad.errors import ConfigError, clip
+from dagrad.utils.errors import ConfigError, clip
 from dagrad.plugins import PluginConsent
 
 SHELL_OPTIONS = ("setup", "python")  # launcher options whose text a shell runs

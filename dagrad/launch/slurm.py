@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from dagrad.errors import ConfigError, LaunchError
+from dagrad.utils.errors import ConfigError, LaunchError
 from dagrad.launch.jobs import BUSY_EXIT, DONE_NAME, Job
 from dagrad.launch.runner import JobResult, Progress
 from dagrad.launch.slurm_options import SLURM_OPTIONS
@@ -216,7 +216,7 @@ class SubmititLauncher:
 def _pid_start(handle: Any, cluster: str) -> Optional[str]:
     if cluster != "local":
         return None
-    from dagrad.folderlock import process_start
+    from dagrad.run.lock import process_start
 
     return process_start(int(handle.job_id))
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from dagrad.atomic import write_text_atomic
+from dagrad.utils.atomic import write_text_atomic
 
 SUBMISSION_NAME = "slurm.json"
 
@@ -103,7 +103,7 @@ def slurm_states(job_ids: Iterable[str]) -> dict[str, str]:
 def alive_submissions(submissions: dict[str, Submission]) -> dict[str, str]:
     """Which of these submissions (job name -> submission) will still run: job name -> cluster state, for
     the ones queued or running only."""
-    from dagrad.folderlock import process_alive
+    from dagrad.run.lock import process_alive
 
     alive: dict[str, str] = {}
     slurm = {name: s for name, s in submissions.items() if s.cluster == "slurm"}

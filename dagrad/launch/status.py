@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from dagrad.errors import ConfigError, RecordsError
-from dagrad.folderlock import Holder, holder_of
+from dagrad.utils.errors import ConfigError, RecordsError
+from dagrad.run.lock import Holder, holder_of
 from dagrad.launch.eta import eta_seconds
 from dagrad.launch.slurm_state import QUEUED_STATES, Submission, alive_submissions, read_submission, slurm_states
-from dagrad.records import RECORDS_NAME, read_records
-from dagrad.runfolder import LOCK_NAME
+from dagrad.records.files import RECORDS_NAME, read_records
+from dagrad.run.folder import LOCK_NAME
 
 STATES = ("done", "running", "starting", "queued", "failed", "stopped", "cancelled", "not started")
 #: what the cluster says of a job that ended without finishing: `cancelled` (scancel) in dagrad's words

@@ -3,7 +3,7 @@
 
 Resumes from the checkpoint when there is a usable one; otherwise moves the old attempt aside and
 starts again. Writes the `done` marker only after the engine has written the run's summary line. Holds
-the job's lock (dagrad.folderlock: a lock file that works across the nodes of a cluster), so two
+the job's lock (dagrad.run.lock: a lock file that works across the nodes of a cluster), so two
 launches never train the same job at once. Plugins named by the job's config are imported only with
 the consent the launcher was given, passed on this command line.
 
@@ -23,13 +23,13 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from dagrad.checkpoint import CHECKPOINT_NAME
-from dagrad.errors import BusyError, CheckpointError, DagradError
-from dagrad.folderlock import FolderLock
+from dagrad.run.checkpoint import CHECKPOINT_NAME
+from dagrad.utils.errors import BusyError, CheckpointError, DagradError
+from dagrad.run.lock import FolderLock
 from dagrad.launch.jobs import BUSY_EXIT, DONE_NAME, lock_path, mark_done, move_aside, read_job_experiment
 from dagrad.plugins import NO_PLUGINS, PluginConsent, add_consent_arguments, consent_from, import_plugins
-from dagrad.records import RECORDS_NAME
-from dagrad.runfolder import remove_stale_temps
+from dagrad.records.files import RECORDS_NAME
+from dagrad.run.folder import remove_stale_temps
 
 STOP_SIGNALS = ("SIGTERM", "SIGUSR2")
 STOPPED_EXIT = 143  # 128 + SIGTERM, as a process killed by it
@@ -42,10 +42,10 @@ class Stopped(SystemExit):
 def run_job(folder: Path, threads: Optional[int] = None, plugins: PluginConsent = NO_PLUGINS) -> int:
     """Train (or resume) the job in `folder`; 0 when done, BUSY_EXIT if locked elsewhere, 1 on failure.
     Started as one rank of several (WORLD_SIZE > 1: a multi-GPU Slurm task), rank 0 holds the lock and
-    decides for all (dagrad.distributed)."""
+    decides for all (dagrad.run.distributed)."""
     import torch
 
-    from dagrad import distributed
+    from dagrad.run import distributed
 
     folder = Path(folder)
     if threads:
@@ -85,7 +85,7 @@ def _claim(folder: Path) -> tuple:
 def _train(folder: Path, plugins: PluginConsent, dist) -> int:
     import torch
 
-    from dagrad.engine import train
+    from dagrad.run.engine import train
 
     say = (lambda text: print(text, flush=True)) if dist.main else (lambda text: None)
     try:
@@ -123,7 +123,7 @@ def _restart(folder: Path, reason: str) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from dagrad.notices import show_warning
+    from dagrad.utils.notices import show_warning
 
     parser = argparse.ArgumentParser(prog="python -m dagrad.launch.worker")
     parser.add_argument("folder", type=Path)

@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import torch
 
-from dagrad.atomic import write_atomic
-from dagrad.errors import ConfigError, DagradError
+from dagrad.utils.atomic import write_atomic
+from dagrad.utils.errors import ConfigError, DagradError
 from dagrad.models.loading import LoadedModel, load_model
 
 FORMATS = ("torchscript", "onnx")

@@ -24,10 +24,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from dagrad.atomic import write_atomic, write_text_atomic
-from dagrad.checkpoint import check_plain
-from dagrad.errors import CheckpointError
-from dagrad.metrics import env_mean
+from dagrad.utils.atomic import write_atomic, write_text_atomic
+from dagrad.run.checkpoint import check_plain
+from dagrad.utils.errors import CheckpointError
+from dagrad.records.metrics import env_mean
 
 MODELS_DIR = "models"
 MANIFEST_NAME = "kept.json"

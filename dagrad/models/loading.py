@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
-from dagrad.errors import CheckpointError, ConfigError, DagradError
+from dagrad.utils.errors import CheckpointError, ConfigError, DagradError
 from dagrad.models.kept import MODELS_DIR, read_manifest, read_model_file
 
 Which = Union[str, int]
@@ -91,7 +91,7 @@ def load_model(run: Any, which: Which = "best", device: str | torch.device = "cp
     """The kept model `which` ("last", "best", "swad" or an epoch number) of `run` (a folder, record file or
     Run), on `device`, in eval mode, with its evaluation transform. Unpacks as `model, transform`.
     `plugins`: the plugins (or a PluginConsent) the run's config names and you consent to import."""
-    from dagrad.records import RECORDS_NAME, read_records, split_run
+    from dagrad.records.files import RECORDS_NAME, read_records, split_run
 
     folder = run_folder(run)
     manifest = read_manifest(folder)

@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from dagrad.atomic import write_text_atomic
+from dagrad.utils.atomic import write_text_atomic
 from dagrad.models.loading import LoadedModel, load_model
 from dagrad.models.scoring import logits_of
 from dagrad.models.sources import Images, image_files

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dagrad.atomic import write_text_atomic
+from dagrad.utils.atomic import write_text_atomic
 from dagrad.datasets.loading import to_device
 
 PREDICTIONS_DIR = "predictions"

@@ -71,7 +71,7 @@ def confusion_matrix(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
 def score_envs(loaded: Any, envs: dict[str, Dataset], device: torch.device, energy_cfg: Any = None,
                batch_size: int = 64) -> list[dict]:
     """One row per environment: the scores and the energy the inference took (with its source)."""
-    from dagrad.config import EnergyConfig
+    from dagrad.config.schema import EnergyConfig
     from dagrad.energy import build_meter
 
     meter = build_meter(energy_cfg or EnergyConfig(), str(device))

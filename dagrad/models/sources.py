@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dagrad.datasets.index import is_image
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 
 
 class Images(Dataset):
@@ -86,7 +86,7 @@ def folder_tree(root: Path, model_classes: list[str], transform: Callable) -> di
 def dataset_envs(name: str, run_data: dict, model_classes: list[str], root: Optional[str]) -> dict[str, Dataset]:
     """The environments of a registered dataset, built as the run built its own (same options and image
     size when it is the run's dataset), labels mapped to the model's classes by name."""
-    from dagrad.config import DataConfig, from_dict
+    from dagrad.config.schema import DataConfig, from_dict
     from dagrad.datasets import build_suite
 
     if name == run_data.get("name"):

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.networks.registry import NETWORKS
 from dagrad.networks.weights import load_pretrained
 from dagrad.registry import Option
@@ -46,7 +46,7 @@ def backbone_options() -> dict[str, Option]:
     """What every pretrained backbone takes (DomainBed's 2020 protocol: ImageNet, frozen BN, dropout 0).
 
     `dropout` is in the random search, as DomainBed's `resnet_dropout` (default 0, drawn from {0, 0.1,
-    0.5} for hparams_seed > 0 unless the config sets it; see `dagrad.experiment.resolve`)."""
+    0.5} for hparams_seed > 0 unless the config sets it; see `dagrad.config.experiment.resolve`)."""
     return {
         "pretrained": Option(None, str, "null, 'imagenet' (torchvision/timm cache) or a weights file", nullable=True),
         "freeze_bn": Option(True, bool, "BatchNorm statistics frozen, affine trainable (DomainBed 2020, SWAD)"),

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.registry import Entry, Registry
 
 NETWORKS: Registry = Registry("network", "network.name", builtins="dagrad.networks.featurizers")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 #: torchvision's ImageNet weights (IMAGENET1K_V1), the ones DomainBed's 2020 results used
 TORCHVISION_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}

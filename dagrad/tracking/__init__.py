@@ -2,7 +2,7 @@
 Weights & Biases (`tracking.tensorboard: true`, `tracking.wandb: {project: ..., mode: offline}`).
 
 Every number a tracker shows comes from the record line the engine has just written, through
-`dagrad.record_values` (the same code that fills `Run.epochs` and the report), so the records stay the
+`dagrad.records.values` (the same code that fills `Run.epochs` and the report), so the records stay the
 source of truth. Only rank 0 writes. A tracker that fails mid-run is switched off with a warning; the
 training and its records go on. Enabling one without its package installed is a ConfigError naming the
 extra to install, raised before anything is written.
@@ -14,8 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from dagrad.config import TrackingConfig
-from dagrad.record_values import EpochValues, summary_values
+from dagrad.config.schema import TrackingConfig
+from dagrad.records.values import EpochValues, summary_values
 
 class Tracker(Protocol):
     """One tracker: opened with the run's header and the epochs already recorded, then fed each epoch."""

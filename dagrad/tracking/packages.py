@@ -3,7 +3,7 @@ the package that builds them do not import each other)."""
 
 from __future__ import annotations
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 EXTRA = "pip install 'dagrad[tracking]'"
 

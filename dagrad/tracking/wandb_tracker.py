@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dagrad.config import WandbConfig, stable_hash
+from dagrad.config.schema import WandbConfig, stable_hash
 from dagrad.tracking.packages import missing_package
 
 

@@ -8,8 +8,8 @@ import importlib.util
 
 import pytest
 
-from dagrad.engine import Trainer, train
-from dagrad.records import read_records, split_run
+from dagrad.run.engine import Trainer, train
+from dagrad.records.files import read_records, split_run
 
 GRADSAMP = ["gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2",
             "gradsamp.buffers=extrapolate"]

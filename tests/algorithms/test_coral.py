@@ -9,7 +9,7 @@ from torch import nn
 
 from dagrad.algorithms import registry
 from dagrad.algorithms.coral import CORAL, coral_penalty
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 

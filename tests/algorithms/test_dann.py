@@ -10,7 +10,7 @@ from torch import nn
 
 from dagrad.algorithms import registry
 from dagrad.algorithms.dann import DANN, domainbed_mlp
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def featurizer(n_in: int = 2, n_out: int = 2) -> nn.Module:

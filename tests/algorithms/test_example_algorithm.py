@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dagrad.algorithms import registry
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_algorithm.py"
 

@@ -13,7 +13,7 @@ from helpers.domainbed_draws import assert_draws, featurizer
 
 from dagrad.algorithms import build, resolve_hparams
 from dagrad.algorithms.fishr import MISSING, gradient_variances, variance_distance
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 needs_backpack = pytest.mark.skipif(
     importlib.util.find_spec("backpack") is None,

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from dagrad.algorithms import registry
-from dagrad.experiment import SEARCHED, load_experiment
-from dagrad.seeding import seed_hash
+from dagrad.config.experiment import SEARCHED, load_experiment
+from dagrad.utils.seeding import seed_hash
 
 
 def domainbed_seed_hash(*args) -> int:

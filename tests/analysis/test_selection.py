@@ -8,7 +8,7 @@ import pytest
 
 from helpers import recordsfactory as rf
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.analysis.runs import read_runs
 from dagrad.analysis.selection import select
 

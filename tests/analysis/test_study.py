@@ -17,7 +17,7 @@ from helpers import recordsfactory as rf
 from dagrad.analysis.runs import read_runs
 from dagrad.analysis.study import BEATS, LOSES, NO_CONTROL, UNCLEAR, build_study, holm, paired_test
 from dagrad.cli import main
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 
 SEEDS = range(5)
 FULL = [60.0, 61.0, 62.0, 63.0, 64.0]

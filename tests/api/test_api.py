@@ -13,7 +13,7 @@ import yaml
 
 import dagrad
 from dagrad import cli
-from dagrad.config import load_config
+from dagrad.config.files import load_config
 
 TINY = dict(data__image_size=12, network__options__width=8, data__batch_size=8, epochs=3, steps_per_epoch=3,
             data__eval_batch_size=512)
@@ -114,7 +114,8 @@ def test_no_system_exit_reaches_the_caller(tmp_path):
 
 
 def test_each_distinct_warning_is_shown_once(tmp_path, monkeypatch, capsys):
-    from dagrad import engine, notices
+    from dagrad.run import engine
+    from dagrad.utils import notices
 
     original = engine.build_meter
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from dagrad.averaging.loss_valley import LossValley
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def run(losses, **kw):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dagrad.averaging import SWAD, Averager, build_averager
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from averaging.swad_models import Tiny, epoch, step, weight
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from averaging.swad_models import Tiny, epoch, weight
 from dagrad.averaging import SWAD
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.networks.featurizers import _FrozenBatchNormMixin
 
 # the curve of test_loss_valley_khanrc's look-back case: start 5, threshold 1.43, added 3, 4, 5 at

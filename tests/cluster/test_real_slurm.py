@@ -15,7 +15,7 @@ from helpers.slurmcluster import computed, release_requeued, sacct, slurm, wait_
 from dagrad.launch import LocalLauncher, choose_launcher, plan, read_sweep, run_sweep
 from dagrad.launch.slurm_state import ALIVE_STATES, read_submission
 from dagrad.launch.status import read_status
-from dagrad.records import read_records
+from dagrad.records.files import read_records
 
 pytestmark = pytest.mark.slurm
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.config import PACKAGED_CONFIGS, shipped_configs
+from dagrad.config.files import PACKAGED_CONFIGS, shipped_configs
 from dagrad.datasets import DATASETS
-from dagrad.experiment import load_experiment
+from dagrad.config.experiment import load_experiment
 
 REAL = [n.split("/", 1)[1] for n in shipped_configs() if n.startswith("datasets/")
         and DATASETS.get(n.split("/", 1)[1]).load().layout != "embedded"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dagrad.config import DataConfig
+from dagrad.config.schema import DataConfig
 from dagrad.datasets import build
 from dagrad.datasets.splits import random_split
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def test_random_split_is_disjoint_complete_and_seeded():

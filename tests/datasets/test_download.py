@@ -20,7 +20,7 @@ from dagrad.datasets import download as dl
 from dagrad.datasets.archives import extract
 from dagrad.datasets.builtin import PACS_COUNTS
 from dagrad.datasets.check import check
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 
 PACS_ENVS = ["art_painting", "cartoon", "photo", "sketch"]

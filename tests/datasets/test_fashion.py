@@ -11,11 +11,11 @@ import torch
 
 from helpers.fashionfiles import write_set
 
-from dagrad.config import DataConfig
+from dagrad.config.schema import DataConfig
 from dagrad.datasets import build, fashion, fashion_source
 from dagrad.datasets.check import check
 from dagrad.datasets.digits import rotate
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from dagrad.cli import main
 from dagrad.datasets import fashion, fashion_source
 from dagrad.datasets.check import RECORD_NAME, check
 from dagrad.datasets.download import download
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 
 @pytest.fixture

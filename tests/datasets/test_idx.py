@@ -11,7 +11,7 @@ from helpers.fashionfiles import write
 
 from dagrad.cli import main
 from dagrad.datasets.idx import idx_bytes, parse_idx, read_idx
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 
 @pytest.mark.parametrize("dtype", ["u1", "i1", ">i2", ">i4", ">f4", ">f8"])

@@ -12,11 +12,11 @@ import torch
 
 from helpers import imagetree
 
-from dagrad.config import DataConfig, ExperimentConfig, NetworkConfig
+from dagrad.config.schema import DataConfig, ExperimentConfig, NetworkConfig
 from dagrad.datasets import build
 from dagrad.datasets.check import check
 from dagrad.datasets.index import index_tree
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 
 
 PACS_ENVS = ["art_painting", "cartoon", "photo", "sketch"]

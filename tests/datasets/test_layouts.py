@@ -10,10 +10,10 @@ import pytest
 
 from helpers import imagetree
 
-from dagrad.config import DataConfig
+from dagrad.config.schema import DataConfig
 from dagrad.datasets import build
 from dagrad.datasets import build_suite
-from dagrad.errors import ConfigError, DataError
+from dagrad.utils.errors import ConfigError, DataError
 
 
 PACS_ENVS = ["art_painting", "cartoon", "photo", "sketch"]

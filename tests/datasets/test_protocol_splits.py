@@ -17,9 +17,9 @@ import pytest
 
 from helpers import imagetree
 
-from dagrad.config import DataConfig
+from dagrad.config.schema import DataConfig
 from dagrad.datasets import build
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def sh(*args) -> int:

@@ -10,7 +10,7 @@ import pytest
 from helpers import imagetree
 
 from dagrad.cli import main
-from dagrad.records import read_records, split_run
+from dagrad.records.files import read_records, split_run
 
 
 CLASSES = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]

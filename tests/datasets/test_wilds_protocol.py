@@ -18,10 +18,10 @@ from helpers import imagetree
 
 from dagrad.analysis.runs import wilds_figures as figures
 from dagrad.cli import main
-from dagrad.config import DataConfig
+from dagrad.config.schema import DataConfig
 from dagrad.datasets import build
-from dagrad.errors import ConfigError
-from dagrad.experiment import load_experiment
+from dagrad.utils.errors import ConfigError
+from dagrad.config.experiment import load_experiment
 
 # index, patient, node, x, y, tumor, slide, center, split
 CAMELYON = [(0, "004", 4, 1, 1, 1, 0, 0, 0), (1, "004", 4, 2, 1, 0, 0, 0, 1), (2, "010", 1, 1, 1, 1, 5, 1, 0),

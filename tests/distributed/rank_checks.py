@@ -1,5 +1,5 @@
 """Run as each of two ranks (RANK, WORLD_SIZE=2, MASTER_ADDR/PORT set) by test_collectives.py: exercises
-dagrad.distributed's pieces on a gloo group and prints one JSON line of what each rank saw."""
+dagrad.run.distributed's pieces on a gloo group and prints one JSON line of what each rank saw."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 import torch
 from torch import nn
 
-from dagrad import distributed
-from dagrad.epochs import EpochKind, EpochOutcome
-from dagrad.errors import DagradError
+from dagrad.run import distributed
+from dagrad.run.epochs import EpochKind, EpochOutcome
+from dagrad.utils.errors import DagradError
 
 
 class Model(nn.Module):

@@ -10,7 +10,7 @@ import importlib.util
 import pytest
 from distributed.test_two_ranks import two_ranks
 
-from dagrad.records import split_run
+from dagrad.records.files import split_run
 
 CATALOG = ["irm", "vrex", "groupdro", "mixup", "mmd", "mtl", "mldg", "cdann", "sagnet", "arm", "rsc", "sd",
            "andmask", "sandmask", "iga", "ib_erm", "ib_irm", "causirl_coral", "causirl_mmd", "selfreg", "fish",

@@ -1,4 +1,4 @@
-"""dagrad.distributed's pieces on a real two-process gloo group: identical starts, gradient averaging before
+"""dagrad.run.distributed's pieces on a real two-process gloo group: identical starts, gradient averaging before
 the optimizer step (a gradient missing on one rank counts as zero, one missing everywhere stays missing),
 buffer averaging, a GradSamp draw that differs between ranks settled from rank 0, and rank 0's run-folder
 error raised on every rank; and the sharded evaluation loader's batches."""
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from dagrad.datasets.loading import EvalLoader
-from dagrad.distributed import Distributed
+from dagrad.run.distributed import Distributed
 
 HERE = Path(__file__).parent
 

@@ -29,10 +29,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dagrad.engine import Trainer, train
-from dagrad.evaluation import evaluate
-from dagrad.experiment import load_experiment
-from dagrad.records import read_records, split_run
+from dagrad.run.engine import Trainer, train
+from dagrad.run.evaluation import evaluate
+from dagrad.config.experiment import load_experiment
+from dagrad.records.files import read_records, split_run
 
 TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "data.eval_batch_size=64"]
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from dagrad.config import EnergyConfig
+from dagrad.config.schema import EnergyConfig
 
 
 #: short keyword -> (backend, option) for the per-backend options of `energy.backends`

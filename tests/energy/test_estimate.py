@@ -11,7 +11,7 @@ import pytest
 
 from dagrad.energy import build_meter
 from dagrad.energy.estimate import EstimateBackend
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 BUSY = 0.3
 _CHILD_BUSY = (

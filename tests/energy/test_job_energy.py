@@ -13,7 +13,7 @@ from dagrad.energy.ledger import Gaps, dynamic_joules, measure_idle_power
 from dagrad.energy.nvml import NvmlBackend
 from dagrad.energy.rapl import ATTRIBUTED, SHARED_NODE_ENV, RaplBackend
 from dagrad.energy.reading import ComponentEnergy, Reading, combine
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def _three_gpus(fk):

@@ -10,7 +10,7 @@ import pytest
 
 from dagrad.energy import ComponentEnergy, EnergyEstimatedWarning, Meter, Reading, build_meter, co2_grams
 from dagrad.energy.estimate import EstimateBackend
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 class ScriptedClock:

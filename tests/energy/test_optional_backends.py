@@ -9,7 +9,7 @@ import pytest
 
 from dagrad.energy import build_meter
 from dagrad.energy.codecarbon_backend import CodeCarbonBackend
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from dagrad.energy import build_meter
 from dagrad.energy.backend import BackendUnavailable
 from dagrad.energy.rapl import RaplBackend
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 
 def _meter(fk, root, **kw):

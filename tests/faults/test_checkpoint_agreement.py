@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dagrad.checkpoint_checks import check_epoch, check_optimizer, check_state
-from dagrad.errors import CheckpointError
+from dagrad.run.checkpoint_checks import check_epoch, check_optimizer, check_state
+from dagrad.utils.errors import CheckpointError
 
 HEADER = {"type": "header"}
 

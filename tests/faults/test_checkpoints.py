@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from dagrad.checkpoint import load_checkpoint, save_checkpoint
-from dagrad.epochs import EpochKind
-from dagrad.errors import CheckpointError
-from dagrad.records import read_records, split_run
+from dagrad.run.checkpoint import load_checkpoint, save_checkpoint
+from dagrad.run.epochs import EpochKind
+from dagrad.utils.errors import CheckpointError
+from dagrad.records.files import read_records, split_run
 from helpers.faultinject import TINY, snapshot
 
 
@@ -66,7 +66,7 @@ def test_load_checkpoint_uses_weights_only(tmp_path):
 
 
 def test_saving_refuses_what_weights_only_would_refuse(tmp_path):
-    with pytest.raises(CheckpointError, match=r"checkpoint.averager.kind is a dagrad.epochs.EpochKind"):
+    with pytest.raises(CheckpointError, match=r"checkpoint.averager.kind is a dagrad.run.epochs.EpochKind"):
         save_checkpoint(tmp_path / "c.pt", {"averager": {"kind": EpochKind.TRAIN}})
     assert not (tmp_path / "c.pt").exists() and list(tmp_path.iterdir()) == []
 

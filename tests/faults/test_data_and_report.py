@@ -36,7 +36,7 @@ def test_an_empty_class_folder_is_skipped_with_a_warning(cli, tmp_path, image_tr
     run = read_run(tmp_path / "run")
     assert run.header["data"]["split_sizes"] and run.header["resolved"]["data"]["name"] == "folder"
     from dagrad.datasets import build
-    from dagrad.experiment import load_experiment
+    from dagrad.config.experiment import load_experiment
 
     bundle = build(load_experiment(None, [*FOLDER, f"data.root={root}", "data.options.cache=false"]).cfg.data, 0)
     assert bundle.num_classes == 2 and bundle.suite.class_names == ["cat", "dog"]

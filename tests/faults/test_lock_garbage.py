@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from dagrad.errors import BusyError
-from dagrad.folderlock import UNREADABLE_GRACE_SECONDS, FolderLock, garbage_reason, holder_of, read_holder
+from dagrad.utils.errors import BusyError
+from dagrad.run.lock import UNREADABLE_GRACE_SECONDS, FolderLock, garbage_reason, holder_of, read_holder
 
 GOOD = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": None, "started": 0, "token": "x"}
 GARBAGE = {

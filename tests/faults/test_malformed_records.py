@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dagrad.errors import RecordsError
-from dagrad.records import find_runs, read_records
+from dagrad.utils.errors import RecordsError
+from dagrad.records.files import find_runs, read_records
 
 HEADER = {"type": "header", "format": 2, "run_id": "r1", "config": {"data": {"name": "rotated_digits"},
           "algorithm": {"name": "erm"}}, "data": {"test_envs": [1], "train_envs": [0],

@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
-from dagrad.records import read_records
-from dagrad.progress import RunProgress, epoch_line
+from dagrad.records.files import read_records
+from dagrad.run.progress import RunProgress, epoch_line
 from helpers.faultinject import TINY
 
 LINE = re.compile(r"^epoch (\d+) \((\d+) of 3\) (train|sampled|skipped|rejected -> (train|keep)): train \d+\.\d s, eval \d+\.\d s, "
@@ -87,7 +87,7 @@ def test_a_terminal_gets_bars_unless_quiet_and_always_the_lines(tmp_path, monkey
 
 
 def test_the_api_without_progress_prints_nothing(tiny_config, tmp_path, capsys):
-    from dagrad.engine import train
+    from dagrad.run.engine import train
 
     train(tiny_config("epochs=1"), tmp_path / "run", progress=False)
     captured = capsys.readouterr()

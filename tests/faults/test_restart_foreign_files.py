@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.runfolder import foreign_files, move_aside, open_run_folder
+from dagrad.run.folder import foreign_files, move_aside, open_run_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

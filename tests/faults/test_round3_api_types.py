@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import dagrad
-from dagrad.errors import DagradError, RecordsError
+from dagrad.utils.errors import DagradError, RecordsError
 
 CASES = [
     ("train-out", lambda: dagrad.train("demo", out=5, epochs=1, progress=False), "out: expected a path"),

@@ -50,18 +50,18 @@ def test_a_different_config_still_points_to_resuming_from_the_folder(cli, finish
 
 
 def test_a_full_disk_before_the_first_checkpoint_names_the_command_that_works(cli, tmp_path, monkeypatch):
-    import dagrad.atomic
-    import dagrad.checkpoint
+    import dagrad.utils.atomic
+    import dagrad.run.checkpoint
 
-    real = dagrad.checkpoint.write_atomic
+    real = dagrad.run.checkpoint.write_atomic
 
     def full(path, write):
-        raise dagrad.atomic.storage_error(path, OSError(errno.ENOSPC, "No space left on device"))
+        raise dagrad.utils.atomic.storage_error(path, OSError(errno.ENOSPC, "No space left on device"))
 
-    monkeypatch.setattr(dagrad.checkpoint, "write_atomic", full)
+    monkeypatch.setattr(dagrad.run.checkpoint, "write_atomic", full)
     line = cli("train", *RUN, "--out", "run").assert_ends_with_error(
         "the disk is full, free some space and then continue with: dagrad train --resume --out run")
     assert "run again" not in line
-    monkeypatch.setattr(dagrad.checkpoint, "write_atomic", real)
+    monkeypatch.setattr(dagrad.run.checkpoint, "write_atomic", real)
     named = cli("train", *RUN, "--resume", "--out", "run")
     assert named.code == 0, named.err

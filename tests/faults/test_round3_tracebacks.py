@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from dagrad.datasets.archives import extract
-from dagrad.errors import DataError
+from dagrad.utils.errors import DataError
 from helpers.faultinject import TINY, snapshot
 
 

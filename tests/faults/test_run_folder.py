@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from dagrad.errors import BusyError
-from dagrad.folderlock import FolderLock, Holder, read_holder
-from dagrad.runfolder import LOCK_NAME
+from dagrad.utils.errors import BusyError
+from dagrad.run.lock import FolderLock, Holder, read_holder
+from dagrad.run.folder import LOCK_NAME
 from helpers.faultinject import TINY
 
 SLOW_TINY = [*TINY, "epochs=15", "steps_per_epoch=10"]
@@ -170,7 +170,7 @@ def test_files_follow_the_umask(cli, tmp_path):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o640, name
     os.umask(0o002)
     try:
-        from dagrad.atomic import write_text_atomic
+        from dagrad.utils.atomic import write_text_atomic
 
         write_text_atomic(tmp_path / "shared.txt", "x")
     finally:

@@ -51,19 +51,19 @@ def test_report_into_a_failing_folder_changes_nothing(cli, tmp_path, failing_wri
 def test_a_disk_that_fills_at_the_first_checkpoint_leaves_a_run_that_resume_restarts(cli, tmp_path, monkeypatch):
     """The failed attempt is one line; its records (header and epoch 0) stay, and `--resume` starts afresh
     after moving them aside instead of looping between "no checkpoint" and "already holds a run"."""
-    import dagrad.checkpoint
+    import dagrad.run.checkpoint
 
-    real = dagrad.checkpoint.write_atomic
+    real = dagrad.run.checkpoint.write_atomic
 
     def full(path, write):
-        raise dagrad.atomic.storage_error(path, OSError(errno.ENOSPC, "No space left on device"))
+        raise dagrad.utils.atomic.storage_error(path, OSError(errno.ENOSPC, "No space left on device"))
 
-    monkeypatch.setattr(dagrad.checkpoint, "write_atomic", full)
+    monkeypatch.setattr(dagrad.run.checkpoint, "write_atomic", full)
     cli("train", "--quiet", "--out", "run", *TINY, "epochs=2").assert_ends_with_error(
         "cannot write run/checkpoint.pt: No space left on device; the disk is full")
     # epoch 0's kept model is written before the checkpoint that would name it (see dagrad.models.kept)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["models", "records.jsonl"]
-    monkeypatch.setattr(dagrad.checkpoint, "write_atomic", real)
+    monkeypatch.setattr(dagrad.run.checkpoint, "write_atomic", real)
 
     again = cli("train", "--quiet", "--out", "run", *TINY, "epochs=2")
     again.assert_one_line_error("already holds a run; pass --resume to continue it, --restart to move it aside")
@@ -72,7 +72,7 @@ def test_a_disk_that_fills_at_the_first_checkpoint_leaves_a_run_that_resume_rest
     assert "stopped before its first checkpoint, so there is nothing to resume" in resumed.err
     moved = list(tmp_path.glob("run.broken-*"))
     assert len(moved) == 1 and (moved[0] / "records.jsonl").is_file()
-    from dagrad.records import read_records, split_run
+    from dagrad.records.files import read_records, split_run
 
     _, epochs, summary = split_run(read_records(tmp_path / "run" / "records.jsonl"))
     assert [r["epoch"] for r in epochs] == [0, 1] and summary is not None

@@ -13,7 +13,7 @@ import yaml
 from dagrad.launch import plan, run_sweep
 from dagrad.launch.jobs import lock_path
 from dagrad.launch.runner import LocalLauncher, ProcessLauncher
-from dagrad.folderlock import FolderLock
+from dagrad.run.lock import FolderLock
 from helpers.faultinject import snapshot
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 pytest.importorskip("submitit")
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from dagrad.config import apply_overrides, read_yaml
-from dagrad.errors import ConfigError, clip
-from dagrad.yaml_bounds import MAX_CONFIG_BYTES, MAX_EXPANDED_NODES, expanded_size, load_bounded
+from dagrad.config.files import apply_overrides, read_yaml
+from dagrad.utils.errors import ConfigError, clip
+from dagrad.utils.yaml_bounds import MAX_CONFIG_BYTES, MAX_EXPANDED_NODES, expanded_size, load_bounded
 
 
 def laughs(levels: int, key: str) -> str:

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dagrad.config import GradSampConfig, from_dict
-from dagrad.errors import ConfigError
+from dagrad.config.schema import GradSampConfig, from_dict
+from dagrad.utils.errors import ConfigError
 from dagrad.gradsamp import GradSamp
 
 

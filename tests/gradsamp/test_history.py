@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dagrad.epochs import EpochOutcome
-from dagrad.errors import CheckpointError
+from dagrad.run.epochs import EpochOutcome
+from dagrad.utils.errors import CheckpointError
 from dagrad.gradsamp import History
 
 

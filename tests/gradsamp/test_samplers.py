@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.gradsamp import SAMPLERS, build_sampler
 from dagrad.gradsamp.ggd import fit_beta
 

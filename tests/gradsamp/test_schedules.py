@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.gradsamp import build_schedule, planned_epochs
 from dagrad.registry import Option
 

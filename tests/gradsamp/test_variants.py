@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from dagrad.epochs import EpochKind, EpochOutcome
-from dagrad.errors import CheckpointError, ConfigError
+from dagrad.run.epochs import EpochKind, EpochOutcome
+from dagrad.utils.errors import CheckpointError, ConfigError
 from dagrad.gradsamp import History, build_sampler
 from dagrad.gradsamp.gradsamp import GradSamp
-from dagrad.records import read_records, split_run
+from dagrad.records.files import read_records, split_run
 
 N = 200_000
 TRAINED, SAMPLED = EpochOutcome(EpochKind.TRAIN), EpochOutcome(EpochKind.SAMPLED)
@@ -171,7 +171,7 @@ def test_state_survives_a_checkpoint_exactly_and_a_missing_state_is_refused(name
 
 @pytest.mark.parametrize("name", ["shrink", "ema"])
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path, monkeypatch, name):
-    from dagrad.engine import Trainer, train
+    from dagrad.run.engine import Trainer, train
 
     overrides = ["epochs=7", f"gradsamp.sampler={name}", "gradsamp.schedule=periodic",
                  "gradsamp.schedule_options={start: 2, every: 2}"]

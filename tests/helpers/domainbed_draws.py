@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from dagrad.experiment import load_experiment
+from dagrad.config.experiment import load_experiment
 
 DATASETS = {"RotatedMNIST": "rotated_digits", "PACS": "pacs", "DomainNet": "domain_net", "OfficeHome": "office_home",
             "TerraIncognita": "terra_incognita", "VLCS": "vlcs"}

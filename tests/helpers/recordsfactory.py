@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from dagrad.config import ExperimentConfig, to_dict
-from dagrad.experiment import resolve
-from dagrad.records import FORMAT
+from dagrad.config.schema import ExperimentConfig, to_dict
+from dagrad.config.experiment import resolve
+from dagrad.records.files import FORMAT
 
 
 def reading(name: str, joules: float, source: str = "estimated:cpu-time", component: str = "cpu") -> dict:

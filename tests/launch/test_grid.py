@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagrad.experiment import load_experiment
-from dagrad.errors import ConfigError
+from dagrad.config.experiment import load_experiment
+from dagrad.utils.errors import ConfigError
 from dagrad.launch import plan, run_sweep
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},

@@ -10,7 +10,7 @@ import yaml
 from dagrad.launch import _prepare_all, plan
 from dagrad.launch.grid import GridPoint
 from dagrad.launch.labels import job_labels, link_labels
-from dagrad.records import find_runs
+from dagrad.records.files import find_runs
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512, "test_envs": [5]},
         "network": {"options": {"width": 8}}, "steps_per_epoch": 3, "epochs": 2}

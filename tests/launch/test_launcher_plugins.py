@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import yaml
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.launch import choose_launcher, read_sweep, run_sweep
 from dagrad.launch.runner import LAUNCHERS
 

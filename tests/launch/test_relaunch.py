@@ -17,7 +17,7 @@ from dagrad.launch import LocalLauncher, run_sweep
 from dagrad.launch.jobs import CONFIG_NAME, prepare
 from dagrad.launch import plan
 from dagrad.plugins import ALL_PLUGINS
-from dagrad.records import read_records
+from dagrad.records.files import read_records
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},
         "steps_per_epoch": 3}

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from dagrad.cli import main
-from dagrad.errors import ConfigError, LaunchError
+from dagrad.utils.errors import ConfigError, LaunchError
 from dagrad.launch import LocalLauncher, Progress, choose_launcher, plan, read_sweep, run_sweep
 from dagrad.launch.slurm_state import read_submission
-from dagrad.records import read_records
+from dagrad.records.files import read_records
 
 pytest.importorskip("submitit")
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import yaml
 
 from dagrad.cli import main
-from dagrad.folderlock import FolderLock, Holder
+from dagrad.run.lock import FolderLock, Holder
 from dagrad.launch import LocalLauncher, _prepare_all, plan
 from dagrad.launch.jobs import lock_path
 from dagrad.launch.slurm_state import Submission, write_submission
 from dagrad.launch.status import read_status
-from dagrad.records import read_records
+from dagrad.records.files import read_records
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},
         "steps_per_epoch": 2, "epochs": 3}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dagrad.cli import main
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.launch import plan, read_sweep
 
 BASE = {"data": {"image_size": 12, "batch_size": 8, "eval_batch_size": 512}, "network": {"options": {"width": 8}},

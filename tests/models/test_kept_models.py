@@ -9,18 +9,18 @@ import shutil
 import pytest
 import torch
 
-from dagrad.errors import CheckpointError, ConfigError
+from dagrad.utils.errors import CheckpointError, ConfigError
 from dagrad.models import load_model, read_manifest
 from dagrad.models.kept import MODELS_DIR
-from dagrad.records import read_records, split_run
+from dagrad.records.files import read_records, split_run
 
 TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "epochs=3", "steps_per_epoch=3",
         "data.eval_batch_size=512"]
 
 
 def train(out, *overrides: str):
-    from dagrad.engine import train as train_engine
-    from dagrad.experiment import load_experiment
+    from dagrad.run.engine import train as train_engine
+    from dagrad.config.experiment import load_experiment
 
     return train_engine(load_experiment(None, [*TINY, *overrides]), out, progress=False)
 
@@ -40,8 +40,8 @@ def recorded(folder):
 def rescore(folder, model):
     """The model evaluated on the run's own evaluation splits, as the engine evaluates."""
     from dagrad import datasets
-    from dagrad.evaluation import evaluate
-    from dagrad.experiment import experiment_from_dict
+    from dagrad.run.evaluation import evaluate
+    from dagrad.config.experiment import experiment_from_dict
 
     header, _, _ = recorded(folder)
     exp = experiment_from_dict(header["config"])
@@ -127,21 +127,21 @@ def test_a_tampered_kept_model_is_refused_in_one_line(run, tmp_path, capsys):
 def test_kept_models_survive_a_crash_between_model_and_checkpoint(tmp_path, monkeypatch, run):
     """Killed after epoch 1's model file is written but before its checkpoint: the resumed run keeps the
     same models as the uninterrupted one (files and manifest), with no orphan left."""
-    import dagrad.engine
+    import dagrad.run.engine
 
-    real = dagrad.engine.Trainer._checkpoint
+    real = dagrad.run.engine.Trainer._checkpoint
 
     def crash(self, next_epoch):
         if next_epoch == 2:
             raise KeyboardInterrupt
         real(self, next_epoch)
 
-    monkeypatch.setattr(dagrad.engine.Trainer, "_checkpoint", crash)
+    monkeypatch.setattr(dagrad.run.engine.Trainer, "_checkpoint", crash)
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path / "victim", "algorithm.hparams.lr=0.01")
-    monkeypatch.setattr(dagrad.engine.Trainer, "_checkpoint", real)
-    from dagrad.engine import train as train_engine
-    from dagrad.experiment import load_experiment
+    monkeypatch.setattr(dagrad.run.engine.Trainer, "_checkpoint", real)
+    from dagrad.run.engine import train as train_engine
+    from dagrad.config.experiment import load_experiment
 
     train_engine(load_experiment(None, [*TINY, "algorithm.hparams.lr=0.01"]), tmp_path / "victim", resume=True,
                  progress=False)

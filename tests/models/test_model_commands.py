@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from dagrad.cli import main
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.models import load_model
 
 TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "epochs=2", "steps_per_epoch=2",
@@ -19,8 +19,8 @@ TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "e
 
 
 def train(out, *overrides: str):
-    from dagrad.engine import train as train_engine
-    from dagrad.experiment import load_experiment
+    from dagrad.run.engine import train as train_engine
+    from dagrad.config.experiment import load_experiment
 
     return train_engine(load_experiment(None, [*TINY, *overrides]), out, progress=False)
 
@@ -77,7 +77,7 @@ def test_evaluate_on_a_folder_tree_writes_jsonl_and_a_table(sweep, tmp_path, cap
 def test_evaluate_on_the_runs_dataset_matches_the_records_on_whole_environments(sweep, tmp_path):
     from dagrad.analysis.model_scores import evaluate_models
 
-    from dagrad.records import read_records, split_run
+    from dagrad.records.files import read_records, split_run
 
     lines, path = evaluate_models(sweep / "t4", "rotated_digits", envs=["4"], out=tmp_path / "e.jsonl")
     row = lines[1]
@@ -159,7 +159,7 @@ def test_onnx_without_the_extra_is_one_line(sweep, tmp_path, monkeypatch, capsys
 
 
 def test_saved_predictions_agree_with_the_records(sweep):
-    from dagrad.records import read_records, split_run
+    from dagrad.records.files import read_records, split_run
 
     _, epochs, _ = split_run(read_records(sweep / "t4" / "records.jsonl"))
     for record in epochs:

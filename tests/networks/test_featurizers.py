@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.networks import NETWORKS, network_entry
 from dagrad.networks import build_featurizer as build
 

@@ -11,9 +11,10 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 
 import dagrad
-from dagrad import cli, engine
-from dagrad.config import TrackingConfig, WandbConfig
-from dagrad.records import RecordFile
+from dagrad import cli
+from dagrad.run import engine
+from dagrad.config.schema import TrackingConfig, WandbConfig
+from dagrad.records.files import RecordFile
 from dagrad.tracking import Trackers
 
 TINY = dict(data__image_size=12, network__options__width=8, data__batch_size=8, steps_per_epoch=3,

@@ -27,17 +27,18 @@ from typing import Any, Optional
 from dagrad.algorithms import ALGORITHMS, resolve_hparams
 from dagrad.algorithms.registry import batch_size_option, draw
 from dagrad.averaging import AVERAGERS
-from dagrad.config import RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, load_config, stable_hash, \
+from dagrad.config.schema import RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, stable_hash, \
     to_dict, without_keys
+from dagrad.config.files import load_config
 from dagrad.datasets import DATASETS, DatasetSpec
 from dagrad.datasets.partition import check_da
 from dagrad.energy.select import BACKENDS, backend_options
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 from dagrad.gradsamp.samplers import SAMPLERS, sampler_options
 from dagrad.gradsamp.schedules import SCHEDULES
 from dagrad.networks import network_entry
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
-from dagrad.seeding import seed_hash
+from dagrad.utils.seeding import seed_hash
 
 #: the choice that switches GradSamp / averaging off (not a registered component)
 OFF = "none"

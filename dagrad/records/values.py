@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional
 
-from dagrad.metrics import env_mean
+from dagrad.records.metrics import env_mean
 
 
 def epoch_kind(record: dict) -> str:

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from dagrad.epochs import FALLBACKS, EpochKind
-from dagrad.errors import DagradError
+from dagrad.run.epochs import FALLBACKS, EpochKind
+from dagrad.utils.errors import DagradError
 
 TIMEOUT_ENV = "DAGRAD_DIST_TIMEOUT_S"
 BACKEND_ENV = "DAGRAD_DIST_BACKEND"
@@ -263,9 +263,9 @@ class Distributed:
     # ------------------------------------------------------------------ the run folder
     @contextlib.contextmanager
     def run_folder(self, folder: Any, resume: bool, restart: bool) -> Iterator[bool]:
-        """dagrad.runfolder.open_run_folder held by rank 0 for the whole run; its decision (resume or not)
+        """dagrad.run.folder.open_run_folder held by rank 0 for the whole run; its decision (resume or not)
         or its error reaches every rank."""
-        from dagrad.runfolder import open_run_folder
+        from dagrad.run.folder import open_run_folder
 
         if not self.active:
             with open_run_folder(folder, resume=resume, restart=restart) as decided:
@@ -289,7 +289,7 @@ class Distributed:
         """Rank 0's message on every rank; an error there is raised here too (same type and words)."""
         message = self.broadcast_object(message)
         if message[0] == "error":
-            import dagrad.errors as errors
+            import dagrad.utils.errors as errors
 
             raise getattr(errors, message[1], DagradError)(message[2])
         return message[1]

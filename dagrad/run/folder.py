@@ -24,11 +24,11 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from dagrad.atomic import storage_error
-from dagrad.checkpoint import CHECKPOINT_NAME
-from dagrad.errors import CheckpointError, ConfigError
-from dagrad.folderlock import FolderLock
-from dagrad.records import RECORDS_NAME
+from dagrad.utils.atomic import storage_error
+from dagrad.run.checkpoint import CHECKPOINT_NAME
+from dagrad.utils.errors import CheckpointError, ConfigError
+from dagrad.run.lock import FolderLock
+from dagrad.records.files import RECORDS_NAME
 
 LOCK_NAME = ".dagrad.lock"
 #: what stays in place when an attempt is moved aside: the lock, and a sweep job's description and log

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import IO, Callable
 
-from dagrad.errors import StorageError
+from dagrad.utils.errors import StorageError
 
 _UMASK_LOCK = threading.Lock()
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional, TextIO, Union
 
 from tqdm.auto import tqdm
 
-from dagrad.metrics import env_mean
+from dagrad.records.metrics import env_mean
 
 
 class RunProgress:

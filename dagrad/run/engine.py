@@ -10,7 +10,7 @@ statistics `update` returns stay tensors and are summed on the device, and they 
 the epoch's record is written. Everything between the metered phases (startup, record writes,
 checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job; one-off
 warm-up (thread pools, first allocations, kernel caches, evaluation workers) sits in a `setup` window before
-the first epoch (dagrad.warmup), and every window records the conditions it ran under."""
+the first epoch (dagrad.run.warmup), and every window records the conditions it ran under."""
 
 from __future__ import annotations
 
@@ -25,13 +25,14 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-from dagrad import datasets, distributed
+from dagrad import datasets
+from dagrad.run import distributed
 from dagrad.algorithms import build as build_algorithm
 from dagrad.algorithms.registry import featurizer_input_shape
 from dagrad.averaging import build_averager
-from dagrad.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dagrad.checkpoint_checks import check_payload
-from dagrad.config import ExperimentConfig, to_dict
+from dagrad.run.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dagrad.run.checkpoint_checks import check_payload
+from dagrad.config.schema import ExperimentConfig, to_dict
 from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_bootstrap, start_fork_server,
                                     to_device)
 from dagrad.energy import build_meter
@@ -39,23 +40,23 @@ from dagrad.energy.flops import FlopsTally
 from dagrad.energy.hardware import describe_compute
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
-from dagrad.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
-from dagrad.errors import CheckpointError, ConfigError, StorageError
-from dagrad.evaluation import evaluate
-from dagrad.experiment import Experiment, resolve
+from dagrad.run.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
+from dagrad.utils.errors import CheckpointError, ConfigError, StorageError
+from dagrad.run.evaluation import evaluate
+from dagrad.config.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
-from dagrad.metrics import env_mean
+from dagrad.records.metrics import env_mean
 from dagrad.models.hook import RunOutputs
 from dagrad.networks import build_featurizer
-from dagrad.numerics import Numerics
+from dagrad.run.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
-from dagrad.progress import RunProgress
-from dagrad.records import FORMAT, RECORDS_NAME, RecordFile
+from dagrad.run.progress import RunProgress
+from dagrad.records.files import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.registry import target_module
-from dagrad.seeding import seed_everything, seed_hash
+from dagrad.utils.seeding import seed_everything, seed_hash
 from dagrad.tracking import Trackers
 from dagrad.version import __version__
-from dagrad.warmup import warm_up
+from dagrad.run.warmup import warm_up
 
 GUARD_EXAMPLES_PER_ENV = 32
 
@@ -82,7 +83,7 @@ class Trainer:
         refuse_worker_bootstrap()
         exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
         cfg = exp.cfg
-        self.dist = distributed.current()  # one process, or this rank of a torchrun job (dagrad.distributed)
+        self.dist = distributed.current()  # one process, or this rank of a torchrun job (dagrad.run.distributed)
         self.rank = self.dist.rank
         self.exp, self.cfg, self.out = exp, cfg, Path(out_dir)
         self.progress = RunProgress.of(progress if self.dist.main else False)
@@ -198,7 +199,7 @@ class Trainer:
         return self.records.path
 
     def _setup(self) -> None:
-        """One-off start-up costs in a `setup` window of their own (dagrad.warmup), recorded with the first
+        """One-off start-up costs in a `setup` window of their own (dagrad.run.warmup), recorded with the first
         epoch this process runs, so that epoch 0's `train` holds training only."""
         self.gaps.pause()
         with self.meter.window("setup") as reading:
@@ -391,7 +392,7 @@ def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume
           plugins: PluginConsent = NO_PLUGINS) -> Path:
     """Run (or resume) one experiment in `out_dir`, holding the folder's lock throughout; returns its
     record file. `restart` moves a previous attempt aside first; `plugins` is the consent a config's
-    plugins need (see dagrad.plugins). See dagrad.runfolder for what happens to what is already there."""
+    plugins need (see dagrad.plugins). See dagrad.run.folder for what happens to what is already there."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
     with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
         try:
@@ -432,6 +433,6 @@ def _way_on(exc: StorageError, out: Path, exp: Experiment) -> StorageError:
     text = str(exc)
     if not (out / RECORDS_NAME).is_file() or "run again" not in text:
         return exc
-    from dagrad.resuming import resume_command
+    from dagrad.run.resuming import resume_command
 
     return StorageError(text.replace("run again", f"then continue with: {resume_command(out, exp.cfg.plugins)}"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dagrad.errors import ConfigError
+from dagrad.utils.errors import ConfigError
 
 #: the largest config file read (the biggest shipped config is a few KB)
 MAX_CONFIG_BYTES = 1 << 20

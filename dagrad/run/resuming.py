@@ -13,11 +13,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from dagrad.config import RUN_ENVIRONMENT_KEYS, without_keys
-from dagrad.checkpoint import CHECKPOINT_NAME, read_checkpoint
-from dagrad.errors import CheckpointError, ConfigError, RecordsError
-from dagrad.experiment import Experiment, experiment_from_dict
-from dagrad.records import RECORDS_NAME, read_records
+from dagrad.config.schema import RUN_ENVIRONMENT_KEYS, without_keys
+from dagrad.run.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from dagrad.utils.errors import CheckpointError, ConfigError, RecordsError
+from dagrad.config.experiment import Experiment, experiment_from_dict
+from dagrad.records.files import RECORDS_NAME, read_records
 
 SHOWN_DIFFERENCES = 4
 

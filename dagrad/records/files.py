@@ -12,10 +12,10 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from dagrad.atomic import write_atomic, write_text_atomic
-from dagrad.errors import RecordsError
-from dagrad.plain import plain
-from dagrad.record_schema import record_problem
+from dagrad.utils.atomic import write_atomic, write_text_atomic
+from dagrad.utils.errors import RecordsError
+from dagrad.utils.plain import plain
+from dagrad.records.schema import record_problem
 
 RECORDS_NAME = "records.jsonl"
 FORMAT = 2  # 2: the header holds `resolved`, the canonical configuration with every option filled in

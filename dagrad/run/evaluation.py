@@ -23,7 +23,7 @@ from dagrad.datasets.loading import EvalLoader, to_device
 def evaluate(model: nn.Module, loader: EvalLoader, device: torch.device, flops: Optional[object] = None,
              numerics: Optional[object] = None) -> tuple[dict[str, float], float]:
     """({'<split>_acc': ..., '<split>_loss': ...}, FLOPs spent). `model` must have `predict(x)`;
-    `numerics` (a dagrad.numerics.Numerics) gives the autocast context and the input layout."""
+    `numerics` (a dagrad.run.numerics.Numerics) gives the autocast context and the input layout."""
     was_training = model.training
     model.eval()
     n_splits = len(loader.names)

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from dagrad.atomic import make_folders, remove_empty_folders, storage_error
-from dagrad.errors import BusyError
+from dagrad.utils.atomic import make_folders, remove_empty_folders, storage_error
+from dagrad.utils.errors import BusyError
 
 HEARTBEAT_SECONDS = 30.0
 DEFAULT_STALE_SECONDS = 600.0

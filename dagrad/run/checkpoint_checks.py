@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-from dagrad.errors import CheckpointError
+from dagrad.utils.errors import CheckpointError
 
 
 def _fail(path: Path, what: str) -> CheckpointError:

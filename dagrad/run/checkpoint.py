@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from dagrad.atomic import write_atomic
-from dagrad.errors import CheckpointError
-from dagrad.lazy import torch  # imported on first use: `dagrad status` names this file without loading torch
+from dagrad.utils.atomic import write_atomic
+from dagrad.utils.errors import CheckpointError
+from dagrad.utils.lazy import torch  # imported on first use: `dagrad status` names this file without loading torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = 2  # 2: plain data only (weights_only), RNG states as lists and tensors, the run's records inside

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from dagrad.checkpoint import rng_state, set_rng_state
+from dagrad.run.checkpoint import rng_state, set_rng_state
 from dagrad.datasets.loading import to_device
 
 
