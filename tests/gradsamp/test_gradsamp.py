@@ -296,7 +296,7 @@ def test_bad_configuration_is_one_clear_error(overrides, match):
 
 
 def test_accepts_the_engine_config_dataclass():
-    config = pytest.importorskip("dagrad.config")
+    config = pytest.importorskip("dagrad.config.schema")
     gs = GradSamp(config.GradSampConfig(sampler="element", schedule="random", schedule_options={"probability": 0.5}),
                   run_seed=4)
     assert gs.sampler.name == "element" and gs.schedule.name == "random"
