@@ -32,7 +32,8 @@ def normalized_weights(weights: Sequence[float]) -> list[float]:
         raise ConfigError("federated: no clients to aggregate; need at least one client's model")
     for k, w in enumerate(values):
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
-            raise ConfigError(f"federated: client {k}'s aggregation weight {w!r} is not allowed; use a finite number >= 0")
+            raise ConfigError(
+                f"federated: client {k}'s aggregation weight {w!r} is not allowed; use a finite number >= 0")
     total = math.fsum(float(w) for w in values)
     if total <= 0:
         raise ConfigError(f"federated: the aggregation weights {values} sum to 0; at least one client needs examples")
@@ -75,7 +76,8 @@ def weighted_average_arrays(arrays: Sequence[Sequence[np.ndarray]], weights: Seq
     if len(arrays) != len(shares):
         raise ValueError(f"aggregate: {len(arrays)} client parameter lists but {len(shares)} weights")
     if any(len(a) != len(arrays[0]) for a in arrays):
-        raise ValueError(f"aggregate: clients sent {sorted({len(a) for a in arrays})} arrays; all must send the same number")
+        counts = sorted({len(a) for a in arrays})
+        raise ValueError(f"aggregate: clients sent {counts} arrays; all must send the same number")
     return [
         _average([torch.from_numpy(np.asarray(a[i])) for a in arrays], shares, f"array {i}").numpy()
         for i in range(len(arrays[0]))

@@ -92,11 +92,13 @@ class GeneralizationAdjustment:
             shares = [1.0 / len(chosen)] * len(chosen)
         return dict(zip(chosen, shares))
 
-    def update(self, round_index: int, local: Mapping[Hashable, float], global_: Mapping[Hashable, float]) -> dict[Hashable, float]:
+    def update(self, round_index: int, local: Mapping[Hashable, float],
+               global_: Mapping[Hashable, float]) -> dict[Hashable, float]:
         """After zero-based round `round_index`: `local[c]` is client c's metric for its own trained model,
         `global_[c]` the aggregated model's, both on c's validation data. Returns the new weights."""
         if set(local) != set(global_):
-            raise ValueError(f"fedga: local metrics for {sorted(map(str, local))} but global ones for {sorted(map(str, global_))}")
+            raise ValueError(f"fedga: local metrics for {sorted(map(str, local))} "
+                             f"but global ones for {sorted(map(str, global_))}")
         self._known(list(local))
         if not 0 <= round_index < self.rounds:
             raise ValueError(f"fedga: round {round_index} is outside 0..{self.rounds - 1}")
@@ -110,7 +112,8 @@ class GeneralizationAdjustment:
     def _known(self, names: Sequence[Hashable]) -> None:
         unknown = [c for c in names if c not in self.weights]
         if unknown or not names:
-            raise ValueError(f"fedga: clients {unknown!r} are not among {self.clients!r}" if unknown else "fedga: no clients")
+            raise ValueError(f"fedga: clients {unknown!r} are not among {self.clients!r}" if unknown
+                             else "fedga: no clients")
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values for a checkpoint (the weights in client order)."""
