@@ -121,4 +121,13 @@ def partition(environments: Environments, num_clients: int, lam: float, seed: in
     return clients
 
 
-__all__ = ["client_counts", "partition"]
+def by_environment(pairs: Sequence[tuple[Hashable, int]]) -> dict[Hashable, list[int]]:
+    """One client's (environment, index) pairs grouped per environment, in order of first appearance
+    (the per-environment index lists a client's loaders and multi-domain objectives need)."""
+    grouped: dict[Hashable, list[int]] = {}
+    for env, index in pairs:
+        grouped.setdefault(env, []).append(index)
+    return grouped
+
+
+__all__ = ["by_environment", "client_counts", "partition"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dagrad.federated.partition import client_counts, partition
+from dagrad.federated.partition import by_environment, client_counts, partition
 from dagrad.utils.errors import ConfigError
 
 
@@ -131,3 +131,10 @@ def test_a_client_left_without_examples_is_one_line():
     assert client_counts([1, 1], 3, 0.0).tolist() == [[1, 0], [0, 0], [0, 1]]
     with pytest.raises(ConfigError, match=r"^federated: client 1 of 3 gets no training examples at λ=0 .*use fewer clients"):
         partition([[7], [8]], 3, 0.0, seed=0)
+
+
+def test_a_clients_pairs_grouped_per_environment():
+    got = partition({"a": [10, 11, 12, 13, 14, 15], "b": [20, 21, 22, 23]}, 3, 0.5, seed=0)
+    assert by_environment(got[0]) == {"a": [13, 12, 15], "b": [21]}
+    assert by_environment(got[2]) == {"a": [11], "b": [20, 22]}
+    assert by_environment([]) == {}
