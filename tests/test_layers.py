@@ -27,7 +27,7 @@ FLOORS = {
     1: ["config.schema", "config.files", "records.files", "records.values", "run.checkpoint", "run.lock",
         "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["config.experiment", "run.evaluation", "run.distributed", "models", "run.warmup"],
+    3: ["config.experiment", "run.evaluation", "run.distributed", "models", "federated", "run.warmup"],
     4: ["run.engine", "run.resuming"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api", "extend"],

@@ -1,0 +1,6 @@
+"""Federated domain generalisation: training environments spread among clients, aggregated on a server.
+
+The lower floor here is plain math with no federated framework imported, so strategies and tests can use
+it on its own: the heterogeneity-λ partition of environments among clients (FedDG-Benchmark), weighted
+averaging of client models and FedProx's proximal term (aggregate), FedSR's client-side regulariser
+(fedsr) and FedDG-GA's server-side re-weighting from generalisation gaps (fedga)."""
