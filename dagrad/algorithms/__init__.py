@@ -6,7 +6,8 @@ rest of DomainBed's catalog that dagrad has (one module each; see docs/algorithm
 from dagrad.algorithms.base import Algorithm, FeaturizerClassifier
 from dagrad.algorithms.registry import ALGORITHMS, build, register, resolve_hparams
 from dagrad.algorithms import (  # noqa: F401,E402 - register the built-ins
-    adrmx, andmask, arm, cad, causirl_coral, causirl_mmd, cdann, condcad, coral, dann, dann_grl, eqrm, erm, ermplusplus, fish, fishr, groupdro, ib_erm,
+    adrmx, andmask, arm, cad, causirl_coral, causirl_mmd, cdann, condcad, coral, dann, dann_grl, eqrm, erm, ermplusplus, fedsr, fish,
+    fishr, groupdro, ib_erm,
     ib_irm, iga, irm,
     mixup, mldg, mmd, mtl, rdm, rsc, sagnet, sandmask, sd, selfreg, transfer, trm, urm, vrex,
 )

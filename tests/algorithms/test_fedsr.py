@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import distributions, nn
 
 from dagrad.algorithms.registry import ALGORITHMS, build, resolve_hparams
-from dagrad.federated.fedsr import LOCAL_STATE, FedSR, cmi_penalty, l2r_penalty, split_representation
+from dagrad.algorithms.fedsr import LOCAL_STATE, FedSR, cmi_penalty, l2r_penalty, split_representation
 
 
 class Tiny(nn.Module):
