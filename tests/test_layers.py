@@ -22,7 +22,7 @@ ROOT = Path(dagrad.__file__).resolve().parent
 #: of the grouping packages (utils/, config/, records/, run/), whose modules sit on floors of their own
 FLOORS = {
     0: ["version", "registry", "utils.errors", "utils.plain", "utils.seeding", "utils.atomic", "utils.notices",
-        "utils.yaml_bounds", "utils.threads", "utils.lazy", "records.metrics", "records.schema", "run.epochs",
+        "utils.yaml_bounds", "utils.threads", "utils.lazy", "utils.digest", "records.metrics", "records.schema", "run.epochs",
         "run.numerics"],
     1: ["config.schema", "config.files", "records.files", "records.values", "run.checkpoint", "run.lock",
         "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],

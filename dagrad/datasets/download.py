@@ -18,7 +18,6 @@ Exit semantics for the CLI: returns the dataset directory (exit 0); any failure 
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -38,6 +37,7 @@ from dagrad.datasets.check import RECORD_NAME
 from dagrad.datasets.index import index_tree
 from dagrad.datasets.specs import Remote, Source, dataset_spec
 from dagrad.utils.errors import DataError
+from dagrad.utils.digest import sha256_of
 
 #: DomainBed's list of DomainNet duplicates (misc/domain_net_duplicates.txt in its repository)
 DOMAINNET_DUPLICATES = ("https://raw.githubusercontent.com/facebookresearch/DomainBed/main/"
@@ -201,14 +201,6 @@ def _copy(resp, f, done: int, total: Optional[int], progress: bool, label: str) 
         f.flush()
         if bar is not None:
             bar.close()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _remove_duplicates(directory: Path, base: Optional[str], progress: bool) -> None:

@@ -28,19 +28,12 @@ from dagrad.utils.atomic import write_atomic, write_text_atomic
 from dagrad.run.checkpoint import check_plain
 from dagrad.utils.errors import CheckpointError
 from dagrad.records.metrics import env_mean
+from dagrad.utils.digest import sha256_of
 
 MODELS_DIR = "models"
 MANIFEST_NAME = "kept.json"
 FORMAT = 1
 KIND = "dagrad-kept-model"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def host_copy(state: dict) -> dict:
