@@ -114,7 +114,7 @@ class Trainer:
             self.trackers.close()
 
     def _run_epochs(self) -> Path:
-        self.progress.start(self.out, f"{self.cfg.algorithm.name} on {self.cfg.data.name}", self.cfg.epochs,
+        self.progress.start(self.out, f"{self.exp.algorithm.name} on {self.exp.dataset.name}", self.cfg.epochs,
                             self.start_epoch, self.data.test_envs, self.data.train_envs)
         if not self.records.lines:
             self.idle = self._idle_baseline()
