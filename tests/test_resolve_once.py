@@ -122,15 +122,26 @@ def test_each_component_is_held_resolved():
     assert exp.numerics.precision == "bf16" and exp.numerics.device is None
 
 
-def test_every_kind_builds_through_one_call():
-    import dagrad.launch.runner  # noqa: F401 - registers the launchers
+def test_every_kind_builds_through_one_call(tmp_path):
+    """One entry of each kind, built by `entry.build(options, **context)` from its resolved options."""
+    from dagrad.launch.runner import LAUNCHERS, LocalLauncher
 
-    builders = {plural: registry.builder for plural, registry in REGISTRIES.items()}
-    assert set(builders) >= {"algorithms", "datasets", "networks", "samplers", "schedules", "averagers",
-                             "energy_backends", "launchers"}
-    for plural, registry in REGISTRIES.items():
-        for entry in registry.entries():
-            assert entry.builder is registry.builder, f"{plural}: {entry.name} builds its own way"
+    exp = load_experiment(None, EVERYTHING)
+    suite = exp.dataset.build(data=exp.data_config())
+    assert suite.env_names == ["rot0", "rot15", "rot30", "rot45", "rot60", "rot75"]
+    featurizer = exp.network.build(input_shape=(1, 12, 12))
+    assert featurizer.n_outputs > 0
+    algorithm = exp.algorithm.build(featurizer=featurizer, num_classes=10, num_domains=5)
+    assert type(algorithm).__name__ == "CORAL" and algorithm.hparams["mmd_gamma"] == 0.5
+    assert exp.gradsamp.sampler.build().scale == 0.5
+    assert exp.gradsamp.schedule.build(max_consecutive=2, seed=3).describe() == {
+        "name": "periodic", "max_consecutive": 2, "every": 1, "start": 2}
+    assert exp.averager.build(module=algorithm).valley.n_converge == 2
+    picked = exp.energy.backend.build(device="cpu")
+    assert [b.name for b in picked.backends] == ["estimate"] and picked.backends[0].watts_per_thread == 5.0
+    assert isinstance(LAUNCHERS.resolve("local").build(workers=1), LocalLauncher)
+    for plural, registry in REGISTRIES.items():  # no entry builds its own way
+        assert all(entry.builder is registry.builder for entry in registry.entries()), plural
 
 
 def test_a_sampler_keeps_its_scale_for_gradsamp():
