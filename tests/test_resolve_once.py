@@ -68,7 +68,8 @@ def facts(parts) -> dict:
                                                          gs.settings.max_consecutive),
         "guard": [t.clone() for t in gs.guard_batch],
         "averager": (type(avg).__name__, avg.valley.n_converge, avg.valley.n_tolerance, avg.update_bn_steps),
-        "meter": {k: v for k, v in parts.meter.describe().items() if k != "hardware"}, "numerics": parts.numerics.describe(parts.algorithm),
+        "meter": {k: v for k, v in parts.meter.describe().items() if k != "hardware"},
+        "numerics": parts.numerics.describe(parts.algorithm),
         "flops": parts.flops.enabled, "steps": parts.steps,
     }
 

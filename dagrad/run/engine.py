@@ -29,7 +29,7 @@ import torch
 from dagrad.config.experiment import Experiment, resolve
 from dagrad.config.schema import ExperimentConfig
 from dagrad.datasets.loading import batches_on, refuse_worker_bootstrap, to_device
-from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
+from dagrad.energy.ledger import idle_power, job_energy, measure_idle_power
 from dagrad.energy.reading import Reading
 from dagrad.models.hook import RunOutputs
 from dagrad.records.files import RECORDS_NAME, RecordFile
@@ -68,7 +68,7 @@ class Trainer:
         self.algorithm, self.steps, self.stream = parts.algorithm, parts.steps, parts.stream
         self.eval_loader, self.gradsamp, self.averager, self.flops = (parts.eval_loader, parts.gradsamp,
                                                                       parts.averager, parts.flops)
-        self.gaps = Gaps(self.meter)
+        self.gaps = parts.gaps
         self._meter_closer = weakref.finalize(self, self.meter.close)  # a constructor that fails closes it too
         self.hash = exp.run_id
         self.outputs = RunOutputs(self)  # kept models and per-example predictions (dagrad.models)

@@ -19,6 +19,7 @@ from dagrad.config.experiment import Experiment
 from dagrad.datasets.loading import start_fork_server
 from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
+from dagrad.energy.ledger import Gaps
 from dagrad.energy.meter import Meter
 from dagrad.gradsamp import GradSamp
 from dagrad.registry import target_module
@@ -47,6 +48,7 @@ class RunParts:
 
     device: torch.device
     meter: Meter
+    gaps: Gaps  # what the meter records as `other` between the metered phases, from startup on
     numerics: Numerics
     data: Any  # a datasets.DataBundle
     algorithm: Any  # an Algorithm on the device
@@ -60,20 +62,21 @@ class RunParts:
 
 def build_parts(exp: Experiment, seed: int, dist: Any) -> RunParts:
     """The run's parts for this process (`dist`: dagrad.run.distributed's view of it). The meter comes
-    first, so startup is metered; it is closed again if a later part fails to build."""
+    first, so startup is metered (as `other`); it is closed again if a later part fails to build."""
     cfg = exp.cfg
     device = resolve_device(cfg.device)
     if cfg.data.num_workers > 0:  # the workers' fork server imports torch while this process sets up
         start_fork_server([target_module(exp.spec.builder)])
     meter = build_meter(exp.energy, str(device), read_package=dist.reads_node)  # a node's RAPL: its first process
     try:
-        return _build_rest(exp, seed, dist, device, meter)
+        return _build_rest(exp, seed, dist, device, meter, Gaps(meter))
     except BaseException:
         meter.close()
         raise
 
 
-def _build_rest(exp: Experiment, seed: int, dist: Any, device: torch.device, meter: Meter) -> RunParts:
+def _build_rest(exp: Experiment, seed: int, dist: Any, device: torch.device, meter: Meter,
+                gaps: Gaps) -> RunParts:
     cfg, gradsamp = exp.cfg, exp.gradsamp
     numerics = exp.numerics.on(device)
     guard_on = gradsamp is not None and gradsamp.guard
@@ -94,5 +97,5 @@ def _build_rest(exp: Experiment, seed: int, dist: Any, device: torch.device, met
         guard = tuple(t.to(device) for t in guard) if guard else None
         sampler = GradSamp(gradsamp, seed, guard)
     averager = exp.averager.build(module=algorithm) if exp.averager is not None else None
-    return RunParts(device, meter, numerics, data, algorithm, steps, stream, eval_loader, sampler, averager,
+    return RunParts(device, meter, gaps, numerics, data, algorithm, steps, stream, eval_loader, sampler, averager,
                     FlopsTally(exp.energy.count_flops))

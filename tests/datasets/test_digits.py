@@ -109,7 +109,7 @@ def test_building_the_digits_imports_neither_scikit_learn_nor_torchvision():
     import subprocess
     import sys
 
-    code = ("import sys; from dagrad.config import DataConfig; from dagrad.datasets import build; "
+    code = ("import sys; from dagrad.config.schema import DataConfig; from dagrad.datasets import build; "
             "build(DataConfig(), 0); print(sorted(m for m in ('sklearn', 'torchvision', 'pandas') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
