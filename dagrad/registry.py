@@ -8,6 +8,10 @@ Built-ins and plugins register the same way; installed packages may also adverti
 the entry-point group `dagrad.<plural>` (e.g. `dagrad.launchers`). `dagrad list`, `--help` and config
 validation read the registries, so a choice is never written out twice.
 
+Every kind is built the same way: `entry.resolve(given, key)` checks the options once (a `Resolved` holds
+the entry and the result, as a run's Experiment does), and `entry.build(options, **context)` builds the
+component from them and what the run provides (a registry's `builder` says how its kind calls the target).
+
 This module sits on the bottom floor: it imports nothing from dagrad but the errors.
 """
 
@@ -235,9 +239,8 @@ class Registry(Generic[T]):
 
     `kind` names one component in messages ("sampler"), `key` is the config key that chooses it
     ("gradsamp.sampler"), `options_key` the one that holds its options ("gradsamp.sampler_options"; "{name}"
-stands for the entry's name),
-    `builtins` is a module whose import registers the built-in entries, `builder` how an entry of this kind
-    is built from its options (see `Entry.build`).
+    stands for the entry's name), `builtins` is a module whose import registers the built-in entries,
+    `builder` how an entry of this kind is built from its options (see `Entry.build`).
     """
 
     def __init__(self, kind: str, key: str, plural: Optional[str] = None, builtins: Optional[str] = None,
@@ -311,7 +314,7 @@ stands for the entry's name),
 
     def resolve(self, name: str, given: Optional[Mapping[str, Any]] = None, **context: Any) -> Resolved:
         """The entry `name` with the `given` options checked and defaults filled in (a ConfigError names
-        the first problem): what a run builds from, resolved once."""
+        the first problem): what a run builds from, resolved once. `context` goes to a callable option table."""
         entry = self.get(name)
         return Resolved(entry, entry.resolve(given, self.options_key.format(name=name), **context))
 

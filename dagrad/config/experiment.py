@@ -3,7 +3,9 @@
 `resolve(cfg)` checks every component the config names (dataset, network, algorithm, sampler, schedule,
 averager, energy backend) and its options against the entry that owns them, draws the hyperparameters,
 and returns an `Experiment`: the config as given (what a record header stores, so a run resumes from
-its folder alone) and the resolved values a run uses. Nothing is built, loaded or written here.
+its folder alone) and each component resolved once, as its registry entry with checked options (a
+`Resolved`; None for one that is off). A run builds every part from these and never reads the config's
+component sections again (dagrad.run.parts). Nothing is built or written here.
 
 The experiment's identity (`run_id`) hashes the *canonical* configuration: options with their defaults
 filled in, and the settings of a switched-off GradSamp or averager left out, so two spellings of the
