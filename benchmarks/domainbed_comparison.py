@@ -172,11 +172,11 @@ def whole_process_meter(device: str):
     """A meter for a child process: the GPU it uses (NVML, read from here without touching CUDA) and the
     CPU (RAPL, else the CPU-time estimate, which counts reaped children)."""
     from dagrad.config.schema import EnergyConfig
-    from dagrad.energy import build_meter
+    from dagrad.energy import build_meter, resolve_energy
     from dagrad.energy.meter import Meter
     from dagrad.energy.nvml import NvmlBackend
 
-    cpu = build_meter(EnergyConfig(), "cpu")
+    cpu = build_meter(resolve_energy(EnergyConfig()), "cpu")
     backends = list(cpu.backends)
     if device.startswith("cuda"):
         backends.insert(0, NvmlBackend(device="cuda:0"))

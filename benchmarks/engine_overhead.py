@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from dagrad.config.schema import EnergyConfig
-from dagrad.energy import build_meter
+from dagrad.energy import build_meter, resolve_energy
 from dagrad.energy.hardware import cpu_model, usable_cpus
 from dagrad.run.engine import Trainer
 from dagrad.run.evaluation import evaluate
@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument("--sections", default="train,eval,startup,settings")
     args = parser.parse_args()
     device = torch.device(args.device, 0) if args.device == "cuda" else torch.device("cpu")
-    meter = build_meter(EnergyConfig(), str(device))
+    meter = build_meter(resolve_energy(EnergyConfig()), str(device))
     timed = Timed(meter, device)
     print(f"device: {device_name(device)}")
     sections = set(args.sections.split(","))

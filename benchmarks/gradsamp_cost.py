@@ -17,11 +17,9 @@ import warnings
 
 import torch
 
-from dagrad.algorithms import build as build_algorithm
 from dagrad.energy import build_meter
 from dagrad.config.experiment import load_experiment
 from dagrad.gradsamp import GradSamp
-from dagrad.networks import build_featurizer
 
 warnings.filterwarnings("ignore", message=".*ESTIMATED.*")
 
@@ -39,11 +37,11 @@ def measure(meter, fn) -> tuple[float, float]:
 def bench(label: str, overrides: list[str], batch: torch.Tensor, labels: torch.Tensor, n_envs: int,
           epoch_steps: int, measured_steps: int, sampler: str, repeats: int) -> None:
     exp = load_experiment(None, [*overrides, f"gradsamp.sampler={sampler}", "gradsamp.schedule_options.start=2"])
-    cfg = exp.cfg  # built as the engine builds it: network and algorithm from their registries
-    featurizer = build_featurizer(cfg.network.name, exp.network_options, tuple(batch.shape[1:]))
-    algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, 10, n_envs)
-    meter = build_meter(cfg.energy)
-    gradsamp = GradSamp(cfg.gradsamp, run_seed=0)
+    # built as the engine builds it: every component from what the Experiment holds
+    featurizer = exp.network.build(input_shape=tuple(batch.shape[1:]))
+    algorithm = exp.algorithm.build(featurizer=featurizer, num_classes=10, num_domains=n_envs)
+    meter = build_meter(exp.energy)
+    gradsamp = GradSamp(exp.gradsamp, run_seed=0)
     minibatches = [(batch, labels)] * n_envs
     step = lambda: algorithm.update(minibatches)  # noqa: E731
     for _ in range(2):  # two real epochs of history, one step each is enough to make it non-trivial

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from dagrad.energy import build_meter
+from dagrad.energy import build_meter, resolve_energy
 
 
 def energy_config() -> object:
@@ -65,7 +65,7 @@ def main() -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        meter = build_meter(energy_config(), "cpu")
+        meter = build_meter(resolve_energy(energy_config()), "cpu")
     desc = meter.describe()
     print(f"meter: {', '.join(desc['selected'])} ({desc['cpu_seconds_scope']}); "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {desc['hardware']['cpu_model']}")

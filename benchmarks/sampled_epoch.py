@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from dagrad.gradsamp import GradSamp
+from dagrad.gradsamp import GradSamp, resolve_settings
 
 MODELS = ("digits", "resnet18", "resnet50")
 SAMPLERS = ("tensor", "element", "ggd", "extrapolate", "skip")
@@ -99,9 +99,9 @@ def measure(device: str | torch.device, models: tuple[str, ...] | list[str] = MO
         params = [p for p in model.parameters() if p.requires_grad]
         deltas = [1e-3 * torch.randn_like(p) for p in params]
         for sampler in samplers:
-            cfg = SimpleNamespace(sampler=sampler, schedule="periodic", every=1, start=0,
+            cfg = SimpleNamespace(sampler=sampler, schedule="periodic", schedule_options={"every": 1, "start": 0},
                                   history_device=history_device)
-            gs = GradSamp(cfg, run_seed=0)
+            gs = GradSamp(resolve_settings(cfg), run_seed=0)
             for seed in range(2):
                 nudge(model, seed)
                 gs.observe(model, "train")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from dagrad.config.files import PACKAGED_CONFIGS
-from dagrad.run.engine import train
+from dagrad.run.training import train_run
 from dagrad.config.experiment import load_experiment
 
 DEMO_CONFIG = PACKAGED_CONFIGS / "demo.yaml"
@@ -70,7 +70,7 @@ def run_demo(out: Optional[Path] = None, seeds: int = 3, overrides: tuple[str, .
                 print(f"[{time.time() - started:5.0f}s] {label}, trial seed {seed}" + (f" | {eta}" if eta else ""),
                       flush=True)
             run_started = time.time()
-            train(exp, out / f"{label}-seed{seed}", progress=progress)
+            train_run(exp, out / f"{label}-seed{seed}", progress=progress)
             durations.append((label, time.time() - run_started))
     finally:
         torch.set_num_threads(before)

@@ -8,6 +8,10 @@ Built-ins and plugins register the same way; installed packages may also adverti
 the entry-point group `dagrad.<plural>` (e.g. `dagrad.launchers`). `dagrad list`, `--help` and config
 validation read the registries, so a choice is never written out twice.
 
+Every kind is built the same way: `entry.resolve(given, key)` checks the options once (a `Resolved` holds
+the entry and the result, as a run's Experiment does), and `entry.build(options, **context)` builds the
+component from them and what the run provides (a registry's `builder` says how its kind calls the target).
+
 This module sits on the bottom floor: it imports nothing from dagrad but the errors.
 """
 
@@ -156,6 +160,8 @@ def to_float(value: Any, key: str) -> float:
 
 
 Options = Union[Mapping[str, Option], Callable[..., Mapping[str, Option]]]
+#: how one kind of component is built: (entry, resolved options, **context) -> the component
+Builder = Callable[..., Any]
 
 
 @dataclass
@@ -168,6 +174,7 @@ class Entry(Generic[T]):
     options: Options = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     origin: str = "dagrad"
+    builder: Optional[Builder] = None  # its registry's: how its kind is built (see `build`)
 
     @property
     def builtin(self) -> bool:
@@ -178,6 +185,15 @@ class Entry(Generic[T]):
         """The component (importing its module the first time, for lazy entries)."""
         self.target = load_target(self.target)
         return self.target
+
+    def build(self, options: Mapping[str, Any], **context: Any) -> Any:
+        """The component, from its resolved `options` and what the run provides (`context`: the module an
+        averager wraps, the device a meter reads, ...): the one way every kind is built. The registry's
+        builder says how its kind calls the target; without one, the target is called with the context and
+        the options as keywords. `options` must come from `resolve`: nothing is checked again here."""
+        if self.builder is not None:
+            return self.builder(self, dict(options), **context)
+        return self.load()(**context, **dict(options))
 
     def defaults(self, **context: Any) -> dict[str, Any]:
         """Each option's default, by name."""
@@ -200,16 +216,39 @@ class Entry(Generic[T]):
                 for name, opt in table.items()}
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """A component resolved once: its entry, its checked options, and the build keywords its name fixes (a
+    family member's: `timm:resnet18` -> model=resnet18). What an Experiment holds and a run builds from."""
+
+    entry: Entry
+    options: dict
+    fixed: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def build(self, **context: Any) -> Any:
+        """The component for this run (`context`: what the run provides, see `Entry.build`)."""
+        return self.entry.build(self.options, **self.fixed, **context)
+
+
 class Registry(Generic[T]):
     """Names -> entries for one extension point (see the module docstring).
 
     `kind` names one component in messages ("sampler"), `key` is the config key that chooses it
-    ("gradsamp.sampler"), `builtins` is a module whose import registers the built-in entries.
+    ("gradsamp.sampler"), `options_key` the one that holds its options ("gradsamp.sampler_options"; "{name}"
+    stands for the entry's name), `builtins` is a module whose import registers the built-in entries,
+    `builder` how an entry of this kind is built from its options (see `Entry.build`).
     """
 
-    def __init__(self, kind: str, key: str, plural: Optional[str] = None, builtins: Optional[str] = None):
+    def __init__(self, kind: str, key: str, plural: Optional[str] = None, builtins: Optional[str] = None,
+                 options_key: Optional[str] = None, builder: Optional[Builder] = None):
         self.kind, self.key = kind, key
         self.plural = plural or kind + "s"
+        self.options_key = options_key or key.rsplit(".", 1)[0] + ".options"
+        self.builder = builder
         self._builtins = builtins
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
@@ -236,7 +275,7 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.kind} {name!r} is already registered by {old.origin}; "
                               f"pick another name or pass replace=True")
         doc = description or (_first_line(getattr(target, "__doc__", None)) if not isinstance(target, str) else "")
-        self._entries[name] = Entry(name, target, doc, options or {}, dict(info), origin)
+        self._entries[name] = Entry(name, target, doc, options or {}, dict(info), origin, self.builder)
         return target
 
     def _ensure(self) -> None:
@@ -272,6 +311,16 @@ class Registry(Generic[T]):
 
     def load(self, name: str) -> T:
         return self.get(name).load()
+
+    def resolve(self, name: str, given: Optional[Mapping[str, Any]] = None, **context: Any) -> Resolved:
+        """The entry `name` with the `given` options checked and defaults filled in (a ConfigError names
+        the first problem): what a run builds from, resolved once. `context` goes to a callable option table."""
+        entry = self.get(name)
+        return Resolved(entry, entry.resolve(given, self.options_key.format(name=name), **context))
+
+    def build(self, name: str, given: Optional[Mapping[str, Any]] = None, **context: Any) -> Any:
+        """`resolve` then build, in one call (scripts and tests; a run builds what its Experiment holds)."""
+        return self.resolve(name, given).build(**context)
 
     def unregister(self, name: str) -> None:
         """Remove an entry (tests and plugins that clean up after themselves)."""

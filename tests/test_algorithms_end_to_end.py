@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagrad.run.engine import Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.training import train_run
 from dagrad.records.files import read_records, split_run
 
 GRADSAMP = ["gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2"]
@@ -13,7 +14,7 @@ SWAD = ["averaging.name=swad", "averaging.options.n_converge=2", "averaging.opti
 
 
 def run(tiny_config, tmp_path, name, *overrides):
-    return split_run(read_records(train(tiny_config(*overrides), tmp_path / name, progress=False)))
+    return split_run(read_records(train_run(tiny_config(*overrides), tmp_path / name, progress=False)))
 
 
 @pytest.mark.parametrize("algorithm", ["erm", "coral", "dann", "dann_grl"])
@@ -56,9 +57,9 @@ def test_interrupted_run_resumes_identically(tiny_config, tmp_path, algorithm, m
 
     monkeypatch.setattr(Trainer, "_checkpoint", crash_after_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(*overrides), tmp_path / "cut", progress=False)
+        train_run(tiny_config(*overrides), tmp_path / "cut", progress=False)
     monkeypatch.setattr(Trainer, "_checkpoint", original)
-    train(tiny_config(*overrides), tmp_path / "cut", resume=True, progress=False)
+    train_run(tiny_config(*overrides), tmp_path / "cut", resume=True, progress=False)
     _, resumed, resumed_summary = split_run(read_records(tmp_path / "cut" / "records.jsonl"))
     keys = ("epoch", "kind", "metrics", "averaged_metrics", "update_stats", "updates")
     assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in full]

@@ -40,7 +40,7 @@ def test_include_layers_and_overrides_win(tmp_path):
 
 def test_yaml_scientific_notation_is_a_float(tmp_path):
     exp = write(tmp_path / "e.yaml", "energy: {backends: {estimate: {watts_per_thread: 4e0}}}\n")
-    assert load_experiment(exp).energy_backends["estimate"]["watts_per_thread"] == 4.0
+    assert load_experiment(exp).energy.backend.options["estimate"]["watts_per_thread"] == 4.0
     assert load_config(write(tmp_path / "f.yaml", "algorithm: {hparams: {lr: 1e-4}}\n")).algorithm.hparams == {
         "lr": "1e-4"}  # kept as given; checked (and turned into a number) when resolved
     assert load_experiment(tmp_path / "f.yaml").hparams["lr"] == 1e-4

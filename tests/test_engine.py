@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from dagrad.run.engine import Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.training import train_run
 from dagrad.utils.errors import CheckpointError, ConfigError
 from dagrad.records.files import read_records, split_run
 
@@ -17,7 +18,7 @@ def epochs_of(path):
 
 
 def test_records_have_the_documented_fields(tiny_config, tmp_path):
-    path = train(tiny_config(), tmp_path / "run", progress=False)
+    path = train_run(tiny_config(), tmp_path / "run", progress=False)
     header, epochs, summary = split_run(read_records(path))
     assert header["config"]["algorithm"]["name"] == "erm" and header["data"]["steps_per_epoch"] == 3
     assert header["meter"] and header["versions"]["torch"] == torch.__version__
@@ -34,15 +35,15 @@ def test_records_have_the_documented_fields(tiny_config, tmp_path):
 
 
 def test_same_seed_same_result_and_other_seed_differs(tiny_config, tmp_path):
-    a = epochs_of(train(tiny_config(), tmp_path / "a", progress=False))
-    b = epochs_of(train(tiny_config(), tmp_path / "b", progress=False))
-    c = epochs_of(train(tiny_config("seed=1"), tmp_path / "c", progress=False))
+    a = epochs_of(train_run(tiny_config(), tmp_path / "a", progress=False))
+    b = epochs_of(train_run(tiny_config(), tmp_path / "b", progress=False))
+    c = epochs_of(train_run(tiny_config("seed=1"), tmp_path / "c", progress=False))
     assert [r["metrics"] for r in a] == [r["metrics"] for r in b]
     assert [r["metrics"] for r in a] != [r["metrics"] for r in c]
 
 
 def test_an_existing_run_is_never_overwritten(tiny_config, tmp_path):
-    train(tiny_config(), tmp_path / "run", progress=False)
+    train_run(tiny_config(), tmp_path / "run", progress=False)
     before = (tmp_path / "run" / "records.jsonl").read_bytes()
     with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
         Trainer(tiny_config(), tmp_path / "run", progress=False)
@@ -50,13 +51,13 @@ def test_an_existing_run_is_never_overwritten(tiny_config, tmp_path):
 
 
 def test_resume_refuses_another_configuration(tiny_config, tmp_path):
-    train(tiny_config("epochs=2"), tmp_path / "run", progress=False)
+    train_run(tiny_config("epochs=2"), tmp_path / "run", progress=False)
     with pytest.raises(CheckpointError, match="different configuration"):
         Trainer(tiny_config("epochs=2", "algorithm.hparams.lr=0.1"), tmp_path / "run", resume=True, progress=False)
 
 
 def test_truncated_checkpoint_is_a_clear_error(tiny_config, tmp_path):
-    train(tiny_config(), tmp_path / "run", progress=False)
+    train_run(tiny_config(), tmp_path / "run", progress=False)
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
@@ -107,7 +108,7 @@ def test_sampled_epoch_does_no_forward_or_backward_pass(tiny_config, tmp_path, m
 
 
 def test_skip_control_keeps_parameters_and_costs_nothing(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("epochs=4", "gradsamp.sampler=skip", "gradsamp.schedule_options.start=2",
+    epochs = epochs_of(train_run(tiny_config("epochs=4", "gradsamp.sampler=skip", "gradsamp.schedule_options.start=2",
                                          "gradsamp.schedule_options.every=5"), tmp_path / "run", progress=False))
     assert [r["kind"] for r in epochs] == ["train", "train", "skipped", "train"]  # the control skips, never samples
     assert epochs[2]["metrics"] == epochs[1]["metrics"]  # theta_t = theta_{t-1}: same evaluation
@@ -115,12 +116,12 @@ def test_skip_control_keeps_parameters_and_costs_nothing(tiny_config, tmp_path):
 
 
 def test_da_setting_trains(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("data.setting=da", "data.uda_holdout_fraction=0.2", "epochs=1"), tmp_path / "run", progress=False))
+    epochs = epochs_of(train_run(tiny_config("data.setting=da", "data.uda_holdout_fraction=0.2", "epochs=1"), tmp_path / "run", progress=False))
     assert epochs[0]["kind"] == "train"
 
 
 def test_non_finite_draw_is_rejected_and_the_epoch_trains(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
+    epochs = epochs_of(train_run(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
                                          "gradsamp.sampler_options.scale=1e308"), tmp_path / "run", progress=False))
     rejected = epochs[2]
     assert rejected["kind"] == "rejected" and rejected["fallback"] == "train"
@@ -130,7 +131,7 @@ def test_non_finite_draw_is_rejected_and_the_epoch_trains(tiny_config, tmp_path)
 
 
 def test_guard_rejects_a_harmful_draw_and_keeps_theta(tiny_config, tmp_path):
-    epochs = epochs_of(train(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
+    epochs = epochs_of(train_run(tiny_config("epochs=3", "gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2",
                                          "gradsamp.sampler_options.scale=1e4", "gradsamp.guard=true",
                                          "gradsamp.guard_fallback=keep"), tmp_path / "run", progress=False))
     kept = epochs[2]
@@ -150,7 +151,7 @@ SCHEDULES = {
 @pytest.mark.parametrize("sampler", ["tensor", "element", "ggd", "extrapolate", "skip"])
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 def test_every_sampler_with_every_schedule(tiny_config, tmp_path, sampler, schedule):
-    epochs = epochs_of(train(tiny_config("epochs=5", f"gradsamp.sampler={sampler}", *SCHEDULES[schedule]),
+    epochs = epochs_of(train_run(tiny_config("epochs=5", f"gradsamp.sampler={sampler}", *SCHEDULES[schedule]),
                              tmp_path / "run", progress=False))
     drawn = "skipped" if sampler == "skip" else "sampled"
     assert [r["kind"] for r in epochs] == ["train", "train", drawn, "train", drawn]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dagrad.run import engine
-from dagrad.run.engine import Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.training import train_run
 from dagrad.run.epochs import StepSums
 from dagrad.records.files import read_records, split_run
 
@@ -23,7 +24,7 @@ def test_the_run_window_accounts_for_checkpoint_time(tiny_config, tmp_path, monk
 
     monkeypatch.setattr(engine, "save_checkpoint", slow_save)
     started = time.perf_counter()
-    path = train(tiny_config("energy.idle_baseline_s=0.2"), tmp_path / "run", progress=False)
+    path = train_run(tiny_config("energy.idle_baseline_s=0.2"), tmp_path / "run", progress=False)
     wall = time.perf_counter() - started
     header, epochs, summary = split_run(read_records(path))
     others = [r["energy"]["other"]["seconds"] for r in epochs]
@@ -99,9 +100,9 @@ def _comparable(path):
 
 
 def test_bf16_trains_with_float32_parameters_deterministically(tiny_config, tmp_path):
-    a = train(tiny_config("precision=bf16", "device=cpu"), tmp_path / "a", progress=False)
-    b = train(tiny_config("precision=bf16", "device=cpu"), tmp_path / "b", progress=False)
-    full = train(tiny_config("device=cpu"), tmp_path / "full", progress=False)
+    a = train_run(tiny_config("precision=bf16", "device=cpu"), tmp_path / "a", progress=False)
+    b = train_run(tiny_config("precision=bf16", "device=cpu"), tmp_path / "b", progress=False)
+    full = train_run(tiny_config("device=cpu"), tmp_path / "full", progress=False)
     assert _comparable(a) == _comparable(b)  # bit-identical on CPU for a fixed seed
     assert _comparable(a) != _comparable(full)  # bfloat16 really ran
     header = read_records(a)[0]
@@ -115,8 +116,8 @@ def test_bf16_trains_with_float32_parameters_deterministically(tiny_config, tmp_
 
 
 def test_cpu_precisions_without_tf32_compute_the_same(tiny_config, tmp_path):
-    default = train(tiny_config("epochs=2", "device=cpu"), tmp_path / "a", progress=False)
-    strict = train(tiny_config("epochs=2", "precision=fp32_strict", "device=cpu"), tmp_path / "b", progress=False)
+    default = train_run(tiny_config("epochs=2", "device=cpu"), tmp_path / "a", progress=False)
+    strict = train_run(tiny_config("epochs=2", "precision=fp32_strict", "device=cpu"), tmp_path / "b", progress=False)
     assert _comparable(default) == _comparable(strict)
 
 

@@ -100,10 +100,10 @@ def test_an_unguarded_script_with_workers_gets_one_clear_line(tmp_path):
     import sys
 
     script = tmp_path / "unguarded.py"
-    script.write_text("import sys\nfrom dagrad.config.experiment import load_experiment\nfrom dagrad.run.engine import train\n"
+    script.write_text("import sys\nfrom dagrad.config.experiment import load_experiment\nfrom dagrad.run.training import train_run\n"
                       "exp = load_experiment(None, ['data.image_size=12', 'network.options.width=8', "
                       "'data.batch_size=8', 'epochs=1', 'steps_per_epoch=1', 'data.num_workers=1'])\n"
-                      "train(exp, sys.argv[1], progress=False)\n")
+                      "train_run(exp, sys.argv[1], progress=False)\n")
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode != 0

@@ -26,8 +26,8 @@ def test_domainbed2024_preset_is_the_2020_protocol_with_heads_backbone(dataset):
     head = load_experiment(f"experiments/{dataset}_domainbed2024")
     old = load_experiment(f"experiments/{dataset}")
     assert head.cfg.network.name == "timm:resnet50.ram_in1k"
-    assert head.network_options["freeze_bn"] is False
-    assert head.network_options["pretrained"] == "weights/resnet50.ram_in1k.pth"  # a file the user provides
+    assert head.network.options["freeze_bn"] is False
+    assert head.network.options["pretrained"] == "weights/resnet50.ram_in1k.pth"  # a file the user provides
     assert (head.cfg.epochs, head.cfg.steps_per_epoch, head.cfg.eval_mode, head.cfg.data.val_augment) == \
         (old.cfg.epochs, old.cfg.steps_per_epoch, old.cfg.eval_mode, old.cfg.data.val_augment)
     assert head.run_id != old.run_id

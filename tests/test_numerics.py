@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dagrad.config.files import load_config
 from dagrad.run.numerics import PRECISIONS, Numerics, _cuda_flags
+from dagrad.utils.errors import ConfigError
 
 CUDA = torch.device("cuda", 0)
 EXPECTED = {  # (float32 matmuls, float32 convolutions)
@@ -59,5 +61,6 @@ def test_cpu_runs_touch_no_flag_and_autocast_only_for_bf16():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     with Numerics(torch.device("cpu"), "torch_default").autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
-    with pytest.raises(ValueError, match="precision must be one of"):
-        Numerics(torch.device("cpu"), "fp16")
+    with pytest.raises(ConfigError, match="precision: 'fp16' is not allowed; choose one of: torch_default, "
+                                          "fp32_strict, tf32, bf16"):  # checked once, by the schema
+        load_config(None, ["precision=fp16"])

@@ -3,7 +3,9 @@ batches, the guard's own slice, and the random search's values."""
 
 from __future__ import annotations
 
-from dagrad.run.engine import GUARD_EXAMPLES_PER_ENV, Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.parts import GUARD_EXAMPLES_PER_ENV
+from dagrad.run.training import train_run
 from dagrad.records.files import read_records, split_run
 
 
@@ -28,8 +30,8 @@ def test_only_algorithms_that_use_target_inputs_get_target_batches(tiny_config, 
 
 
 def test_the_guard_gets_its_own_slice_recorded_in_the_header(tiny_config, tmp_path):
-    plain = header_of(train(tiny_config("epochs=1"), tmp_path / "plain", progress=False))
-    guarded = header_of(train(tiny_config("epochs=2", "gradsamp.sampler=skip", "gradsamp.guard=true",
+    plain = header_of(train_run(tiny_config("epochs=1"), tmp_path / "plain", progress=False))
+    guarded = header_of(train_run(tiny_config("epochs=2", "gradsamp.sampler=skip", "gradsamp.guard=true",
                                           "gradsamp.schedule_options.start=1"), tmp_path / "guard", progress=False))
     guard = guarded["data"]["guard"]
     assert guard["per_env"] == GUARD_EXAMPLES_PER_ENV and guard["seed"] == "seed_hash(trial_seed, env, 'guard')"
@@ -41,7 +43,7 @@ def test_the_guard_gets_its_own_slice_recorded_in_the_header(tiny_config, tmp_pa
 
 
 def test_header_records_the_searched_values(tiny_config, tmp_path):
-    header = header_of(train(tiny_config("epochs=1", "data.batch_size=null", "algorithm.hparams_seed=2"),
+    header = header_of(train_run(tiny_config("epochs=1", "data.batch_size=null", "algorithm.hparams_seed=2"),
                              tmp_path / "run", progress=False))
     assert header["searched"] == {"data.batch_size": header["data"]["batch_size"]}
     assert 8 <= header["data"]["batch_size"] < 512 and header["resolved"]["data"]["batch_size"] == "search"

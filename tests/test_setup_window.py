@@ -9,14 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from dagrad.run.engine import Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.training import train_run
 from dagrad.run.numerics import Numerics
 from dagrad.records.files import read_records, split_run
 from dagrad.run.warmup import warm_up
 
 
 def test_setup_is_its_own_window_in_the_first_epoch_record(tiny_config, tmp_path):
-    path = train(tiny_config("epochs=2"), tmp_path / "run", progress=False)
+    path = train_run(tiny_config("epochs=2"), tmp_path / "run", progress=False)
     header, epochs, summary = split_run(read_records(path))
     first, second = epochs
     setup = first["energy"]["setup"]
@@ -41,9 +42,9 @@ def test_a_resumed_process_meters_its_own_setup(tiny_config, tmp_path, monkeypat
 
     monkeypatch.setattr(Trainer, "_train_or_sample", crash_in_epoch_1)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config("epochs=2"), out, progress=False)
+        train_run(tiny_config("epochs=2"), out, progress=False)
     monkeypatch.setattr(Trainer, "_train_or_sample", real)
-    train(tiny_config("epochs=2"), out, resume=True, progress=False)
+    train_run(tiny_config("epochs=2"), out, resume=True, progress=False)
     epochs = split_run(read_records(out / "records.jsonl"))[1]
     assert [e["epoch"] for e in epochs] == [0, 1]
     assert [("setup" in e["energy"]) for e in epochs] == [True, True]  # each process's first epoch

@@ -20,7 +20,20 @@ from dagrad.utils.errors import ConfigError
 from dagrad.registry import Option, Registry
 from dagrad.utils.seeding import seed_hash
 
-ALGORITHMS: Registry[type] = Registry("algorithm", "algorithm.name", builtins="dagrad.algorithms")
+def _build(entry: Any, hparams: dict[str, Any], featurizer: Any, num_classes: int, num_domains: int,
+           input_shape: Optional[tuple[int, ...]] = None) -> Any:
+    """The algorithm around `featurizer`, ready to train; `input_shape` (the data's) goes to an algorithm
+    whose featurizer reads extra channels."""
+    cls = entry.load()
+    if getattr(cls, "extra_input_channels", 0):
+        return cls(featurizer, num_classes, num_domains, hparams, input_shape=input_shape)
+    return cls(featurizer, num_classes, num_domains, hparams)
+
+
+#: an entry builds with its resolved hyperparameters as options: `entry.build(hparams, featurizer=...,
+#: num_classes=..., num_domains=..., input_shape=...)`
+ALGORITHMS: Registry[type] = Registry("algorithm", "algorithm.name", builtins="dagrad.algorithms",
+                                      options_key="algorithm.hparams", builder=_build)
 
 #: a mapping, or a function of small_images (and, when it takes two arguments, of the dataset's name)
 HParamTable = Union[Mapping[str, Option], Callable[..., Mapping[str, Option]]]
@@ -117,9 +130,7 @@ def featurizer_input_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int
 
 def build(name: str, hparams: Mapping[str, Any], featurizer: Any, num_classes: int, num_domains: int,
           input_shape: Optional[tuple[int, ...]] = None) -> Any:
-    """The named algorithm around `featurizer`, ready to train; `input_shape` (the data's) goes to an
-    algorithm whose featurizer reads extra channels."""
-    cls = ALGORITHMS.load(name)
-    if getattr(cls, "extra_input_channels", 0):
-        return cls(featurizer, num_classes, num_domains, dict(hparams), input_shape=input_shape)
-    return cls(featurizer, num_classes, num_domains, dict(hparams))
+    """The named algorithm with these (resolved) hyperparameters through its entry (scripts and tests; a run
+    builds the algorithm its Experiment holds)."""
+    return ALGORITHMS.get(name).build(hparams, featurizer=featurizer, num_classes=num_classes,
+                                      num_domains=num_domains, input_shape=input_shape)

@@ -56,7 +56,7 @@ def evaluate_models(target: str | Path, data: str, envs: Optional[Sequence[str]]
             [({}, Path(r), which) for r in sorted({p.parent for p in target.rglob(RECORDS_NAME)})]
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:  # the meter meters the one GPU the model runs on
-        from dagrad.run.engine import resolve_device
+        from dagrad.run.parts import resolve_device
 
         dev = resolve_device("cuda")
     label = str(which) if which is not None else ("best" if not jobs[0][0] else "selected")

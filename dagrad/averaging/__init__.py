@@ -3,12 +3,13 @@
 The engine drives an averager through the `Averager` protocol and never needs to know which one it is:
 `after_step` after every optimizer step (and once after a sampled epoch), `after_epoch` at every
 evaluation, `should_stop` to end training early, `averaged_module`/`finalize` for the model to report.
-Averagers register in `AVERAGERS` with their options (`averaging.options`).
+Averagers register in `AVERAGERS` with their options (`averaging.options`); an entry builds with the module it
+wraps as context: `AVERAGERS.get(name).build(options, module=model)`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Protocol, runtime_checkable
+from typing import Iterable, Optional, Protocol, runtime_checkable
 
 from torch import nn
 
@@ -50,13 +51,4 @@ AVERAGERS.register("swad", SWAD, description="SWAD: dense weight averaging over 
                    options=SWAD_OPTIONS)
 
 
-def build_averager(cfg: Any, module: nn.Module) -> Optional[Averager]:
-    """The averager `cfg` (an AveragingConfig: name and options) names for `module`, or None for "none"."""
-    if cfg.name == "none":
-        return None
-    entry = AVERAGERS.get(cfg.name)
-    options = entry.resolve(getattr(cfg, "options", None), "averaging.options")
-    return entry.load()(module, **options)
-
-
-__all__ = ["AVERAGERS", "Averager", "LossValley", "SWAD", "build_averager"]
+__all__ = ["AVERAGERS", "Averager", "LossValley", "SWAD"]

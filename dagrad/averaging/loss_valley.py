@@ -61,19 +61,11 @@ VALLEY_OPTIONS = {
 }
 
 
-def check_valley_settings(n_converge: int, n_tolerance: int, tolerance_ratio: float, rule: str = "khanrc") -> None:
-    """Raise ConfigError naming the first bad averaging.options.* setting."""
-    given = {"n_converge": n_converge, "n_tolerance": n_tolerance, "tolerance_ratio": tolerance_ratio, "rule": rule}
-    for key, value in given.items():
-        VALLEY_OPTIONS[key].check(value, f"averaging.options.{key}")
-
-
 class LossValley:
     """Decides, one segment loss at a time, which segments the average holds (see the module docstring)."""
 
     def __init__(self, n_converge: int = 3, n_tolerance: int = 6, tolerance_ratio: float = 0.3,
                  rule: str = "khanrc"):
-        check_valley_settings(n_converge, n_tolerance, tolerance_ratio, rule)
         self.n_converge = n_converge
         self.n_tolerance = n_tolerance
         self.tolerance_ratio = float(tolerance_ratio)

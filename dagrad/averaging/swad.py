@@ -92,7 +92,6 @@ class SWAD:
                  tolerance_ratio: float = 0.3, early_stop: bool = True, rule: str = "khanrc",
                  update_bn_steps: int = 500):
         self.valley = LossValley(n_converge, n_tolerance, tolerance_ratio, rule)
-        SWAD_OPTIONS["update_bn_steps"].check(update_bn_steps, "averaging.options.update_bn_steps")
         self.early_stop = bool(early_stop)
         self.update_bn_steps = update_bn_steps
         self._khanrc = rule == "khanrc"

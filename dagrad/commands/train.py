@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     from dagrad.analysis.runs import read_run
     from dagrad.run.distributed import is_main_process
-    from dagrad.run.engine import train
+    from dagrad.run.training import train_run
     from dagrad.config.experiment import default_run_folder
     from dagrad.run.resuming import resume_command
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             _check_same_run(args.out, exp)
     out = args.out or default_run_folder(exp)
     args.on_interrupt = f"dagrad: interrupted; continue this run with: {resume_command(out, exp.cfg.plugins)}"
-    path = train(exp, out, resume=args.resume, restart=args.restart, progress="lines" if args.quiet else True)
+    path = train_run(exp, out, resume=args.resume, restart=args.restart, progress="lines" if args.quiet else True)
     if not is_main_process():
         return 0  # under torchrun, rank 0 speaks for the job
     s = read_run(path).summary_figures()

@@ -3,7 +3,9 @@
 `resolve(cfg)` checks every component the config names (dataset, network, algorithm, sampler, schedule,
 averager, energy backend) and its options against the entry that owns them, draws the hyperparameters,
 and returns an `Experiment`: the config as given (what a record header stores, so a run resumes from
-its folder alone) and the resolved values a run uses. Nothing is built, loaded or written here.
+its folder alone) and each component resolved once, as its registry entry with checked options (a
+`Resolved`; None for one that is off). A run builds every part from these and never reads the config's
+component sections again (dagrad.run.parts). Nothing is built or written here.
 
 The experiment's identity (`run_id`) hashes the *canonical* configuration: options with their defaults
 filled in, and the settings of a switched-off GradSamp or averager left out, so two spellings of the
@@ -27,41 +29,52 @@ from typing import Any, Optional
 from dagrad.algorithms import ALGORITHMS, resolve_hparams
 from dagrad.algorithms.registry import batch_size_option, draw
 from dagrad.averaging import AVERAGERS
-from dagrad.config.schema import RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, stable_hash, \
+from dagrad.config.schema import OFF, RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, stable_hash, \
     to_dict, without_keys
 from dagrad.config.files import load_config
 from dagrad.datasets import DATASETS, DatasetSpec
 from dagrad.datasets.partition import check_da
-from dagrad.energy.select import BACKENDS, backend_options
+from dagrad.energy.select import EnergySettings, resolve_energy
 from dagrad.utils.errors import ConfigError
-from dagrad.gradsamp.samplers import SAMPLERS, sampler_options
-from dagrad.gradsamp.schedules import SCHEDULES
-from dagrad.networks import network_entry
+from dagrad.gradsamp.settings import Settings, resolve_settings
+from dagrad.networks import resolve_network
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
+from dagrad.registry import Resolved
+from dagrad.run.numerics import Numerics
 from dagrad.utils.seeding import seed_hash
 
-#: the choice that switches GradSamp / averaging off (not a registered component)
-OFF = "none"
 #: how the canonical configuration writes a setting left to the random search
 SEARCHED = "search"
 
 
 @dataclass
 class Experiment:
-    """A checked configuration and the values resolved from the registries."""
+    """A checked configuration and every component resolved from its registry, once: what a run builds
+    from (each `Resolved` is its registry entry and checked options; see `Resolved.build`). A component
+    that is off is None. `cfg` is the configuration as given, which a record header stores; builders never
+    read it for a component's settings."""
 
     cfg: ExperimentConfig
-    dataset: DatasetSpec
-    data_options: dict
-    network_options: dict
-    hparams: dict
-    sampler_options: dict = field(default_factory=dict)
-    schedule_options: dict = field(default_factory=dict)
-    averaging_options: dict = field(default_factory=dict)
-    energy_backends: dict = field(default_factory=dict)
+    dataset: Resolved  # the dataset's entry (a DatasetSpec) and data.options
+    network: Resolved  # the featurizer's entry and network.options (a family member fixed: timm's model)
+    algorithm: Resolved  # the algorithm's entry and its hyperparameters (drawn when searched)
+    gradsamp: Optional[Settings]  # sampler, schedule and switches; None: GradSamp off
+    averager: Optional[Resolved]  # averaging.name's entry and averaging.options; None: no averaging
+    energy: EnergySettings  # the energy backend's recipe with every backend's options
+    numerics: Numerics  # precision, determinism, layout (placed on the run's device when it starts)
     #: settings outside the algorithm's hyperparameters that the random search set, by dotted key
     #: (e.g. {"network.options.dropout": 0.1, "data.batch_size": 39}); defaults at hparams_seed 0
     searched: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset's spec (its builder, environments, protocols)."""
+        return self.dataset.entry.load()
+
+    @property
+    def hparams(self) -> dict:
+        """The algorithm's hyperparameters, resolved."""
+        return self.algorithm.options
 
     @property
     def batch_size(self) -> int:
@@ -69,14 +82,14 @@ class Experiment:
         return int(self.searched.get("data.batch_size", self.cfg.data.batch_size))
 
     def data_config(self) -> DataConfig:
-        """The data settings a run builds its data from (the batch size resolved)."""
-        return dataclasses.replace(self.cfg.data, batch_size=self.batch_size)
+        """The data settings a run builds its data from (the batch size and the dataset's options resolved)."""
+        return dataclasses.replace(self.cfg.data, batch_size=self.batch_size, options=dict(self.dataset.options))
 
     def canonical(self) -> dict:
         """The configuration as plain data with every option filled in (what identities and reports use)."""
         data = to_dict(self.cfg)
-        data["data"]["options"] = copy.deepcopy(self.data_options)
-        data["network"]["options"] = copy.deepcopy(self.network_options)
+        data["data"]["options"] = copy.deepcopy(self.dataset.options)
+        data["network"]["options"] = copy.deepcopy(self.network.options)
         for key in self.searched:
             section, *path = key.split(".")
             node = data[section]
@@ -85,17 +98,16 @@ class Experiment:
             node[path[-1]] = SEARCHED
         if self.cfg.data.protocol != "domainbed":  # the protocol fixes the held-out environments
             data["data"]["test_envs"] = []
-        data["energy"]["backends"] = {name: opts for name, opts in self.energy_backends.items()
-                                      if name in _backends_used(self.cfg.energy.backend)}
-        if self.cfg.gradsamp.sampler == OFF:
+        data["energy"]["backends"] = copy.deepcopy(self.energy.combined_options())
+        if self.gradsamp is None:
             data["gradsamp"] = {"sampler": OFF}
         else:
-            data["gradsamp"]["sampler_options"] = copy.deepcopy(self.sampler_options)
-            data["gradsamp"]["schedule_options"] = copy.deepcopy(self.schedule_options)
-        if self.cfg.averaging.name == OFF:
+            data["gradsamp"]["sampler_options"] = copy.deepcopy(self.gradsamp.sampler.options)
+            data["gradsamp"]["schedule_options"] = copy.deepcopy(self.gradsamp.schedule.options)
+        if self.averager is None:
             data["averaging"] = {"name": OFF}
         else:
-            data["averaging"]["options"] = copy.deepcopy(self.averaging_options)
+            data["averaging"]["options"] = copy.deepcopy(self.averager.options)
         return data
 
     @property
@@ -113,55 +125,50 @@ class Experiment:
         return seed_hash(c.data.name, c.algorithm.name, test_envs, c.algorithm.hparams_seed, c.trial_seed)
 
 
-def _backends_used(name: str) -> set[str]:
-    """The backends whose options a meter recipe reads (auto and its kin combine three)."""
-    return {"nvml", "estimate"} if name in ("auto", "nvml", "rapl") else {name}
-
-
 def resolve(cfg: ExperimentConfig, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
     """Check `cfg` against every registry it names; a ConfigError names the first problem. The config's
     plugins are imported first, if `plugins` (the user's consent) covers them, else nothing is imported."""
     import_plugins(cfg.plugins, plugins)
-    data_entry = DATASETS.get(cfg.data.name)
-    spec: DatasetSpec = data_entry.load()
-    data_options = data_entry.resolve(cfg.data.options, "data.options")
+    dataset = DATASETS.resolve(cfg.data.name, cfg.data.options)
+    spec: DatasetSpec = dataset.entry.load()
     if cfg.data.protocol == "domainbed":  # other protocols hold out their own environments
-        _check_test_envs(dataclasses.replace(cfg.data, options=data_options), spec)
+        _check_test_envs(dataclasses.replace(cfg.data, options=dataset.options), spec)
     _check_data_protocol(cfg.data, spec)
-    entry, _ = network_entry(cfg.network.name)
-    network_options = entry.resolve(cfg.network.options, "network.options")
-    ALGORITHMS.get(cfg.algorithm.name)
+    network = resolve_network(cfg.network.name, cfg.network.options)
+    algorithm_entry = ALGORITHMS.get(cfg.algorithm.name)
     hparams_seed, trial_seed = cfg.algorithm.hparams_seed, cfg.trial_seed
     hparams = resolve_hparams(cfg.algorithm.name, cfg.algorithm.hparams, hparams_seed, spec.small_images,
                               trial_seed=trial_seed, dataset=cfg.data.name)
-    searched = {}
-    names = entry.info.get("search_names", {})
-    for name, option in entry.option_table().items():
-        if option.search is not None and name not in (cfg.network.options or {}):
-            network_options[name] = draw(option, hparams_seed, names.get(name, name), trial_seed)
-            searched[f"network.options.{name}"] = network_options[name]
+    searched = _search_network(network, cfg, hparams_seed, trial_seed)
     if cfg.data.batch_size is None:
-        algorithm_cls = ALGORITHMS.load(cfg.algorithm.name)
-        own = getattr(algorithm_cls, "full_size_batch_size_option", None)
-        if own is not None and not spec.small_images:
-            option = own(cfg.data.name)
-        else:
-            fixed = getattr(algorithm_cls, "full_size_batch_size", None)
-            option = batch_size_option(spec.small_images, spec.batch_size_exponents, fixed)
-        searched["data.batch_size"] = draw(option, hparams_seed, "batch_size", trial_seed)
-    gs = cfg.gradsamp
-    sampler_opts, schedule_opts = {}, {}
-    if gs.sampler != OFF:
-        SAMPLERS.get(gs.sampler)
-        sampler_opts = sampler_options(gs.sampler, gs.sampler_options)
-        schedule_opts = SCHEDULES.get(gs.schedule).resolve(gs.schedule_options, "gradsamp.schedule_options")
-    averaging_opts = {}
-    if cfg.averaging.name != OFF:
-        averaging_opts = AVERAGERS.get(cfg.averaging.name).resolve(cfg.averaging.options, "averaging.options")
-    BACKENDS.get(cfg.energy.backend)
-    energy = backend_options(cfg.energy.backends)
-    return Experiment(cfg, spec, data_options, network_options, hparams, sampler_opts, schedule_opts,
-                      averaging_opts, energy, searched)
+        searched["data.batch_size"] = draw(_batch_size_option(algorithm_entry.load(), spec, cfg.data.name),
+                                           hparams_seed, "batch_size", trial_seed)
+    gradsamp = resolve_settings(cfg.gradsamp)
+    averager = None if cfg.averaging.name == OFF else AVERAGERS.resolve(cfg.averaging.name, cfg.averaging.options)
+    numerics = Numerics(None, cfg.precision, cfg.deterministic, cfg.channels_last)
+    return Experiment(cfg, dataset, network, Resolved(algorithm_entry, hparams), gradsamp, averager,
+                      resolve_energy(cfg.energy), numerics, searched)
+
+
+def _search_network(network: Resolved, cfg: ExperimentConfig, hparams_seed: int, trial_seed: int) -> dict:
+    """Draw the network options the random search covers and the config leaves open (into `network`);
+    returns them by dotted key."""
+    searched = {}
+    names = network.entry.info.get("search_names", {})
+    for name, option in network.entry.option_table().items():
+        if option.search is not None and name not in (cfg.network.options or {}):
+            network.options[name] = draw(option, hparams_seed, names.get(name, name), trial_seed)
+            searched[f"network.options.{name}"] = network.options[name]
+    return searched
+
+
+def _batch_size_option(algorithm_cls: Any, spec: DatasetSpec, dataset: str) -> Any:
+    """The batch size's search option: the algorithm's own for full-size images, else DomainBed's."""
+    own = getattr(algorithm_cls, "full_size_batch_size_option", None)
+    if own is not None and not spec.small_images:
+        return own(dataset)
+    fixed = getattr(algorithm_cls, "full_size_batch_size", None)
+    return batch_size_option(spec.small_images, spec.batch_size_exponents, fixed)
 
 
 def _check_test_envs(data: DataConfig, spec: DatasetSpec) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Optional, Union
 
 from dagrad.utils.errors import ConfigError, clip
 from dagrad.registry import Option
+from dagrad.run.numerics import PRECISIONS
 
 
 def _setting(default: Any, typ: type, **limits: Any) -> Any:
@@ -29,6 +30,10 @@ def _setting(default: Any, typ: type, **limits: Any) -> Any:
         return field(default_factory=lambda: copy.deepcopy(default), metadata={"option": option})
     return field(default=default, metadata={"option": option})
 
+
+#: the choice that switches an optional component off (GradSamp's sampler, the averager); a run's
+#: Experiment holds None for it
+OFF = "none"
 
 #: the largest batch per environment a config may ask for (DomainBed's search tops out at 512)
 BATCH_SIZE_MAX = 16384
@@ -86,7 +91,7 @@ class AlgorithmConfig:
 class GradSampConfig:
     """Which epochs are sampled instead of trained, and how (see dagrad.gradsamp)."""
 
-    sampler: str = "none"  # none (GradSamp off) or a registered sampler; `skip` is the control
+    sampler: str = OFF  # none (GradSamp off) or a registered sampler; `skip` is the control
     sampler_options: dict = field(default_factory=dict)  # the sampler's own options, e.g. {scale: 0.5}
     schedule: str = "periodic"  # a registered schedule
     schedule_options: dict = field(default_factory=dict)  # the schedule's own options, e.g. {every: 3}
@@ -114,7 +119,7 @@ class EnergyConfig:
 class AveragingConfig:
     """Weight averaging that wraps any algorithm; `swad` is SWAD's dense averaging + loss valley."""
 
-    name: str = "none"  # none or a registered averager
+    name: str = OFF  # none or a registered averager
     options: dict = field(default_factory=dict)  # the averager's own options
 
 
@@ -176,7 +181,7 @@ class ExperimentConfig:
     # torch_default: PyTorch's defaults, DomainBed's numerics (float32 matmuls; cuDNN convolutions may use
     # TF32 on Ampere+); fp32_strict: no TF32 anywhere; tf32: TF32 matmuls and convolutions; bf16: autocast
     # to bfloat16 with float32 parameters, optimizer state and GradSamp (see dagrad/run/numerics.py)
-    precision: str = _setting("torch_default", str, choices=("torch_default", "fp32_strict", "tf32", "bf16"))
+    precision: str = _setting("torch_default", str, choices=tuple(PRECISIONS))
     deterministic: bool = True  # as DomainBed: deterministic cuDNN; false lets cudnn.benchmark autotune
     channels_last: bool = False  # NHWC weights and inputs for convolutional backbones (faster on tensor cores)
     eval_mode: str = _setting("full", str, choices=("full", "fast"))  # fast skips training envs' `in` (SWAD)

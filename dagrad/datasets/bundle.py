@@ -20,6 +20,7 @@ from dagrad.datasets.base import DomainSuite, Environment, Transform
 from dagrad.datasets.loading import EvalLoader, make_loader
 from dagrad.datasets.partition import Partition, describe, partition
 from dagrad.datasets.specs import build_suite, dataset_spec
+from dagrad.registry import Resolved
 from dagrad.utils.errors import ConfigError, DataError
 from dagrad.utils.seeding import generator
 
@@ -205,10 +206,12 @@ class TrainingStream:
             yield labelled, unlabelled, sum(skipped for _, _, skipped in batches)
 
 
-def build(cfg: Any, trial_seed: int, eval_mode: str = "full", guard_per_env: int = 0) -> DataBundle:
+def build(cfg: Any, trial_seed: int, eval_mode: str = "full", guard_per_env: int = 0,
+          dataset: Optional[Resolved] = None) -> DataBundle:
     """Build the configured dataset and split it as DomainBed does (or by its split files, or by the
-    dataset's own protocol); `guard_per_env` > 0 holds out GradSamp's guard slice."""
-    suite: DomainSuite = build_suite(cfg)
+    dataset's own protocol); `guard_per_env` > 0 holds out GradSamp's guard slice. `dataset`: the dataset
+    already resolved (a run's Experiment holds it), else it is resolved from `cfg`."""
+    suite: DomainSuite = dataset.build(data=cfg) if dataset is not None else build_suite(cfg)
     part: Partition = partition(suite, cfg, trial_seed, guard_per_env)
     splits: dict[str, SplitDataset] = {}
     for name, indices in part.indices.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from dagrad.registry import Option, Registry, load_target, target_module
+from dagrad.registry import Entry, Option, Registry, load_target, target_module
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,15 @@ class DatasetSpec:
         return f"ROOT/{self.directory + '/' if self.directory else ''}{{{envs}}}/<class>/<image>"
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name", builtins="dagrad.datasets.builtin")
+def _build(entry: Entry, options: dict[str, Any], data: Any) -> Any:
+    """The DomainSuite of a data config (a DataConfig), with the dataset's resolved options."""
+    import dataclasses
+
+    return entry.load().build(dataclasses.replace(data, options=options))
+
+
+#: an entry builds the dataset's environments: `entry.build(options, data=<its DataConfig>)` -> a DomainSuite
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name", builtins="dagrad.datasets.builtin", builder=_build)
 
 
 def register_dataset(name: str, spec: DatasetSpec, options: Optional[Mapping[str, Option]] = None) -> DatasetSpec:
@@ -118,8 +126,5 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 def build_suite(cfg: Any) -> Any:
     """The DomainSuite of a data config (a DataConfig): the dataset's options checked and filled in, then
-    its builder called."""
-    import dataclasses
-
-    entry = DATASETS.get(cfg.name)
-    return entry.load().build(dataclasses.replace(cfg, options=entry.resolve(cfg.options, "data.options")))
+    its entry built."""
+    return DATASETS.build(cfg.name, cfg.options, data=cfg)

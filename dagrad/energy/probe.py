@@ -12,7 +12,7 @@ from typing import Any
 
 from dagrad.energy.meter import Meter
 from dagrad.energy.reading import Reading
-from dagrad.energy.select import build_meter
+from dagrad.energy.select import build_meter, resolve_energy
 
 
 def _busy(seconds: float) -> int:
@@ -64,7 +64,7 @@ def probe(cfg: Any, device: str = "cpu", seconds: float = 1.0) -> str:
     """Human-readable report: active backend and why others are not, then idle and busy windows."""
     if not seconds > 0:
         raise ValueError(f"probe seconds must be > 0, got {seconds!r}")
-    meter = build_meter(cfg, device)
+    meter = build_meter(resolve_energy(cfg), device)
     try:
         lines = _format_describe(meter)
         with meter.window("idle") as idle:

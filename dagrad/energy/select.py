@@ -9,15 +9,20 @@ records why the others were not used.
 - estimate, zeus, codecarbon: only that backend.
 
 Options live with each backend (`energy.backends.<name>.<option>`), e.g.
-`energy.backends.estimate.watts_per_thread=6`; auto reads the options of the backends it combines.
-A plugin registers a recipe `fn(ctx: MeterContext) -> list[Backend]` in `BACKENDS`.
+`energy.backends.estimate.watts_per_thread=6`; auto reads the options of the backends it combines (its
+entry's `combines`: those enter the run's identity). A plugin registers a recipe
+`fn(ctx: MeterContext) -> list[Backend]` in `BACKENDS`; an entry builds through
+`entry.build(options_by_backend, device=..., read_package=...)`, which returns what the recipe picked.
+
+`resolve_energy` turns an `energy:` config into `EnergySettings` once per run (dagrad.config.experiment);
+`build_meter` builds the Meter from them and checks nothing again.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 from dagrad.energy.backend import Backend, BackendUnavailable, UnavailableComponent
 from dagrad.energy.codecarbon_backend import CodeCarbonBackend
@@ -30,10 +35,7 @@ from dagrad.energy.nvml import NvmlBackend
 from dagrad.energy.rapl import DEFAULT_ROOT, RaplBackend, _read_text
 from dagrad.energy.zeus_backend import ZeusBackend
 from dagrad.utils.errors import ConfigError
-from dagrad.registry import Option, Registry
-
-BACKENDS: Registry = Registry("energy backend", "energy.backend", plural="energy_backends",
-                              builtins="dagrad.energy.select")
+from dagrad.registry import Entry, Option, Registry, Resolved
 
 
 class EnergyEstimatedWarning(UserWarning):
@@ -72,6 +74,24 @@ class MeterContext:
 
     def opts(self, backend: str) -> dict:
         return dict(self.options.get(backend, {}))
+
+
+class Picked(NamedTuple):
+    """What a recipe picked for a device: the backends, and why each other one was not used."""
+
+    backends: list[Backend]
+    rejected: dict[str, str]
+
+
+def _build(entry: Entry, options: dict[str, dict], device: str, read_package: bool = True,
+           **hardware: Any) -> Picked:
+    """Run the recipe for `device` with every backend's options (`hardware`: MeterContext's fakes in tests)."""
+    ctx = MeterContext(str(device), entry.name, options, read_package=read_package, **hardware)
+    return Picked(entry.load()(ctx), ctx.rejected)
+
+
+BACKENDS: Registry = Registry("energy backend", "energy.backend", plural="energy_backends",
+                              builtins="dagrad.energy.select", options_key="energy.backends.{name}", builder=_build)
 
 
 def _cuda_sync(device: str) -> Callable[[], None] | None:
@@ -190,10 +210,12 @@ def codecarbon(ctx: MeterContext) -> list[Backend]:
         raise ConfigError(f"energy.backend=codecarbon is unusable: {exc}; use backend=auto") from exc
 
 
-BACKENDS.register("auto", auto)
-BACKENDS.register("nvml", nvml, options={
+#: the backends whose options auto and its kin read (and the identity of a run holds)
+_GPU_AND_CPU = ("nvml", "estimate")
+BACKENDS.register("auto", auto, combines=_GPU_AND_CPU)
+BACKENDS.register("nvml", nvml, combines=_GPU_AND_CPU, options={
     "poll_hz": Option(10.0, float, "power sampling rate on GPUs without an energy counter", low=0.0, low_open=True)})
-BACKENDS.register("rapl", rapl, options={
+BACKENDS.register("rapl", rapl, combines=_GPU_AND_CPU, options={
     "attribution": Option("auto", str, "node: the whole package's energy; cpu_share: the job's share of it by CPU "
                           "time (labelled attributed:rapl); auto: cpu_share when a sweep runs several workers "
                           "on the node", choices=("auto", "node", "cpu_share"))})
@@ -218,29 +240,49 @@ def backend_options(given: Optional[Mapping[str, Any]]) -> dict[str, dict]:
     return {e.name: e.resolve(given.get(e.name), f"energy.backends.{e.name}") for e in BACKENDS.entries()}
 
 
-def build_meter(cfg: Any, device: str = "cpu", *, nvml: Any = None, gpu_is_visible: bool | None = None,
-                rapl_root: str = DEFAULT_ROOT, rapl_reader: Callable[[str], str] = _read_text,
-                zeus_factory: Callable[..., Any] | None = None, codecarbon_factory: Callable[..., Any] | None = None,
-                cpu_clock: CpuClock | None = None, read_package: bool = True) -> Meter:
-    """A Meter for `cfg` (an EnergyConfig: backend, backends, grid intensity) on `device`; keyword extras
-    inject fakes in tests. `read_package=False`: this process is not its node's first process of a
-    multi-process job, so it leaves the node's RAPL counters to that one (see dagrad.energy.ranks)."""
+@dataclass(frozen=True)
+class EnergySettings:
+    """A run's metering resolved once: the backend's recipe with every backend's checked options (by name),
+    and the settings the schema checked."""
+
+    backend: Resolved
+    grid_intensity_g_per_kwh: Optional[float] = None
+    count_flops: bool = True
+    idle_baseline_s: float = 0.0
+
+    def combined_options(self) -> dict[str, dict]:
+        """The options of the backends the recipe combines (its entry's `combines`, else itself): what the
+        run's identity holds."""
+        used = self.backend.entry.info.get("combines", (self.backend.name,))
+        return {name: opts for name, opts in self.backend.options.items() if name in used}
+
+
+def resolve_energy(cfg: Any) -> EnergySettings:
+    """An `energy:` config (an EnergyConfig the schema checked) resolved: the backend named, every backend's
+    options checked and filled in."""
     entry = BACKENDS.get(cfg.backend)
-    grid = getattr(cfg, "grid_intensity_g_per_kwh", None)
-    if grid is not None:
-        Option(None, float, low=0.0, nullable=True).check(grid, "energy.grid_intensity_g_per_kwh")
-    ctx = MeterContext(str(device), cfg.backend, backend_options(getattr(cfg, "backends", None)), nvml, gpu_is_visible,
-                       rapl_root, rapl_reader, zeus_factory, codecarbon_factory, read_package=read_package)
-    chosen = entry.load()(ctx)
+    return EnergySettings(Resolved(entry, backend_options(getattr(cfg, "backends", None))),
+                          getattr(cfg, "grid_intensity_g_per_kwh", None), getattr(cfg, "count_flops", True),
+                          getattr(cfg, "idle_baseline_s", 0.0))
+
+
+def build_meter(energy: EnergySettings, device: str = "cpu", *, read_package: bool = True,
+                cpu_clock: CpuClock | None = None, **hardware: Any) -> Meter:
+    """A Meter for resolved `energy` settings on `device`. `read_package=False`: this process is not its
+    node's first process of a multi-process job, so it leaves the node's RAPL counters to that one (see
+    dagrad.energy.ranks). `hardware` (MeterContext's nvml, gpu_is_visible, rapl_root, rapl_reader,
+    zeus_factory, codecarbon_factory) and `cpu_clock` inject fakes in tests."""
+    requested = energy.backend.name
+    chosen, rejected = energy.backend.build(device=str(device), read_package=read_package, **hardware)
     if not chosen and read_package:
-        raise ConfigError(f"energy.backend={cfg.backend} measures nothing on {device}; use backend=auto")
+        raise ConfigError(f"energy.backend={requested} measures nothing on {device}; use backend=auto")
     gpu_names = next((b.gpu_names() for b in chosen if isinstance(b, NvmlBackend)), None)
     selection = {
-        "requested": cfg.backend,
+        "requested": requested,
         "selected": [b.name for b in chosen],
-        "not_selected": ctx.rejected,
+        "not_selected": rejected,
         "estimated": any(isinstance(b, EstimateBackend) for b in chosen),
     }
     gpu = next((b.neighbour_source() for b in chosen if isinstance(b, NvmlBackend)), None)
-    return Meter(chosen, cpu_clock or CpuClock(), grid, selection, describe_hardware(str(device), gpu_names),
-                 ConditionsProbe(gpu=gpu, cpus=sorted(affinity_cpus())))
+    return Meter(chosen, cpu_clock or CpuClock(), energy.grid_intensity_g_per_kwh, selection,
+                 describe_hardware(str(device), gpu_names), ConditionsProbe(gpu=gpu, cpus=sorted(affinity_cpus())))

@@ -27,7 +27,7 @@ from dagrad.utils.errors import CheckpointError
 from dagrad.gradsamp import guard as guard_lib
 from dagrad.gradsamp.history import History, Layout, floating_buffers, layout_for, trainable
 from dagrad.gradsamp.samplers import Moments, Sampler, tensor_sums, total
-from dagrad.gradsamp.settings import Settings, read_settings
+from dagrad.gradsamp.settings import Settings
 from dagrad.utils.plain import plain
 from dagrad.utils.seeding import seed_hash
 
@@ -77,10 +77,10 @@ class _Tally:
 class GradSamp:
     """Schedules, draws, guards and records GradSamp epochs for one run (see the module docstring)."""
 
-    def __init__(self, cfg: Any, run_seed: int, guard_batch: tuple[Tensor, Tensor] | None = None) -> None:
-        self.settings: Settings = read_settings(cfg, run_seed)
-        self.sampler: Sampler = self.settings.sampler
-        self.schedule = self.settings.schedule
+    def __init__(self, settings: Settings, run_seed: int, guard_batch: tuple[Tensor, Tensor] | None = None) -> None:
+        self.settings = settings  # resolved once (dagrad.gradsamp.settings); nothing is checked again here
+        self.sampler: Sampler = settings.build_sampler()
+        self.schedule = settings.build_schedule(run_seed)
         self.run_seed = int(run_seed)
         self.guard_batch = guard_batch
         self.history = History(self.settings.history_device)
@@ -109,7 +109,7 @@ class GradSamp:
         s = self.settings
         stats: dict[str, Any] = {
             "sampler": self.sampler.name, **{f"sampler_{k}": v for k, v in self.sampler.describe().items() if k != "name"},
-            "scale": s.scale, "epoch": int(epoch), "seed": self.draw_seed(epoch),
+            "scale": self.sampler.scale, "epoch": int(epoch), "seed": self.draw_seed(epoch),
             "buffers": s.buffers, "optimizer_state": s.optimizer_state,
         }
         self.history.place(module)
@@ -144,7 +144,7 @@ class GradSamp:
     def _propose(self, module: nn.Module, epoch: int, stats: dict[str, Any], finish: bool
                  ) -> tuple[list[_Piece], _Tally]:
         """Every proposal (nothing written) and the device scalars describing it; ``finish``: see draw_flat."""
-        s, params = self.settings, trainable(module)
+        s, params, scale = self.settings, trainable(module), self.sampler.scale
         parts = self.history.delta_parts("params")
         held = {n: shape for layout, _, _ in parts for n, shape in zip(layout.names, layout.shapes)}
         missing = sorted(set(params) - set(held))
@@ -166,10 +166,10 @@ class GradSamp:
             if home not in generators:
                 generators[home] = torch.Generator(device=home).manual_seed(seed)
             step, fit = self.sampler.draw_flat(delta, layout, generators[home], finish, moments)
-            tally.add("abs_step", total(step, 1) * abs(s.scale))
-            tally.add("sq_step", total(step, 2) * (s.scale * s.scale))
+            tally.add("abs_step", total(step, 1) * abs(scale))
+            tally.add("sq_step", total(step, 2) * (scale * scale))
             theta = layout.flatten(targets) if s.guard else None  # what the guard would restore
-            values = _plus_theta(step.clone() if step is delta else step, s.scale, targets)
+            values = _plus_theta(step.clone() if step is delta else step, scale, targets)
             tally.add("finite", _finite(values))
             for key, vector in fit.items():  # mu, sigma, beta per tensor; ggd's leftover count
                 tally.add(key, vector.sum())

@@ -23,7 +23,7 @@ from torch import Tensor
 from dagrad.gradsamp import ggd
 from dagrad.run.epochs import EpochOutcome
 from dagrad.gradsamp.history import History, Layout, layout_for
-from dagrad.registry import Option, Registry, options_text, value_text
+from dagrad.registry import Entry, Option, Registry, options_text, value_text
 
 Fit = dict[str, Tensor]
 """Per-tensor summary of the step distribution: float64 vectors 'mu', 'sigma' (and 'beta'), on the device."""
@@ -124,6 +124,8 @@ class Sampler:
     name: str = "base"
     moves: bool = True
     """False for a sampler whose step is always zero: the orchestrator then writes nothing at all."""
+    scale: float = 1.0
+    """alpha, the `scale` option: GradSamp multiplies every drawn step by it (set when the entry builds)."""
 
     def draw_flat(self, delta: Tensor, layout: Layout, generator: torch.Generator, finish: bool = True,
                   moments: Moments | None = None) -> tuple[Tensor, Fit]:
@@ -289,7 +291,17 @@ class Skip(Sampler):
         return torch.zeros_like(delta)
 
 
-SAMPLERS: Registry[type] = Registry("sampler", "gradsamp.sampler", builtins="dagrad.gradsamp.samplers")
+def _build(entry: Entry, options: dict[str, Any]) -> Sampler:
+    """A sampler from its resolved options: `scale` is kept on it for GradSamp (which applies it), the
+    other options go to its constructor. A sampler without the option moves by the whole step."""
+    scale = float(options.pop("scale", 1.0))
+    sampler = entry.load()(**options)
+    sampler.scale = scale
+    return sampler
+
+
+SAMPLERS: Registry[type] = Registry("sampler", "gradsamp.sampler", builtins="dagrad.gradsamp.samplers",
+                                    options_key="gradsamp.sampler_options", builder=_build)
 
 SCALE = Option(1.0, float, "alpha: every drawn step is multiplied by it", low=0.0)
 SAMPLERS.register("tensor", TensorGaussian, options={"scale": SCALE})
@@ -311,21 +323,3 @@ SAMPLERS.register("ema", "dagrad.gradsamp.variants:ExponentialAverage", options=
                     high=1.0, high_open=True),
     "c": Option(1.0, float, "spread: c x RMS of (delta - average) per tensor", low=0.0)},
     description="dagrad's own: the trend of the trained epochs' steps (exponential average) plus their noise")
-
-
-def sampler_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The sampler's options with defaults filled in, each checked (`scale` included where it applies)."""
-    return SAMPLERS.get(name).resolve(options, "gradsamp.sampler_options")
-
-
-def sampler_and_scale(name: str, options: Mapping[str, Any] | None = None) -> tuple[Sampler, float]:
-    """The sampler called `name` built from its checked options, and the `scale` among them (GradSamp
-    applies the scale, not the sampler). The one way dagrad builds a sampler."""
-    resolved = sampler_options(name, dict(options or {}))
-    scale = float(resolved.pop("scale", 1.0))
-    return SAMPLERS.load(name)(**resolved), scale
-
-
-def build_sampler(name: str, **options: Any) -> Sampler:
-    """The sampler called `name` with its options, without the scale (see `sampler_and_scale`)."""
-    return sampler_and_scale(name, options)[0]

@@ -119,22 +119,16 @@ class EpochList(Schedule):
         return "epochs " + ",".join(str(e) for e in rest.pop("epochs", [])) + options_text(rest, defaults or {})
 
 
-SCHEDULES: Registry[type] = Registry("schedule", "gradsamp.schedule", builtins="dagrad.gradsamp.schedules")
+#: an entry builds with `max_consecutive` and the run's `seed` as context: `entry.build(options, max_consecutive=k,
+#: seed=s)`
+SCHEDULES: Registry[type] = Registry("schedule", "gradsamp.schedule", builtins="dagrad.gradsamp.schedules",
+                                     options_key="gradsamp.schedule_options")
 SCHEDULES.register("periodic", Periodic, options={
     "every": Option(3, int, "sample every k-th epoch", low=1), "start": Option(2, int, "first epoch", low=0)})
 SCHEDULES.register("random", RandomEpochs, options={
     "probability": Option(0.3, float, "each epoch independently with probability p", low=0.0, high=1.0)})
 SCHEDULES.register("epochs", EpochList, options={
     "epochs": Option([], list, "the epochs to sample (0-based)", item=int, low=0)})
-
-
-def build_schedule(name: str, max_consecutive: int | None = None, seed: int = 0, **options: Any) -> Schedule:
-    """The schedule called `name` with its options (checked against its schema); `seed` drives randomness."""
-    entry = SCHEDULES.get(name)
-    resolved = entry.resolve(options, "gradsamp.schedule_options")
-    if max_consecutive is not None:
-        max_consecutive = Option(None, int, low=1, nullable=True).check(max_consecutive, "gradsamp.max_consecutive")
-    return entry.load()(**resolved, max_consecutive=max_consecutive, seed=int(seed))
 
 
 def planned_epochs(schedule: Schedule, total_epochs: int) -> list[int]:

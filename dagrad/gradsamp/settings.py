@@ -1,44 +1,54 @@
-"""A GradSamp configuration turned into the objects a run uses: the sampler, the schedule and the switches.
+"""A run's GradSamp resolved once: the sampler and the schedule (each its registry entry with checked
+options) and the switches, whose valid values `dagrad.config.schema.GradSampConfig` declares.
 
-The sampler and the schedule own their options (`gradsamp.sampler_options`, `gradsamp.schedule_options`),
-checked against their registry entries; every other setting and its valid values is declared once, in
-`dagrad.config.schema.GradSampConfig`. Any object with GradSampConfig's attributes works (missing ones take
-GradSampConfig's defaults), which keeps tests short.
+`resolve_settings` is called once per run, by `dagrad.config.experiment.resolve`; `GradSamp` builds from
+what it returns and checks nothing again. A GradSamp that is off resolves to None.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
-from dagrad.config.schema import GradSampConfig
-from dagrad.utils.errors import ConfigError
-from dagrad.gradsamp.samplers import Sampler, sampler_and_scale
-from dagrad.gradsamp.schedules import Schedule, build_schedule
+from dagrad.config.schema import OFF, GradSampConfig
+from dagrad.gradsamp.samplers import SAMPLERS, Sampler
+from dagrad.gradsamp.schedules import SCHEDULES, Schedule
+from dagrad.registry import Resolved
 
 _DEFAULTS = GradSampConfig()
 
 
 @dataclass(frozen=True)
 class Settings:
-    sampler: Sampler
-    schedule: Schedule
-    scale: float
-    buffers: str
-    optimizer_state: str
-    guard: bool
-    guard_tolerance: float
-    guard_fallback: str
-    history_device: str
+    """The sampler and the schedule resolved, and the switches as the schema checked them."""
+
+    sampler: Resolved
+    schedule: Resolved
+    max_consecutive: Optional[int] = None
+    buffers: str = "keep"
+    optimizer_state: str = "keep"
+    guard: bool = False
+    guard_tolerance: float = 0.05
+    guard_fallback: str = "train"
+    history_device: str = "device"
+
+    def build_sampler(self) -> Sampler:
+        """The sampler (its `scale` set: GradSamp applies it)."""
+        return self.sampler.build()
+
+    def build_schedule(self, run_seed: int) -> Schedule:
+        """The schedule; a random one is seeded from `run_seed`."""
+        return self.schedule.build(max_consecutive=self.max_consecutive, seed=int(run_seed))
 
 
-def read_settings(cfg: Any, run_seed: int) -> Settings:
-    """The run's sampler, schedule and switches; the random schedule is seeded from `run_seed`."""
+def resolve_settings(cfg: Any) -> Optional[Settings]:
+    """The settings of a schema-checked GradSamp config (any object with GradSampConfig's attributes;
+    missing ones take its defaults), the sampler's and schedule's options checked against their entries;
+    None when GradSamp is off."""
     get = lambda key: getattr(cfg, key, getattr(_DEFAULTS, key))  # noqa: E731
-    name = get("sampler")
-    if name == "none":
-        raise ConfigError("gradsamp.sampler is 'none' (GradSamp off); build GradSamp only when a sampler is chosen")
-    sampler, scale = sampler_and_scale(name, get("sampler_options"))
-    schedule = build_schedule(get("schedule"), get("max_consecutive"), run_seed, **(get("schedule_options") or {}))
-    return Settings(sampler, schedule, scale, get("buffers"), get("optimizer_state"), get("guard"),
-                    float(get("guard_tolerance")), get("guard_fallback"), get("history_device"))
+    if get("sampler") == OFF:
+        return None
+    return Settings(SAMPLERS.resolve(get("sampler"), get("sampler_options")),
+                    SCHEDULES.resolve(get("schedule"), get("schedule_options")), get("max_consecutive"),
+                    get("buffers"), get("optimizer_state"), get("guard"), float(get("guard_tolerance")),
+                    get("guard_fallback"), get("history_device"))

@@ -91,7 +91,7 @@ def check_jobs(jobs: list, here: bool) -> None:
         data = job.experiment.cfg.data
         key = (data.name, data.root)
         if key not in seen:
-            seen[key] = absence(data, job.experiment.dataset)
+            seen[key] = absence(data, job.experiment.spec)
         if seen[key] is not None:
             problems.setdefault(str(seen[key]), []).append(job)
     if problems:

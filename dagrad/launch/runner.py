@@ -278,7 +278,7 @@ class ProcessLauncher:
         return results
 
 
-LAUNCHERS: Registry = Registry("launcher", "--launcher", builtins="dagrad.launch.runner")
+LAUNCHERS: Registry = Registry("launcher", "--launcher", builtins="dagrad.launch.runner", options_key="launcher")
 LAUNCHERS.register("local", LocalLauncher, description="jobs one after another in this process (easy to debug)")
 LAUNCHERS.register("processes", ProcessLauncher, description="up to --workers jobs at once, each in its own process")
 LAUNCHERS.register("slurm", "dagrad.launch.slurm:SubmititLauncher", options=SLURM_OPTIONS,
@@ -290,6 +290,5 @@ def build_launcher(name: str, workers: int = 1, options: Optional[dict] = None,
                    threads: Optional[int] = None) -> Launcher:
     """The launcher `name` for `workers` parallel jobs, with its own options (the sweep's `launcher:` block);
     `threads` (the command line's --threads) sets each job's torch threads instead of cores // workers."""
-    entry = LAUNCHERS.get(name)
     extra = {"threads": threads} if threads else {}
-    return entry.load()(workers=workers, **extra, **entry.resolve(options, "launcher"))
+    return LAUNCHERS.resolve(name, options).build(workers=workers, **extra)

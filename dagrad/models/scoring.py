@@ -72,9 +72,9 @@ def score_envs(loaded: Any, envs: dict[str, Dataset], device: torch.device, ener
                batch_size: int = 64) -> list[dict]:
     """One row per environment: the scores and the energy the inference took (with its source)."""
     from dagrad.config.schema import EnergyConfig
-    from dagrad.energy import build_meter
+    from dagrad.energy import build_meter, resolve_energy
 
-    meter = build_meter(energy_cfg or EnergyConfig(), str(device))
+    meter = build_meter(resolve_energy(energy_cfg or EnergyConfig()), str(device))
     rows = []
     try:
         for name, dataset in envs.items():

@@ -1,5 +1,5 @@
 """Featurizers: a small GroupNorm CNN for the embedded digits, torchvision ResNets, any timm model."""
 
-from dagrad.networks.registry import NETWORKS, build_featurizer, network_entry, network_names
+from dagrad.networks.registry import NETWORKS, build_featurizer, network_entry, network_names, resolve_network
 
-__all__ = ["NETWORKS", "build_featurizer", "network_entry", "network_names"]
+__all__ = ["NETWORKS", "build_featurizer", "network_entry", "network_names", "resolve_network"]

@@ -1,6 +1,7 @@
-"""Featurizers by name. An entry builds `fn(input_shape, **options)` and the result says how wide its
-features are (`n_outputs`). A family entry (`timm`) serves every name `timm:<member>`: the builder is
-given `model=<member>` besides its options."""
+"""Featurizers by name. An entry builds `entry.build(options, input_shape=(C, H, W))`, which calls
+`fn(input_shape, **options)`, and the result says how wide its features are (`n_outputs`). A family entry
+(`timm`) serves every name `timm:<member>`: the builder is given `model=<member>` besides its options
+(`resolve_network` fixes it)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from typing import Any, Mapping
 from torch import nn
 
 from dagrad.utils.errors import ConfigError
-from dagrad.registry import Entry, Registry
+from dagrad.registry import Entry, Registry, Resolved
 
-NETWORKS: Registry = Registry("network", "network.name", builtins="dagrad.networks.featurizers")
+def _build(entry: Entry, options: dict[str, Any], input_shape: tuple[int, ...], **member: Any) -> nn.Module:
+    net = entry.load()(tuple(input_shape), **member, **options)
+    if not hasattr(net, "n_outputs"):
+        raise ConfigError(f"network {entry.name!r} built a module without `n_outputs` (its feature width)")
+    return net
+
+
+NETWORKS: Registry = Registry("network", "network.name", builtins="dagrad.networks.featurizers", builder=_build)
 
 
 def network_entry(name: str) -> tuple[Entry, dict[str, Any]]:
@@ -35,10 +43,13 @@ def network_names() -> list[str]:
     return [f"{e.name}:<model>" if e.info.get("family") else e.name for e in NETWORKS.entries()]
 
 
-def build_featurizer(name: str, options: Mapping[str, Any], input_shape: tuple[int, ...]) -> nn.Module:
-    """The featurizer `name` with its resolved options, for inputs of `input_shape` (C, H, W)."""
+def resolve_network(name: str, options: Mapping[str, Any] | None = None) -> Resolved:
+    """The network `name` (a family member too) with its options checked and defaults filled in."""
     entry, member = network_entry(name)
-    net = entry.load()(tuple(input_shape), **member, **dict(options))
-    if not hasattr(net, "n_outputs"):
-        raise ConfigError(f"network {name!r} built a module without `n_outputs` (its feature width)")
-    return net
+    return Resolved(entry, entry.resolve(options, NETWORKS.options_key), member)
+
+
+def build_featurizer(name: str, options: Mapping[str, Any], input_shape: tuple[int, ...]) -> nn.Module:
+    """The featurizer `name` with its options, for inputs of `input_shape` (C, H, W) (scripts and tests: a run
+    builds the network its Experiment holds)."""
+    return resolve_network(name, options).build(input_shape=input_shape)

@@ -1,5 +1,6 @@
-"""The epoch loop. It knows the Algorithm contract and nothing of any particular algorithm; GradSamp,
-weight averaging (SWAD) and energy metering plug in from outside.
+"""The epoch loop of one run (dagrad.run.training.train_run holds the run's folder around it). It knows the
+Algorithm contract and nothing of any particular algorithm; GradSamp, weight averaging (SWAD) and energy
+metering plug in from outside.
 
 Each epoch is either trained (steps_per_epoch updates) or, when GradSamp's schedule says so, sampled.
 Then every split is evaluated, one record is appended and a checkpoint written, both atomically, so an
@@ -10,67 +11,41 @@ statistics `update` returns stay tensors and are summed on the device, and they 
 the epoch's record is written. Everything between the metered phases (startup, record writes,
 checkpoints) is metered as `other` (dagrad.energy.ledger), so a record's phases add up to the job; one-off
 warm-up (thread pools, first allocations, kernel caches, evaluation workers) sits in a `setup` window before
-the first epoch (dagrad.run.warmup), and every window records the conditions it ran under."""
+the first epoch (dagrad.run.warmup), and every window records the conditions it ran under.
+
+The run's parts are built from its Experiment by dagrad.run.parts, its header and epoch lines are written
+by dagrad.run.header, its checkpoint is dagrad.run.state's."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import platform
-import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import numpy as np
 import torch
 
-from dagrad import datasets
-from dagrad.run import distributed
-from dagrad.algorithms import build as build_algorithm
-from dagrad.algorithms.registry import featurizer_input_shape
-from dagrad.averaging import build_averager
-from dagrad.run.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dagrad.run.checkpoint_checks import check_payload
-from dagrad.config.schema import ExperimentConfig, to_dict
-from dagrad.datasets.loading import (START_METHOD, batches_on, refuse_worker_bootstrap, start_fork_server,
-                                    to_device)
-from dagrad.energy import build_meter
-from dagrad.energy.flops import FlopsTally
-from dagrad.energy.hardware import describe_compute
-from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
-from dagrad.energy.reading import Reading
-from dagrad.run.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
-from dagrad.utils.errors import CheckpointError, ConfigError, StorageError
-from dagrad.run.evaluation import evaluate
 from dagrad.config.experiment import Experiment, resolve
-from dagrad.gradsamp import GradSamp
-from dagrad.records.metrics import env_mean
+from dagrad.config.schema import ExperimentConfig
+from dagrad.datasets.loading import batches_on, refuse_worker_bootstrap, to_device
+from dagrad.energy.ledger import idle_power, job_energy, measure_idle_power
+from dagrad.energy.reading import Reading
 from dagrad.models.hook import RunOutputs
-from dagrad.networks import build_featurizer
-from dagrad.run.numerics import Numerics
-from dagrad.plugins import NO_PLUGINS, PluginConsent
+from dagrad.records.files import RECORDS_NAME, RecordFile
+from dagrad.records.metrics import env_mean
+from dagrad.run import distributed
+from dagrad.run.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from dagrad.run.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
+from dagrad.run.evaluation import evaluate
+from dagrad.run.header import epoch_record, run_header
+from dagrad.run.parts import build_parts
 from dagrad.run.progress import RunProgress
-from dagrad.records.files import FORMAT, RECORDS_NAME, RecordFile
-from dagrad.registry import target_module
-from dagrad.utils.seeding import seed_everything, seed_hash
-from dagrad.tracking import Trackers
-from dagrad.version import __version__
+from dagrad.run.state import restore_state, state_payload
 from dagrad.run.warmup import warm_up
-
-GUARD_EXAMPLES_PER_ENV = 32
-
-
-def resolve_device(name: str) -> torch.device:
-    """The run's device; CUDA as `cuda:N` (torch's current device), the one GPU the job uses and meters.
-    cuDNN's determinism and TF32 flags are set by `Numerics` (DomainBed's by default)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    elif name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda was asked for but no CUDA device is available; use device=cpu or auto")
-    if name == "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device(name)
+from dagrad.tracking import Trackers
+from dagrad.utils.errors import ConfigError
+from dagrad.utils.seeding import seed_everything, seed_hash
 
 
 class Trainer:
@@ -82,58 +57,42 @@ class Trainer:
                  progress: bool | str | RunProgress = True):
         refuse_worker_bootstrap()
         exp = experiment if isinstance(experiment, Experiment) else resolve(experiment)
-        cfg = exp.cfg
         self.dist = distributed.current()  # one process, or this rank of a torchrun job (dagrad.run.distributed)
         self.rank = self.dist.rank
-        self.exp, self.cfg, self.out = exp, cfg, Path(out_dir)
+        self.exp, self.cfg, self.out = exp, exp.cfg, Path(out_dir)
         self.progress = RunProgress.of(progress if self.dist.main else False)
         self.seed = exp.seed
         seed_everything(self.seed)
-        self.device = resolve_device(cfg.device)
-        if cfg.data.num_workers > 0:  # the workers' fork server imports torch while this process sets up
-            start_fork_server([target_module(exp.dataset.builder)])
-        # first, so startup is metered (as `other`); a node's RAPL is read by its first process only
-        self.meter = build_meter(cfg.energy, str(self.device), read_package=self.dist.reads_node)
-        self.gaps = Gaps(self.meter)
+        self.parts = parts = build_parts(exp, self.seed, self.dist)
+        self.device, self.meter, self.numerics, self.data = parts.device, parts.meter, parts.numerics, parts.data
+        self.algorithm, self.steps, self.stream = parts.algorithm, parts.steps, parts.stream
+        self.eval_loader, self.gradsamp, self.averager, self.flops = (parts.eval_loader, parts.gradsamp,
+                                                                      parts.averager, parts.flops)
+        self.gaps = parts.gaps
         self._meter_closer = weakref.finalize(self, self.meter.close)  # a constructor that fails closes it too
-        self.numerics = Numerics(self.device, cfg.precision, cfg.deterministic, cfg.channels_last)
-        guard_examples = GUARD_EXAMPLES_PER_ENV if cfg.gradsamp.sampler != "none" and cfg.gradsamp.guard else 0
-        self.data = datasets.build(exp.data_config(), cfg.trial_seed, cfg.eval_mode, guard_per_env=guard_examples)
-        featurizer = build_featurizer(cfg.network.name, exp.network_options,
-                                      featurizer_input_shape(cfg.algorithm.name, self.data.input_shape))
-        self.algorithm = build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, self.data.num_classes,
-                                         len(self.data.train_envs), input_shape=self.data.input_shape).to(self.device)
-        self.numerics.prepare(self.algorithm)
-        self.steps = cfg.steps_per_epoch or self.data.default_steps_per_epoch()
-        pin = self.device.type == "cuda"
-        self.stream = self.data.training_loaders(self.steps, self.seed, unlabelled=self.algorithm.uses_unlabeled,
-                                                 pin_memory=pin, shard=self.dist.shard)
-        self.eval_loader = self.data.eval_loader(pin_memory=pin, shard=self.dist)
-        self.gradsamp = None
-        if cfg.gradsamp.sampler != "none":
-            guard = self.data.fixed_batch(GUARD_EXAMPLES_PER_ENV) if cfg.gradsamp.guard else None
-            guard = tuple(t.to(self.device) for t in guard) if guard else None
-            self.gradsamp = GradSamp(cfg.gradsamp, self.seed, guard)
-        self.averager = build_averager(cfg.averaging, self.algorithm)
-        self.flops = FlopsTally(cfg.energy.count_flops)
         self.hash = exp.run_id
         self.outputs = RunOutputs(self)  # kept models and per-example predictions (dagrad.models)
         self.start_epoch, self.updates, self.stopped = 0, 0, False
         self._setup_energy: Optional[dict] = None  # this process's setup window, until an epoch records it
-        records_path = self.out / RECORDS_NAME
+        self.records = self._open_records(resume)
+        self.dist.prepare(self.algorithm)  # rank 0's model everywhere; gradients averaged before each step
+        self.trackers = Trackers(self.cfg.tracking, self.out, self.rank)  # packages checked; nothing written yet
+
+    def _open_records(self, resume: bool) -> RecordFile:
+        """The record file: resumed to the checkpoint's epoch, or new (refusing a folder that holds a run)."""
+        path = self.out / RECORDS_NAME
         if resume:
             saved = self._restore()
-            self.records = RecordFile.resume(records_path, self.start_epoch, saved) if self.dist.main else None
-        elif records_path.exists():
+            records = RecordFile.resume(path, self.start_epoch, saved) if self.dist.main else None
+        elif path.exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it, --restart to move it "
                               f"aside and start afresh, or choose another --out")
         else:
-            self.records = RecordFile(records_path)
+            records = RecordFile(path)
         if self.dist.active:  # rank 0's records on every rank; the others never write them
-            self.records = RecordFile(records_path, self.dist.broadcast_object(
-                self.records.lines if self.dist.main else None), write=self.dist.main)
-        self.dist.prepare(self.algorithm)  # rank 0's model everywhere; gradients averaged before each step
-        self.trackers = Trackers(cfg.tracking, self.out, self.rank)  # packages checked; nothing written yet
+            records = RecordFile(path, self.dist.broadcast_object(records.lines if self.dist.main else None),
+                                 write=self.dist.main)
+        return records
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Path:
@@ -155,11 +114,11 @@ class Trainer:
             self.trackers.close()
 
     def _run_epochs(self) -> Path:
-        self.progress.start(self.out, f"{self.cfg.algorithm.name} on {self.cfg.data.name}", self.cfg.epochs,
+        self.progress.start(self.out, f"{self.exp.algorithm.name} on {self.exp.dataset.name}", self.cfg.epochs,
                             self.start_epoch, self.data.test_envs, self.data.train_envs)
         if not self.records.lines:
             self.idle = self._idle_baseline()
-            self.records.append(self._header())
+            self.records.append(run_header(self.exp, self.parts, self.seed, self.idle, self.dist))
         self.trackers.start(self.records)  # mirrors the records so far, then every line appended
         if self.start_epoch < self.cfg.epochs and not self.stopped:  # an epoch will carry the setup window
             self._setup()
@@ -185,8 +144,9 @@ class Trainer:
                 outcome.flops, eval_flops = self.dist.total(outcome.flops, eval_flops)
                 if self.dist.check_every_epoch:
                     self.dist.check_same_model(self.algorithm, f"after epoch {epoch}")
-            self.records.append(self._epoch_record(epoch, outcome, metrics, averaged, train_energy, eval_energy,
-                                                   eval_flops, other_energy))
+            energy = {"train": train_energy, "eval": eval_energy, "other": other_energy}
+            self.records.append(epoch_record(self.exp, self.parts, epoch, self.updates, outcome, metrics, averaged,
+                                             energy, eval_flops, self._take_setup()))
             self.progress.epoch_done(self.records.lines[-1])
             self.outputs.after_epoch(epoch, metrics, self.algorithm)
             self.stopped = bool(self.averager and self.averager.should_stop())
@@ -302,7 +262,7 @@ class Trainer:
     # ------------------------------------------------------------------ records and checkpoints
     def _idle_baseline(self) -> Optional[dict]:
         """Idle power, measured once per job when energy.idle_baseline_s > 0 (outside the `other` gaps)."""
-        seconds = self.cfg.energy.idle_baseline_s
+        seconds = self.exp.energy.idle_baseline_s
         if not seconds:
             return None
         self.gaps.pause()
@@ -312,127 +272,20 @@ class Trainer:
             idle = idle_power(self.dist.readings(Reading.from_dict(idle["reading"]))[0])
         return idle
 
-    def _epoch_record(self, epoch: int, outcome: EpochOutcome, metrics: dict, averaged: Optional[dict],
-                      train_energy: Any, eval_energy: Any, eval_flops: float, other_energy: Any = None) -> dict:
-        return {
-            "type": "epoch", "epoch": epoch, "step": (epoch + 1) * self.steps, "updates": self.updates,
-            "kind": str(outcome.kind), "fallback": outcome.fallback, "sampler": self.cfg.gradsamp.sampler,
-            "metrics": metrics, "averaged_metrics": averaged, "update_stats": outcome.update_stats,
-            "sampler_stats": outcome.sampler_stats or None,
-            "averager": self.averager.stats() if self.averager else None,
-            "energy": {"train": train_energy.to_dict(), "eval": eval_energy.to_dict(),
-                       "other": other_energy.to_dict() if other_energy is not None else None,
-                       **self._take_setup()},
-            "flops": {"train": outcome.flops, "eval": eval_flops, "convention": self.flops.convention},
-            "seconds": train_energy.seconds + eval_energy.seconds,
-        }
-
-    def _take_setup(self) -> dict:
-        """{"setup": reading} for the first epoch record this process writes, else nothing."""
+    def _take_setup(self) -> Optional[dict]:
+        """The setup window's reading for the first epoch record this process writes, else None."""
         setup, self._setup_energy = self._setup_energy, None
-        return {"setup": setup} if setup else {}
-
-    def _header(self) -> dict:
-        data = self.data
-        return {
-            "type": "header", "format": FORMAT, "run_id": self.hash, "seed": self.seed, "config": to_dict(self.cfg),
-            "resolved": self.exp.canonical(), "hparams": self.algorithm.hparams, "searched": self.exp.searched,
-            "data": {"environments": data.suite.env_names, "train_envs": data.train_envs,
-                     "test_envs": data.test_envs, "setting": data.setting, "steps_per_epoch": self.steps,
-                     "batch_size": data.batch_size, "unlabelled_splits": self.stream.unlabelled_splits, **data.info},
-            "versions": {"dagrad": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
-            "hardware": {"platform": platform.platform(), "processor": platform.processor(),
-                         "torch_threads": torch.get_num_threads(), "device": str(self.device)},
-            "compute": describe_compute(),
-            "meter": self.meter.describe(),
-            "numerics": self.numerics.describe(self.algorithm),
-            "loading": {"num_workers": self.data.num_workers, "eval_batch_size": self.data.eval_batch_size,
-                        "worker_start": START_METHOD if self.data.num_workers else None,
-                        "pin_memory": self.device.type == "cuda", "eval_batches": len(self.eval_loader)},
-            "idle_power": self.idle,
-            **({"distributed": self.dist.describe(self.meter, self.device)} if self.dist.active else {}),
-        }
+        return setup
 
     def _checkpoint(self, next_epoch: int) -> None:
         if not self.dist.main:
             return
-        save_checkpoint(self.out / CHECKPOINT_NAME, {
-            "config_hash": self.hash, "epoch": next_epoch, "updates": self.updates, "stopped": self.stopped,
-            "algorithm": self.algorithm.state_dict(),
-            "optimizers": {name: opt.state_dict() for name, opt in self.algorithm.optimizers().items()},
-            "gradsamp": self.gradsamp.state_dict() if self.gradsamp else None,
-            "averager": self.averager.state_dict() if self.averager else None,
-            "rng": rng_state(), "records": self.records.lines, "kept": self.outputs.state_dict(),
-        })
+        save_checkpoint(self.out / CHECKPOINT_NAME, state_payload(
+            self.parts, self.hash, next_epoch, self.updates, self.stopped, self.records.lines,
+            self.outputs.state_dict()))
 
     def _restore(self) -> list[dict]:
         """Load the checkpoint into the model and state; returns its copy of the records."""
-        payload = load_checkpoint(self.out / CHECKPOINT_NAME, self.hash)
-        check_payload(payload, self.out / CHECKPOINT_NAME, self.cfg.epochs, self.algorithm)
-        try:
-            self.algorithm.load_state_dict(payload["algorithm"])
-            for name, opt in self.algorithm.optimizers().items():
-                opt.load_state_dict(payload["optimizers"][name])
-            if self.gradsamp is not None:
-                self.gradsamp.load_state_dict(payload["gradsamp"], self.algorithm)
-            if self.averager is not None:
-                self.averager.load_state_dict(payload["averager"])
-            self.outputs.load_state_dict(payload.get("kept"))
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"cannot resume from {self.out / CHECKPOINT_NAME}: it does not match this "
-                                  f"run's model ({_state_problem(exc)})") from None
-        set_rng_state(payload["rng"])
+        payload = restore_state(self.out / CHECKPOINT_NAME, self.parts, self.hash, self.cfg.epochs, self.outputs)
         self.start_epoch, self.updates, self.stopped = payload["epoch"], payload["updates"], payload["stopped"]
         return payload["records"]
-
-
-def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
-          progress: bool | str | RunProgress = True, *, restart: bool = False,
-          plugins: PluginConsent = NO_PLUGINS) -> Path:
-    """Run (or resume) one experiment in `out_dir`, holding the folder's lock throughout; returns its
-    record file. `restart` moves a previous attempt aside first; `plugins` is the consent a config's
-    plugins need (see dagrad.plugins). See dagrad.run.folder for what happens to what is already there."""
-    exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
-    with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
-        try:
-            return _trainer(exp, out_dir, resume, progress).run()
-        except StorageError as exc:
-            raise _way_on(exc, Path(out_dir), exp) from None
-
-
-def _trainer(exp: Experiment, out_dir: str | Path, resume: bool, progress: bool | str | RunProgress) -> Trainer:
-    """The run's Trainer. When resuming, the warnings of its construction (the energy meter's, the data's)
-    are shown once the checkpoint has been found to fit, so an unusable one is a single line."""
-    if not resume:
-        return Trainer(exp, out_dir, resume=resume, progress=progress)
-    with warnings.catch_warnings(record=True) as held:
-        warnings.simplefilter("always")
-        trainer = Trainer(exp, out_dir, resume=resume, progress=progress)
-    for w in held:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    return trainer
-
-
-def _state_problem(exc: Exception) -> str:
-    """torch's refusal of a state dict as one line: its first problem ("size mismatch for x: ..."), whole
-    words, and how many more there are."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("Error(s) in loading")] or lines or [type(exc).__name__]
-    problems = [p.strip() for line in lines for p in line.split(". ") if p.strip()]
-    first = problems[0].rstrip(".")
-    if len(first) > 200:
-        first = first[:200].rsplit(" ", 1)[0] + " ..."
-    more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
-    return f"{first}{more}"
-
-
-def _way_on(exc: StorageError, out: Path, exp: Experiment) -> StorageError:
-    """A failed write once the run has written its records: the same command would find "already holds a
-    run", so the message names the one that continues it (from its last checkpoint, or afresh without one)."""
-    text = str(exc)
-    if not (out / RECORDS_NAME).is_file() or "run again" not in text:
-        return exc
-    from dagrad.run.resuming import resume_command
-
-    return StorageError(text.replace("run again", f"then continue with: {resume_command(out, exp.cfg.plugins)}"))

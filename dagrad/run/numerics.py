@@ -22,32 +22,50 @@ the layout tensor cores use without transposing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, NamedTuple, Optional
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used, so the config schema reads PRECISIONS without it
+    import torch
+    from torch import nn
 
-PRECISIONS = {
-    "torch_default": "PyTorch's defaults (DomainBed's numerics): float32 matmuls; cuDNN convolutions may use TF32 "
-                     "on Ampere and newer GPUs",
-    "fp32_strict": "float32 everywhere: TF32 off for matmuls and cuDNN convolutions",
-    "tf32": "TF32 tensor cores for float32 matmuls and cuDNN convolutions (Ampere and newer GPUs)",
-    "bf16": "autocast to bfloat16 for matmuls and convolutions; parameters, optimizer state and GradSamp in float32",
+
+class Precision(NamedTuple):
+    """One precision: what it means, how CUDA computes float32 matmuls and convolutions ("ieee" = true
+    float32), and the dtype forwards autocast to (None: no autocast)."""
+
+    meaning: str
+    cuda_matmul: str
+    cudnn_conv: str
+    autocast: Optional[str] = None
+
+
+#: every precision `precision:` may name, declared here only (the config schema takes its choices from it)
+PRECISION_TABLE: dict[str, Precision] = {
+    "torch_default": Precision("PyTorch's defaults (DomainBed's numerics): float32 matmuls; cuDNN convolutions may "
+                               "use TF32 on Ampere and newer GPUs", "ieee", "tf32"),
+    "fp32_strict": Precision("float32 everywhere: TF32 off for matmuls and cuDNN convolutions", "ieee", "ieee"),
+    "tf32": Precision("TF32 tensor cores for float32 matmuls and cuDNN convolutions (Ampere and newer GPUs)",
+                      "tf32", "tf32"),
+    "bf16": Precision("autocast to bfloat16 for matmuls and convolutions; parameters, optimizer state and GradSamp "
+                      "in float32", "ieee", "tf32", "bfloat16"),
 }
-
-#: per precision: (cuBLAS float32 matmuls, cuDNN float32 convolutions), "ieee" = true float32
-_CUDA_FP32 = {"torch_default": ("ieee", "tf32"), "fp32_strict": ("ieee", "ieee"), "tf32": ("tf32", "tf32"),
-              "bf16": ("ieee", "tf32")}
+#: precision -> what it means, in words (reports)
+PRECISIONS: dict[str, str] = {name: p.meaning for name, p in PRECISION_TABLE.items()}
 
 
 def _new_tf32_api() -> bool:
     """torch >= 2.9 sets TF32 per backend with `fp32_precision`; mixing it with the legacy flags is an error."""
+    import torch
+
     conv = getattr(torch.backends.cudnn, "conv", None)
     return hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(conv, "fp32_precision")
 
 
 def _cuda_flags() -> dict[str, Any]:
+    import torch
+
     cudnn = torch.backends.cudnn
     if _new_tf32_api():
         tf32 = {"cuda_matmul_fp32": torch.backends.cuda.matmul.fp32_precision,
@@ -59,6 +77,8 @@ def _cuda_flags() -> dict[str, Any]:
 
 
 def _set_cuda_flags(flags: dict[str, Any]) -> None:
+    import torch
+
     cudnn = torch.backends.cudnn
     if _new_tf32_api():
         torch.backends.cuda.matmul.fp32_precision = flags["cuda_matmul_fp32"]
@@ -72,21 +92,25 @@ def _set_cuda_flags(flags: dict[str, Any]) -> None:
 
 
 def has_convolutions(module: nn.Module) -> bool:
+    from torch import nn
+
     return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
 
 
-@dataclass
+@dataclass(frozen=True)
 class Numerics:
-    """A run's precision, determinism and layout on its device (see the module docstring)."""
+    """A run's precision, determinism and layout on its device (see the module docstring). The precision is
+    one of PRECISION_TABLE, checked once, by the config schema; an Experiment holds its Numerics without a
+    device, and the run places it with `on(device)`."""
 
-    device: torch.device
+    device: Optional[torch.device] = None
     precision: str = "torch_default"
     deterministic: bool = True
     channels_last: bool = False
 
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+    def on(self, device: torch.device) -> "Numerics":
+        """The same numerics on the run's device."""
+        return dataclasses.replace(self, device=device)
 
     @property
     def cuda(self) -> bool:
@@ -94,14 +118,17 @@ class Numerics:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
+        import torch
+
+        name = PRECISION_TABLE[self.precision].autocast
+        return getattr(torch, name) if name else None
 
     def apply(self) -> Callable[[], None]:
         """Set the process-wide CUDA flags this run needs; returns a function that puts back the old ones."""
         if not self.cuda:
             return lambda: None
         before = _cuda_flags()
-        matmul, conv = _CUDA_FP32[self.precision]
+        matmul, conv = PRECISION_TABLE[self.precision][1:3]
         _set_cuda_flags({"cuda_matmul_fp32": matmul, "cudnn_conv_fp32": conv, "cudnn_rnn_fp32": conv,
                          "cudnn_deterministic": self.deterministic, "cudnn_benchmark": not self.deterministic})
         return lambda: _set_cuda_flags(before)
@@ -111,11 +138,15 @@ class Numerics:
         dtype = self.autocast_dtype
         if dtype is None:
             return contextlib.nullcontext()
+        import torch
+
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def prepare(self, model: nn.Module) -> bool:
         """Channels-last weights for a convolutional model when asked; returns whether the layout changed."""
         if self.channels_last and has_convolutions(model):
+            import torch
+
             model.to(memory_format=torch.channels_last)
             return True
         return False

@@ -8,7 +8,8 @@ import importlib.util
 
 import pytest
 
-from dagrad.run.engine import Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.training import train_run
 from dagrad.records.files import read_records, split_run
 
 GRADSAMP = ["gradsamp.sampler=tensor", "gradsamp.schedule_options.start=2", "gradsamp.schedule_options.every=2",
@@ -37,7 +38,7 @@ HEAVIER = ["mldg", "sagnet", "arm", "andmask", "fish", "sandmask", "trm", "adrmx
 
 def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> list[str]:
     overrides = [f"algorithm.name={algorithm}", "epochs=5", *GRADSAMP, *SWAD, *WARMUPS.get(algorithm, [])]
-    full_records = read_records(train(tiny_config(*overrides), tmp_path / "full", progress=False))
+    full_records = read_records(train_run(tiny_config(*overrides), tmp_path / "full", progress=False))
     _, full, full_summary = split_run(full_records)
     original = Trainer._checkpoint
 
@@ -48,9 +49,9 @@ def _resume_matches_full(tiny_config, tmp_path, monkeypatch, algorithm: str) -> 
 
     monkeypatch.setattr(Trainer, "_checkpoint", crash_after_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(*overrides), tmp_path / "cut", progress=False)
+        train_run(tiny_config(*overrides), tmp_path / "cut", progress=False)
     monkeypatch.setattr(Trainer, "_checkpoint", original)
-    train(tiny_config(*overrides), tmp_path / "cut", resume=True, progress=False)
+    train_run(tiny_config(*overrides), tmp_path / "cut", resume=True, progress=False)
     _, resumed, resumed_summary = split_run(read_records(tmp_path / "cut" / "records.jsonl"))
     keys = ("epoch", "kind", "metrics", "averaged_metrics", "update_stats", "updates")
     assert [{k: r[k] for k in keys} for r in resumed] == [{k: r[k] for k in keys} for r in full]

@@ -62,7 +62,7 @@ def test_erm_on_vlcs_equals_domainbeds_recorded_sweep():
         exp = _exp("data.name=vlcs", "algorithm.hparams_seed=1", f"trial_seed={trial}")
         assert exp.hparams == {"lr": hp["lr"], "weight_decay": hp["weight_decay"]}
         assert exp.searched == {"data.batch_size": hp["batch_size"], "network.options.dropout": hp["resnet_dropout"]}
-        assert exp.batch_size == hp["batch_size"] and exp.network_options["dropout"] == hp["resnet_dropout"]
+        assert exp.batch_size == hp["batch_size"] and exp.network.options["dropout"] == hp["resnet_dropout"]
 
 
 def test_defaults_at_hparams_seed_zero_and_what_the_config_sets_is_kept():
@@ -71,7 +71,7 @@ def test_defaults_at_hparams_seed_zero_and_what_the_config_sets_is_kept():
     small = load_experiment(None, [])  # rotated_digits: DomainBed's MNIST batch 64
     assert small.batch_size == 64 and small.searched == {"data.batch_size": 64}
     fixed = _exp("data.name=pacs", "algorithm.hparams_seed=1", "network.options.dropout=0.1", "data.batch_size=16")
-    assert fixed.searched == {} and fixed.batch_size == 16 and fixed.network_options["dropout"] == 0.1
+    assert fixed.searched == {} and fixed.batch_size == 16 and fixed.network.options["dropout"] == 0.1
 
 
 def test_domain_net_batch_size_range_and_digits_weight_decays():

@@ -114,16 +114,16 @@ def test_no_system_exit_reaches_the_caller(tmp_path):
 
 
 def test_each_distinct_warning_is_shown_once(tmp_path, monkeypatch, capsys):
-    from dagrad.run import engine
+    from dagrad.run import parts
     from dagrad.utils import notices
 
-    original = engine.build_meter
+    original = parts.build_meter
 
     def noisy(*args, **kwargs):
         warnings.warn("a warning every run would repeat", UserWarning)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "build_meter", noisy)
+    monkeypatch.setattr(parts, "build_meter", noisy)
     monkeypatch.setattr(notices, "_SHOWN", set())
     for name in ("a", "b"):
         dagrad.train(out=tmp_path / name, progress=False, **{**TINY, "epochs": 1, "steps_per_epoch": 1})

@@ -125,5 +125,8 @@ def test_state_dict_round_trip_continues_identically():
 @pytest.mark.parametrize("kw", [{"n_converge": 0}, {"n_tolerance": 1.5}, {"tolerance_ratio": -0.1},
                                 {"tolerance_ratio": math.inf}, {"rule": "lagged"}])
 def test_bad_settings_are_config_errors(kw):
-    with pytest.raises(ConfigError, match="averaging."):
-        LossValley(**kw)
+    """The valley's options are checked once, against the averager's registry entry (never again when built)."""
+    from dagrad.averaging import AVERAGERS
+
+    with pytest.raises(ConfigError, match="averaging.options."):
+        AVERAGERS.resolve("swad", kw)

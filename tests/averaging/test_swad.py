@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from dagrad.averaging import SWAD, Averager, build_averager
+from dagrad.averaging import AVERAGERS, SWAD, Averager
 from dagrad.utils.errors import ConfigError
 from averaging.swad_models import Tiny, epoch, step, weight
 
@@ -123,17 +122,15 @@ def test_state_dict_round_trip_continues_identically(tmp_path, rule):
     assert resumed.stats()["n_averaged"] > 0
 
 
-def test_build_averager():
-    cfg = SimpleNamespace(name="swad", options={"tolerance_ratio": 0.2, "early_stop": False})
-    swad = build_averager(cfg, Tiny())
+def test_an_averager_builds_through_its_entry():
+    swad = AVERAGERS.build("swad", {"tolerance_ratio": 0.2, "early_stop": False}, module=Tiny())
     assert isinstance(swad, SWAD) and swad.valley.tolerance_ratio == 0.2 and not swad.early_stop
     assert swad.valley.n_converge == 3 and swad.valley.n_tolerance == 6  # SWAD's defaults, from the registry
     assert swad.valley.rule == "khanrc" and swad.update_bn_steps == 500  # khanrc/swad's defaults
-    assert build_averager(SimpleNamespace(name="none"), Tiny()) is None
     with pytest.raises(ConfigError, match="averaging.name: unknown averager 'ema'; choose one of: swad"):
-        build_averager(SimpleNamespace(name="ema"), Tiny())
+        AVERAGERS.resolve("ema")
     with pytest.raises(ConfigError, match="averaging.options.n_tolerance: 0 is out of range"):
-        build_averager(SimpleNamespace(name="swad", options={"n_tolerance": 0}), Tiny())
+        AVERAGERS.resolve("swad", {"n_tolerance": 0})
 
 
 @pytest.mark.parametrize("rule", ["khanrc", "paper"])

@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from averaging.swad_models import Tiny, epoch, weight
 from dagrad.averaging import SWAD
@@ -138,5 +137,8 @@ def test_finalize_leaves_frozen_batchnorm_alone():
                                      ({"update_bn_steps": -1}, "averaging.options.update_bn_steps"),
                                      ({"update_bn_steps": 2.5}, "averaging.options.update_bn_steps")])
 def test_bad_settings_are_config_errors(kw, key):
+    """Checked once, against SWAD's registry entry, before anything is built."""
+    from dagrad.averaging import AVERAGERS
+
     with pytest.raises(ConfigError, match=key):
-        SWAD(nn.Linear(1, 1), **kw)
+        AVERAGERS.resolve("swad", kw)

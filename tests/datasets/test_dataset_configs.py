@@ -25,7 +25,7 @@ def test_config_loads_with_resnet50_imagenet_frozen_bn(name):
     exp = load_experiment([f"datasets/{name}"])
     assert exp.cfg.data.name == name and exp.cfg.data.image_size == 224
     assert exp.cfg.network.name == "resnet50"
-    assert exp.network_options == {"pretrained": "imagenet", "freeze_bn": True, "dropout": 0.0}
+    assert exp.network.options == {"pretrained": "imagenet", "freeze_bn": True, "dropout": 0.0}
 
 
 def test_the_28x28_real_datasets_use_domainbeds_mnist_network():

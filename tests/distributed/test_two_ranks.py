@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dagrad.run.engine import Trainer, train
+from dagrad.run.engine import Trainer
+from dagrad.run.training import train_run
 from dagrad.run.evaluation import evaluate
 from dagrad.config.experiment import load_experiment
 from dagrad.records.files import read_records, split_run
@@ -71,7 +72,7 @@ def two_ranks(out: Path, overrides: list[str]) -> tuple[list[dict], str]:
 
 def one_process(tmp_path: Path, overrides: list[str]) -> list[dict]:
     exp = load_experiment(None, [*TINY, *overrides])
-    return read_records(train(exp, tmp_path / "single", progress=False))
+    return read_records(train_run(exp, tmp_path / "single", progress=False))
 
 
 def close(a: dict, b: dict, loss: float, acc: float) -> None:

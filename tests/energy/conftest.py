@@ -12,7 +12,8 @@ from typing import Callable
 
 import pytest
 
-from dagrad.config.schema import EnergyConfig
+from dagrad.config.schema import EnergyConfig, from_dict
+from dagrad.energy.select import EnergySettings, resolve_energy
 
 
 #: short keyword -> (backend, option) for the per-backend options of `energy.backends`
@@ -20,13 +21,14 @@ _BACKEND_OPTIONS = {"watts_per_thread": ("estimate", "watts_per_thread"), "cpu_t
                     "nvml_poll_hz": ("nvml", "poll_hz")}
 
 
-def Cfg(**given) -> EnergyConfig:  # noqa: N802 - reads like the config class it builds
-    """An EnergyConfig; per-backend options may be given flat (watts_per_thread=4 -> backends.estimate)."""
+def Cfg(**given) -> EnergySettings:  # noqa: N802 - reads like the config class it builds
+    """An energy config, checked and resolved as a run's Experiment holds it; per-backend options may be
+    given flat (watts_per_thread=4 -> backends.estimate)."""
     backends: dict = {}
     for key, (backend, option) in _BACKEND_OPTIONS.items():
         if key in given:
             backends.setdefault(backend, {})[option] = given.pop(key)
-    return EnergyConfig(backends=backends, **given)
+    return resolve_energy(from_dict({"backends": backends, **given}, EnergyConfig, "energy."))
 
 
 class FakeNVMLError(Exception):

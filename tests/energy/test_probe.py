@@ -6,11 +6,13 @@ import re
 
 import pytest
 
+from dagrad.config.schema import EnergyConfig
 from dagrad.energy.probe import probe
 
 
 def test_probe_reports_backend_reasons_and_both_windows(fk, recwarn):
-    text = probe(fk.Cfg(backend="estimate", watts_per_thread=4.0), "cpu", seconds=0.1)
+    text = probe(EnergyConfig(backend="estimate", backends={"estimate": {"watts_per_thread": 4.0}}), "cpu",
+                 seconds=0.1)
     assert "active: estimate" in text and "[ESTIMATED]" in text
     assert "not nvml:" in text and "not rapl:" in text
     idle = re.search(r"idle\s+([\d.]+) s wall\s+([\d.]+) s CPU\s+([\d.]+) J", text)

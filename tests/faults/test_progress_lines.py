@@ -87,9 +87,9 @@ def test_a_terminal_gets_bars_unless_quiet_and_always_the_lines(tmp_path, monkey
 
 
 def test_the_api_without_progress_prints_nothing(tiny_config, tmp_path, capsys):
-    from dagrad.run.engine import train
+    from dagrad.run.training import train_run
 
-    train(tiny_config("epochs=1"), tmp_path / "run", progress=False)
+    train_run(tiny_config("epochs=1"), tmp_path / "run", progress=False)
     captured = capsys.readouterr()
     assert captured.out == "" and "epoch" not in captured.err
 

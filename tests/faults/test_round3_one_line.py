@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from dagrad.run.engine import _state_problem
+from dagrad.run.state import state_problem as _state_problem
 from dagrad.launch.slurm import fatal_line
 from helpers.faultinject import TINY
 

@@ -14,7 +14,7 @@ import torch
 from gradsamp.host_syncs import HostSyncs
 from torch import nn
 
-from dagrad.gradsamp import GradSamp, History, ggd
+from dagrad.gradsamp import GradSamp, History, ggd, resolve_settings
 from dagrad.gradsamp.ggd import fit_beta, fit_betas
 from dagrad.gradsamp.history import layout_for
 from dagrad.gradsamp.samplers import Moments
@@ -36,10 +36,11 @@ class Net(nn.Module):
         return self.head(self.conv(x).mean((2, 3)).double()).float()
 
 
-def cfg(**overrides) -> SimpleNamespace:
-    base = dict(sampler="tensor", scale=1.0, schedule="periodic", every=1, start=2, buffers="keep",
+def cfg(**overrides):
+    """The settings a run resolves for these GradSamp switches."""
+    base = dict(sampler="tensor", schedule="periodic", buffers="keep",
                 optimizer_state="keep", guard=False, history_device="device")
-    return SimpleNamespace(**{**base, **overrides})
+    return resolve_settings(SimpleNamespace(**{**base, **overrides}))
 
 
 def nudge(model: nn.Module, seed: int) -> None:
@@ -288,8 +289,8 @@ def test_cuda_draw_has_each_tensors_fitted_moments(sampler):
     shapes = [(300, 400), (7,), (200, 500), (1,)]
     deltas = [0.1 * i + (i + 1) * 0.01 * torch.randn(s, generator=g, device="cuda") for i, s in enumerate(shapes)]
     layout = layout_for(tuple("abcd"), tuple(torch.Size(s) for s in shapes), torch.float32)
-    from dagrad.gradsamp import build_sampler
-    step, fit = build_sampler(sampler).draw_flat(layout.flatten(deltas), layout, g)
+    from dagrad.gradsamp import SAMPLERS
+    step, fit = SAMPLERS.build(sampler).draw_flat(layout.flatten(deltas), layout, g)
     for i, (s, d) in enumerate(zip(layout.split(step), deltas)):
         d64 = d.double()
         assert fit["mu"][i].item() == pytest.approx(d64.mean().item(), rel=1e-9, abs=1e-12)

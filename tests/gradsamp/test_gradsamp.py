@@ -16,7 +16,7 @@ from torch import nn
 
 from dagrad.config.schema import GradSampConfig, from_dict
 from dagrad.utils.errors import ConfigError
-from dagrad.gradsamp import GradSamp
+from dagrad.gradsamp import GradSamp, Settings, resolve_settings
 
 
 class Net(nn.Module):
@@ -40,12 +40,13 @@ SAMPLER_KEYS = {"scale": "scale", "element_c": "c", "ggd_beta": "beta"}
 SCHEDULE_KEYS = ("every", "start", "probability", "epochs")
 
 
-def cfg(**given) -> GradSampConfig:
-    """A checked GradSampConfig (tensor sampler by default); sampler and schedule options may be given flat."""
+def cfg(**given) -> Settings:
+    """GradSamp settings as a run's Experiment holds them: a GradSampConfig checked by the schema (tensor
+    sampler by default), then resolved; sampler and schedule options may be given flat."""
     data = {"sampler": "tensor", **given}
     data["sampler_options"] = {option: data.pop(key) for key, option in SAMPLER_KEYS.items() if key in data}
     data["schedule_options"] = {key: data.pop(key) for key in SCHEDULE_KEYS if key in data}
-    return from_dict(data, GradSampConfig, "gradsamp.")
+    return resolve_settings(from_dict(data, GradSampConfig, "gradsamp."))
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, steps: int = 5) -> None:
@@ -279,7 +280,6 @@ def test_no_sampling_before_two_real_epochs():
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        ({"sampler": "none"}, "GradSamp off"),
         ({"sampler": "gauss"}, "gradsamp.sampler: unknown sampler 'gauss'; choose one of: element, ema, extrapolate"),
         ({"buffers": "average"}, "gradsamp.buffers: 'average' is not allowed; choose one of: keep, extrapolate"),
         ({"optimizer_state": "zero"}, "optimizer_state"),
@@ -295,8 +295,12 @@ def test_bad_configuration_is_one_clear_error(overrides, match):
         GradSamp(cfg(**overrides), run_seed=0)
 
 
-def test_accepts_the_engine_config_dataclass():
-    config = pytest.importorskip("dagrad.config.schema")
-    gs = GradSamp(config.GradSampConfig(sampler="element", schedule="random", schedule_options={"probability": 0.5}),
-                  run_seed=4)
+def test_gradsamp_off_resolves_to_none():
+    assert resolve_settings(GradSampConfig()) is None  # sampler: none
+    assert resolve_settings(from_dict({"sampler": "none", "guard": True}, GradSampConfig, "gradsamp.")) is None
+
+
+def test_builds_from_the_settings_a_config_resolves_to():
+    gs = GradSamp(resolve_settings(GradSampConfig(sampler="element", schedule="random",
+                                                  schedule_options={"probability": 0.5})), run_seed=4)
     assert gs.sampler.name == "element" and gs.schedule.name == "random"

@@ -6,10 +6,15 @@ import pytest
 import torch
 
 from dagrad.utils.errors import ConfigError
-from dagrad.gradsamp import SAMPLERS, build_sampler
+from dagrad.gradsamp import SAMPLERS
 from dagrad.gradsamp.ggd import fit_beta
 
 N = 200_000
+
+
+def build_sampler(name, **options):
+    """The sampler through its registry entry, its options checked (the one way a sampler is built)."""
+    return SAMPLERS.build(name, options)
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from dagrad.config.schema import GradSampConfig, from_dict
 from dagrad.utils.errors import ConfigError
-from dagrad.gradsamp import build_schedule, planned_epochs
+from dagrad.gradsamp import planned_epochs, resolve_settings
 from dagrad.registry import Option
+
+
+def build_schedule(name, max_consecutive=None, seed=0, **options):
+    """A schedule as a run gets it: its config checked by the schema, resolved once, built through its entry."""
+    cfg = from_dict({"sampler": "tensor", "schedule": name, "schedule_options": options,
+                     "max_consecutive": max_consecutive}, GradSampConfig, "gradsamp.")
+    return resolve_settings(cfg).build_schedule(seed)
 
 
 def test_periodic_exact_epochs():

@@ -12,12 +12,17 @@ from torch import nn
 
 from dagrad.run.epochs import EpochKind, EpochOutcome
 from dagrad.utils.errors import CheckpointError, ConfigError
-from dagrad.gradsamp import History, build_sampler
+from dagrad.gradsamp import SAMPLERS, History
 from dagrad.gradsamp.gradsamp import GradSamp
 from dagrad.records.files import read_records, split_run
 
 N = 200_000
 TRAINED, SAMPLED = EpochOutcome(EpochKind.TRAIN), EpochOutcome(EpochKind.SAMPLED)
+
+
+def build_sampler(name, **options):
+    """The sampler through its registry entry, its options checked (the one way a sampler is built)."""
+    return SAMPLERS.build(name, options)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -133,9 +138,11 @@ def test_options_are_checked():
 def cfg(sampler: str, **options):
     from types import SimpleNamespace
 
-    return SimpleNamespace(sampler=sampler, sampler_options=options, schedule="periodic",
-                           schedule_options={"start": 2, "every": 2}, buffers="keep", optimizer_state="keep",
-                           guard=False, history_device="device")
+    from dagrad.gradsamp import resolve_settings
+
+    return resolve_settings(SimpleNamespace(sampler=sampler, sampler_options=options, schedule="periodic",
+                                            schedule_options={"start": 2, "every": 2}, buffers="keep",
+                                            optimizer_state="keep", guard=False, history_device="device"))
 
 
 @pytest.mark.parametrize("name", ["shrink", "ema"])
@@ -171,11 +178,12 @@ def test_state_survives_a_checkpoint_exactly_and_a_missing_state_is_refused(name
 
 @pytest.mark.parametrize("name", ["shrink", "ema"])
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path, monkeypatch, name):
-    from dagrad.run.engine import Trainer, train
+    from dagrad.run.engine import Trainer
+    from dagrad.run.training import train_run
 
     overrides = ["epochs=7", f"gradsamp.sampler={name}", "gradsamp.schedule=periodic",
                  "gradsamp.schedule_options={start: 2, every: 2}"]
-    train(tiny_config(*overrides), tmp_path / "full", progress=False)
+    train_run(tiny_config(*overrides), tmp_path / "full", progress=False)
     original = Trainer._checkpoint
 
     def crash_after_epoch_4(self, next_epoch):
@@ -185,9 +193,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_pa
 
     monkeypatch.setattr(Trainer, "_checkpoint", crash_after_epoch_4)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(*overrides), tmp_path / "cut", progress=False)
+        train_run(tiny_config(*overrides), tmp_path / "cut", progress=False)
     monkeypatch.setattr(Trainer, "_checkpoint", original)
-    train(tiny_config(*overrides), tmp_path / "cut", resume=True, progress=False)
+    train_run(tiny_config(*overrides), tmp_path / "cut", resume=True, progress=False)
     keys = ("epoch", "kind", "metrics", "sampler_stats", "updates")
     runs = [split_run(read_records(tmp_path / d / "records.jsonl"))[1] for d in ("full", "cut")]
     assert [r["kind"] for r in runs[0]].count("sampled") == 3

@@ -55,7 +55,7 @@ def test_base_files_are_relative_to_the_sweep_and_loo_pairs_are_added(tmp_path):
                         base=["base.yaml", {"epochs": 3}])
     _, jobs, _ = plan(sweep, tmp_path / "o")
     assert sorted(j.point.test_envs for j in jobs) == [(0,), (0, 1), (0, 2), (1,), (1, 2)]
-    assert all(j.experiment.cfg.epochs == 3 and j.experiment.network_options["width"] == 8 for j in jobs)
+    assert all(j.experiment.cfg.epochs == 3 and j.experiment.network.options["width"] == 8 for j in jobs)
 
 
 @pytest.mark.parametrize("grid, message", [
@@ -100,10 +100,10 @@ def test_variants_set_settings_together_and_exclude_drops_matching_points(tmp_pa
     assert ("coral", "tensor", "random", 0) not in named and ("coral", "skip", "every2", 0) not in named
     random = next(j for j in jobs if j.point.setting == "tensor" and dict(j.point.variants)["schedule"] == "random")
     assert random.experiment.cfg.gradsamp.schedule == "random"
-    assert random.experiment.schedule_options == {"probability": 0.5}  # replaced, not merged with start/every
+    assert random.experiment.gradsamp.schedule.options == {"probability": 0.5}  # replaced, not merged with start/every
     assert random.name.endswith("schedule=random")
     every2 = next(j for j in jobs if j.point.setting == "skip" and dict(j.point.variants)["schedule"] == "every2")
-    assert every2.experiment.schedule_options == {"start": 1, "every": 2}
+    assert every2.experiment.gradsamp.schedule.options == {"start": 1, "every": 2}
 
 
 @pytest.mark.parametrize("grid, message", [

@@ -33,9 +33,9 @@ def _cells(name: str, tmp_path) -> Counter:
     for job in jobs:
         c, exp = job.experiment.cfg, job.experiment
         schedule = "-" if c.gradsamp.sampler == "none" else \
-            f"{c.gradsamp.schedule}:{sorted(exp.schedule_options.items())}"
+            f"{c.gradsamp.schedule}:{sorted(exp.gradsamp.schedule.options.items())}"
         out[(c.algorithm.name, c.averaging.name, c.precision, c.gradsamp.sampler,
-             exp.sampler_options.get("scale"), schedule)] += 1
+             exp.gradsamp.sampler.options.get("scale") if exp.gradsamp else None, schedule)] += 1
     return out
 
 

@@ -19,7 +19,7 @@ TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "e
 
 
 def train(out, *overrides: str):
-    from dagrad.run.engine import train as train_engine
+    from dagrad.run.training import train_run as train_engine
     from dagrad.config.experiment import load_experiment
 
     return train_engine(load_experiment(None, [*TINY, *overrides]), out, progress=False)
@@ -140,7 +140,7 @@ def test_kept_models_survive_a_crash_between_model_and_checkpoint(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path / "victim", "algorithm.hparams.lr=0.01")
     monkeypatch.setattr(dagrad.run.engine.Trainer, "_checkpoint", real)
-    from dagrad.run.engine import train as train_engine
+    from dagrad.run.training import train_run as train_engine
     from dagrad.config.experiment import load_experiment
 
     train_engine(load_experiment(None, [*TINY, "algorithm.hparams.lr=0.01"]), tmp_path / "victim", resume=True,

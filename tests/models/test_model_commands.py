@@ -19,7 +19,7 @@ TINY = ["data.image_size=12", "network.options.width=8", "data.batch_size=8", "e
 
 
 def train(out, *overrides: str):
-    from dagrad.run.engine import train as train_engine
+    from dagrad.run.training import train_run as train_engine
     from dagrad.config.experiment import load_experiment
 
     return train_engine(load_experiment(None, [*TINY, *overrides]), out, progress=False)
