@@ -23,11 +23,11 @@ ROOT = Path(dagrad.__file__).resolve().parent
 FLOORS = {
     0: ["version", "registry", "utils.errors", "utils.plain", "utils.seeding", "utils.atomic", "utils.notices",
         "utils.yaml_bounds", "utils.threads", "utils.lazy", "records.metrics", "records.schema", "run.epochs",
-        "run.numerics"],
+        "run.numerics", "run.distributed"],
     1: ["config.schema", "config.files", "records.files", "records.values", "run.checkpoint", "run.lock",
         "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["config.experiment", "run.evaluation", "run.distributed", "models", "run.warmup"],
+    3: ["config.experiment", "run.evaluation", "models", "run.warmup", "records.distributed_section"],
     4: ["run.engine", "run.resuming"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api", "extend"],

@@ -39,18 +39,22 @@ from dagrad.energy import build_meter
 from dagrad.energy.flops import FlopsTally
 from dagrad.energy.hardware import describe_compute
 from dagrad.energy.ledger import Gaps, idle_power, job_energy, measure_idle_power
+from dagrad.energy.ranks import summed_over_ranks
 from dagrad.energy.reading import Reading
 from dagrad.run.epochs import SCHEDULED, EpochKind, EpochOutcome, StepSums
 from dagrad.utils.errors import CheckpointError, ConfigError, StorageError
 from dagrad.run.evaluation import evaluate
+from dagrad.run.folder import shared_run_folder
 from dagrad.config.experiment import Experiment, resolve
 from dagrad.gradsamp import GradSamp
+from dagrad.gradsamp.ranks import settle_draw
 from dagrad.records.metrics import env_mean
 from dagrad.models.hook import RunOutputs
 from dagrad.networks import build_featurizer
 from dagrad.run.numerics import Numerics
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.run.progress import RunProgress
+from dagrad.records.distributed_section import distributed_section
 from dagrad.records.files import FORMAT, RECORDS_NAME, RecordFile
 from dagrad.registry import target_module
 from dagrad.utils.seeding import seed_everything, seed_hash
@@ -181,7 +185,8 @@ class Trainer:
                     after_validation(env_mean(metrics, self.data.train_envs, "out", "loss"))
             self.gaps.resume()
             if self.dist.active:  # every rank's figures, summed or averaged (rank 0 writes them)
-                train_energy, eval_energy, other_energy = self.dist.readings(train_energy, eval_energy, other_energy)
+                train_energy, eval_energy, other_energy = summed_over_ranks(self.dist, train_energy, eval_energy,
+                                                                            other_energy)
                 outcome.flops, eval_flops = self.dist.total(outcome.flops, eval_flops)
                 if self.dist.check_every_epoch:
                     self.dist.check_same_model(self.algorithm, f"after epoch {epoch}")
@@ -206,7 +211,7 @@ class Trainer:
             done = warm_up(self.algorithm, self.data.input_shape, self.data.batch_size * len(self.data.train_envs),
                            self.device, self.numerics, self.eval_loader)
         self.gaps.resume()
-        reading, = self.dist.readings(reading)
+        reading, = summed_over_ranks(self.dist, reading)
         self._setup_energy = {**reading.to_dict(), "warm_up": done}
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:
@@ -216,7 +221,7 @@ class Trainer:
         if self.gradsamp is not None and self.gradsamp.wants_sample(epoch):
             drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
                                          predict=self._predict, meter=self.meter)
-            outcome = self.dist.settle_draw(EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
+            outcome = settle_draw(self.dist, EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
             if outcome.kind in SCHEDULED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
         if outcome.trained:
@@ -271,16 +276,16 @@ class Trainer:
             with self.meter.window("averaging") as energy:
                 final = self.averager.finalize(batches=self._training_inputs())
                 self.dist.average_buffers(final)  # re-estimated on each rank's batches
-            energy, = self.dist.readings(energy)
+            energy, = summed_over_ranks(self.dist, energy)
             summary["averaging_energy"] = energy.to_dict()
             tail.append(energy)
         if final is not None:
             with self.meter.window("final_eval") as energy:
                 summary["metrics"] = evaluate(final, self.eval_loader, self.device, numerics=self.numerics)[0]
-            energy, = self.dist.readings(energy)
+            energy, = summed_over_ranks(self.dist, energy)
             summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
             tail.append(energy)
-        tail[0], = self.dist.readings(tail[0])
+        tail[0], = summed_over_ranks(self.dist, tail[0])
         summary["other_energy"] = tail[0].to_dict()
         summary["run_energy"] = job_energy(self.records.lines, tail).to_dict()
         summary["kept"] = self.outputs.finish(final)
@@ -309,7 +314,7 @@ class Trainer:
         idle = measure_idle_power(self.meter, seconds)
         self.gaps.resume()
         if self.dist.active:
-            idle = idle_power(self.dist.readings(Reading.from_dict(idle["reading"]))[0])
+            idle = idle_power(summed_over_ranks(self.dist, Reading.from_dict(idle["reading"]))[0])
         return idle
 
     def _epoch_record(self, epoch: int, outcome: EpochOutcome, metrics: dict, averaged: Optional[dict],
@@ -351,7 +356,7 @@ class Trainer:
                         "worker_start": START_METHOD if self.data.num_workers else None,
                         "pin_memory": self.device.type == "cuda", "eval_batches": len(self.eval_loader)},
             "idle_power": self.idle,
-            **({"distributed": self.dist.describe(self.meter, self.device)} if self.dist.active else {}),
+            **({"distributed": distributed_section(self.dist, self.meter, self.device)} if self.dist.active else {}),
         }
 
     def _checkpoint(self, next_epoch: int) -> None:
@@ -394,7 +399,7 @@ def train(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume
     record file. `restart` moves a previous attempt aside first; `plugins` is the consent a config's
     plugins need (see dagrad.plugins). See dagrad.run.folder for what happens to what is already there."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
-    with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
+    with distributed.session(exp.cfg.device) as dist, shared_run_folder(dist, out_dir, resume, restart) as resume:
         try:
             return _trainer(exp, out_dir, resume, progress).run()
         except StorageError as exc:
