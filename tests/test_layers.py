@@ -22,12 +22,12 @@ ROOT = Path(dagrad.__file__).resolve().parent
 #: of the grouping packages (utils/, config/, records/, run/), whose modules sit on floors of their own
 FLOORS = {
     0: ["version", "registry", "utils.errors", "utils.plain", "utils.seeding", "utils.atomic", "utils.notices",
-        "utils.yaml_bounds", "utils.threads", "utils.lazy", "utils.digest", "records.metrics", "records.schema", "run.epochs",
-        "run.numerics"],
+        "utils.yaml_bounds", "utils.threads", "utils.lazy", "utils.digest", "records.metrics", "records.schema",
+        "run.epochs", "run.numerics", "run.distributed"],
     1: ["config.schema", "config.files", "records.files", "records.values", "run.checkpoint", "run.lock",
         "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["config.experiment", "run.evaluation", "run.distributed", "models", "federated", "run.warmup"],
+    3: ["config.experiment", "run.evaluation", "models", "federated", "run.warmup", "records.distributed_section"],
     4: ["run.parts", "run.header", "run.state", "run.engine", "run.training", "run.resuming"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api", "extend"],

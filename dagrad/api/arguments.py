@@ -25,6 +25,18 @@ def path(value: Any, name: str, optional: bool = False) -> Optional[Path]:
     raise ConfigError(f"{name}: expected a path (a str or a pathlib.Path), got {_kind(value)}")
 
 
+def run_folder(value: Optional[Path], name: str = "out=") -> Optional[Path]:
+    """A run folder as given, or resolved where it has no name of its own (`.`, `..`, `dir/..`), so that
+    moving the attempt aside (restart) and naming it in messages work; the file system root is refused
+    (`name` leads the message: `out=` for the API, `--out ` for the command line)."""
+    if value is None or value.name not in ("", ".."):
+        return value
+    resolved = value.expanduser().resolve()
+    if not resolved.name:
+        raise ConfigError(f"{name}{value}: the file system root cannot be a run folder; name a folder for the run")
+    return resolved
+
+
 def runs_source(value: Any, name: str = "runs") -> Any:
     """A folder, or a list of folders, record files or runs; every folder or file given must exist (the
     same rule for load_runs and report)."""

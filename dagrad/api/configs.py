@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from dagrad.config.schema import ExperimentConfig, from_dict, to_dict
-from dagrad.config.files import deep_merge, read_yaml, set_key
+from dagrad.config.files import apply_overrides, deep_merge, read_yaml, set_key
 from dagrad.utils.errors import ConfigError
 from dagrad.config.experiment import Experiment, resolve
 from dagrad.utils.notices import warnings_once
 from dagrad.plugins import NO_PLUGINS, PluginConsent, with_plugins
 from dagrad.utils.plain import plain
-from dagrad.run.resuming import check_same_run, recorded_config
+from dagrad.run.resuming import check_same_run, recorded_header
 
 #: what `dagrad.train` accepts as `config`
 ConfigLike = Union[str, Path, Sequence[Union[str, Path]], Mapping[str, Any], ExperimentConfig, Experiment, None]
@@ -71,12 +71,18 @@ def consent(plugins: Sequence[str] = (), allow_plugins: bool = False) -> PluginC
     return PluginConsent.of(arguments.plugin_list(plugins), bool(allow_plugins))
 
 
-def experiment(config: ConfigLike = None, overrides: Optional[Mapping[str, Any]] = None,
-               plugins: PluginConsent = NO_PLUGINS) -> Experiment:
-    """A config and overrides, checked against the schema and the registries; plugins named in `plugins`
-    are added to the config's list."""
-    cfg = from_dict(with_overrides(config_data(config), overrides or {}))
-    cfg.plugins = with_plugins(cfg.plugins, sorted(plugins.named))
+def experiment(config: ConfigLike = None, overrides: Optional[Mapping[str, Any] | Sequence[str]] = None,
+               plugins: PluginConsent = NO_PLUGINS, entries: Optional[Sequence[str]] = None) -> Experiment:
+    """A config and overrides (keyword overrides, or the command line's `key=value` items), checked against
+    the schema and the registries; the plugins `entries` (default: those named in `plugins`) are added to
+    the config's list."""
+    data = config_data(config)
+    if isinstance(overrides, (list, tuple)):
+        data = apply_overrides(data, list(overrides))
+    else:
+        data = with_overrides(data, overrides or {})
+    cfg = from_dict(data)
+    cfg.plugins = with_plugins(cfg.plugins, sorted(plugins.named) if entries is None else entries)
     return resolve(cfg, plugins)
 
 
@@ -89,9 +95,11 @@ def check_config(config: ConfigLike = None, *, plugins: Sequence[str] = (), allo
 
 
 def experiment_to_resume(folder: str | Path, config: ConfigLike = None,
-                         overrides: Optional[Mapping[str, Any]] = None,
-                         plugins: PluginConsent = NO_PLUGINS) -> Experiment:
+                         overrides: Optional[Mapping[str, Any] | Sequence[str]] = None,
+                         plugins: PluginConsent = NO_PLUGINS, entries: Optional[Sequence[str]] = None) -> Experiment:
     """The run recorded in `folder`: its recorded config with the overrides on top, or the config given,
-    which must describe the same experiment (a ConfigError names the keys that differ)."""
-    base = recorded_config(folder) if config is None else config_data(config)
-    return check_same_run(folder, experiment(base, overrides, plugins))
+    which must describe the same experiment (a ConfigError names the keys that differ). The run's records
+    are read once."""
+    header = recorded_header(folder)
+    base = header["config"] if config is None else config_data(config)
+    return check_same_run(folder, experiment(base, overrides, plugins, entries), header)

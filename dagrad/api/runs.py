@@ -12,7 +12,7 @@ import pandas as pd
 
 from dagrad.analysis import runs as records_runs
 from dagrad.api import arguments
-from dagrad.api.configs import ConfigLike, consent, experiment, experiment_to_resume
+from dagrad.api.configs import ConfigLike, consent
 from dagrad.utils.errors import ConfigError, DagradError, RecordsError
 from dagrad.utils.notices import warnings_once
 from dagrad.records.values import EpochValues
@@ -141,21 +141,16 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
     (default runs/<name>-<run id>); `restart` moves an unusable attempt there aside first. `plugins` names the
     plugin modules or files you consent to import (they run code), `allow_plugins` consents to every plugin
     the config names. A bad key or value raises the ConfigError the CLI prints."""
-    from dagrad.run.training import train_run as train_engine
-    from dagrad.config.experiment import default_run_folder
+    from dagrad.api.training import training
 
-    out = arguments.path(out, "out", optional=True)
+    out = arguments.run_folder(arguments.path(out, "out", optional=True))
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
-        if resume:
-            if out is None:
-                raise ConfigError("resume=True needs out= (the folder of the run to continue)")
-            exp = experiment_to_resume(out, config, overrides, agreed)
-        else:
-            exp = experiment(config, overrides, agreed)
-        folder = Path(out) if out is not None else default_run_folder(exp)
+        if resume and out is None:
+            raise ConfigError("resume=True needs out= (the folder of the run to continue)")
+        plan = training(config, overrides, out=out, resume=resume, restart=restart, plugins=agreed)
         try:
-            path = train_engine(exp, folder, resume=resume, restart=restart, progress=progress)
+            path = plan.run(progress)
         except DagradError as exc:
             raise arguments.in_api_words(exc) from None
         return Run(records_runs.read_run(path))

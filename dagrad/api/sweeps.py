@@ -1,11 +1,14 @@
-"""`dagrad.sweep`: run a grid of experiments from a notebook, as `dagrad sweep` does; a `Sweep` to read."""
+"""`dagrad.sweep`: run a grid of experiments from a notebook, as `dagrad sweep` does; a `Sweep` to read.
+
+`launch_sweep` and `dry_run` are the one orchestration of a sweep that `dagrad sweep` and `dagrad.sweep` share:
+the sweep file is read once, the launcher chosen from it, then the jobs planned and launched."""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import pandas as pd
 
@@ -14,7 +17,11 @@ from dagrad.api.configs import consent
 from dagrad.api.runs import Run, load_runs
 from dagrad.utils.errors import ConfigError
 from dagrad.utils.notices import warnings_once
-from dagrad.plugins import import_plugins
+from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
+
+if TYPE_CHECKING:
+    from dagrad.launch import SweepOutcome
+    from dagrad.launch.grid import SweepSpec
 
 
 @dataclass
@@ -54,7 +61,6 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
     grouped: setting after setting). `overrides`: `key=value` items, as on `dagrad sweep`'s command line."""
     import torch
 
-    from dagrad.launch import choose_launcher, read_sweep, run_sweep
     from dagrad.launch.grid import check_order
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
@@ -69,15 +75,11 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
         raise ConfigError(f"launcher: expected a launcher's name, got {type(launcher).__name__}")
     agreed = consent(plugins, allow_plugins)
     with warnings_once():
-        import_plugins(sorted(agreed.named), agreed)  # a plugin may register the launcher itself
-        runner, note = choose_launcher(read_sweep(sweep_yaml, overrides), launcher, workers,
-                                       options=launcher_options, consent=agreed)
-        if note:
-            warnings.warn(note, stacklevel=2)
         threads = torch.get_num_threads()
         try:
-            outcome = run_sweep(sweep_yaml, out, launcher=runner, plugins=agreed, order=order,
-                                overrides=overrides)
+            outcome = launch_sweep(sweep_yaml, out=out, launcher=launcher, workers=workers,
+                                   launcher_options=launcher_options, plugins=agreed, order=order,
+                                   overrides=overrides, note=lambda text: warnings.warn(text, stacklevel=4))
         finally:  # the local launcher sets torch's threads per job in this process: give the caller its own back
             torch.set_num_threads(threads)
         results = {r.job.id: r for r in outcome.results}
@@ -92,3 +94,54 @@ def sweep(sweep_yaml: str | Path, *, out: Optional[str | Path] = None, launcher:
             warnings.warn(f"{len(failed)} sweep job(s) did not finish: {'; '.join(failed)}", RuntimeWarning,
                           stacklevel=2)
         return Sweep(Path(outcome.out), pd.DataFrame(rows), failed)
+
+
+def launch_sweep(sweep_file: str | Path, *, out: Optional[Path] = None, launcher: Optional[str] = None,
+                 workers: int = 1, threads: Optional[int] = None, launcher_options: Optional[dict] = None,
+                 plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side", overrides: Sequence[str] = (),
+                 note: Callable[[str], None] = print) -> "SweepOutcome":
+    """A sweep launched, as `dagrad sweep` and `dagrad.sweep` launch it: the consented plugins imported (one may
+    register the launcher), the sweep file read once (with its `key=value` overrides), the launcher chosen
+    from `launcher` or the file's `launcher:` block (`note` gets the line when that block goes unused), then
+    every job not done yet run (dagrad.launch.run_sweep)."""
+    from dagrad.launch import choose_launcher, read_sweep, run_sweep
+
+    import_plugins(sorted(plugins.named), plugins)
+    spec = read_sweep(sweep_file, overrides)
+    runner, text = choose_launcher(spec, launcher, workers, threads, options=launcher_options, consent=plugins)
+    if text:
+        note(text)
+    return run_sweep(spec, out, launcher=runner, plugins=plugins, order=order)
+
+
+@dataclass
+class DryRun:
+    """What a sweep would run, listed without running or importing anything: `jobs` (each with its id and
+    state), the grid points left `unchecked` (they name a component only a plugin may register), the folder
+    `out` and the `launcher`'s name (`launcher_known`: registered here)."""
+
+    spec: "SweepSpec"
+    jobs: list
+    unchecked: list
+    out: Path
+    launcher: str
+    launcher_known: bool
+
+    def check(self) -> None:
+        """Raise the first problem that would stop every job it affects (the device, the datasets), as one
+        line naming how many jobs it affects."""
+        from dagrad.launch.preflight import check_jobs, runs_here
+
+        check_jobs(self.jobs, self.launcher_known and runs_here(self.spec, self.launcher))
+
+
+def dry_run(sweep_file: str | Path, *, out: Optional[Path] = None, launcher: Optional[str] = None,
+            plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side",
+            overrides: Sequence[str] = ()) -> DryRun:
+    """A sweep's dry run (`dagrad sweep --dry-run`): every job resolved and the launcher (and its `launcher:`
+    block) checked, importing no plugin; `DryRun.check` then looks for what would make the jobs fail here."""
+    from dagrad.launch.preflight import check_launcher, dry_plan, launcher_name
+
+    spec, jobs, unchecked, out = dry_plan(sweep_file, out, plugins, order, overrides)
+    name = launcher_name(spec, launcher)
+    return DryRun(spec, jobs, unchecked, out, name, check_launcher(name, plugins, spec.launcher))

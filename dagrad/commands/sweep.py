@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from dagrad.utils.errors import ConfigError
-from dagrad.plugins import add_consent_arguments, consent_from, import_plugins
+from dagrad.plugins import add_consent_arguments, consent_from
 
 
 def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagrad.launch import choose_launcher, read_sweep, run_sweep
+    from dagrad.api.sweeps import launch_sweep
     from dagrad.launch.grid import check_order
 
     if args.workers < 1:
@@ -48,13 +48,9 @@ def run(args: argparse.Namespace) -> int:
     consent = consent_from(args)  # --plugin X is imported by the launcher and every worker
     if args.dry_run:
         return _dry_run(args, consent)
-    import_plugins(sorted(consent.named), consent)  # a plugin may register the launcher itself
-    launcher, note = choose_launcher(read_sweep(args.config, args.overrides), args.launcher, args.workers,
-                                     getattr(args, "threads", None), consent=consent)
-    if note:
-        print(f"dagrad: note: {note}")
-    outcome = run_sweep(args.config, args.out, launcher=launcher, plugins=consent, order=args.order,
-                        overrides=args.overrides)
+    outcome = launch_sweep(args.config, out=args.out, launcher=args.launcher, workers=args.workers,
+                           threads=getattr(args, "threads", None), plugins=consent, order=args.order,
+                           overrides=args.overrides, note=lambda text: print(f"dagrad: note: {text}"))
     try:
         print(f"records: {outcome.out}/<job>/records.jsonl; tables: dagrad report {outcome.out}")
     except BrokenPipeError:
@@ -64,19 +60,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, consent) -> int:
     """List the jobs and check what would make them all fail (launcher, device, data); import nothing."""
+    from dagrad.api.sweeps import dry_run
     from dagrad.launch.grid import describe
-    from dagrad.launch.preflight import check_jobs, check_launcher, dry_plan, launcher_name, runs_here
 
-    sweep, jobs, unchecked, out = dry_plan(args.config, args.out, consent, args.order, args.overrides)
-    name = launcher_name(sweep, args.launcher)
-    known = check_launcher(name, consent, sweep.launcher)
-    print(f"sweep {sweep.name}: {len(jobs) + len(unchecked)} jobs -> {out}")
-    for job in jobs:
+    plan = dry_run(args.config, out=args.out, launcher=args.launcher, plugins=consent, order=args.order,
+                   overrides=args.overrides)
+    print(f"sweep {plan.spec.name}: {len(plan.jobs) + len(plan.unchecked)} jobs -> {plan.out}")
+    for job in plan.jobs:
         print(f"  {job.id}  {job.state():7s}  {job.name}")
-    for point in unchecked:
+    for point in plan.unchecked:
         print(f"  {'?' * 12}  unchecked  {describe(point)}")
-    if unchecked or not known:
-        print(f"dagrad: note: a dry run imports no plugin, so {len(unchecked)} job(s) naming a component no "
-              f"registry holds yet{'' if known else f' and the launcher {name!r}'} are listed unchecked")
-    check_jobs(jobs, known and runs_here(sweep, name))
+    if plan.unchecked or not plan.launcher_known:
+        print(f"dagrad: note: a dry run imports no plugin, so {len(plan.unchecked)} job(s) naming a component no "
+              f"registry holds yet{'' if plan.launcher_known else f' and the launcher {plan.launcher!r}'} are "
+              "listed unchecked")
+    plan.check()
     return 0

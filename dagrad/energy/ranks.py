@@ -9,9 +9,12 @@ seconds add up. Each summed component says over how many processes it was added 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from dagrad.energy.reading import ComponentEnergy, Reading, co2_grams
+
+if TYPE_CHECKING:  # reading records needs no torch
+    from dagrad.run.distributed import Distributed
 
 UNKNOWN_ACROSS_RANKS = "unavailable:ranks"
 
@@ -63,3 +66,12 @@ def metered_parts(selections: list[dict], hosts: list[str]) -> dict:
     estimated = sum(1 for s in selections if s.get("estimated"))
     return {"processes": len(selections), "nodes": len(set(hosts)), "gpus_metered": gpus,
             "nodes_metered_by_rapl": len(package_nodes), "processes_estimated": estimated}
+
+
+def summed_over_ranks(dist: Distributed, *readings: Reading) -> tuple[Reading, ...]:
+    """Meter readings of the same windows on every rank, each summed over the ranks (`combine_ranks`),
+    through one gather of the job's collectives; in one process the readings as they are."""
+    if not dist.active:
+        return readings
+    everyone = dist.gather_objects([r.to_dict() for r in readings])
+    return tuple(combine_ranks([Reading.from_dict(rank[k]) for rank in everyone]) for k in range(len(readings)))

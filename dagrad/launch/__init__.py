@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
 from dagrad.utils.atomic import make_folders, remove_empty_folders, write_text_atomic
-from dagrad.utils.errors import StorageError
+from dagrad.utils.errors import ConfigError, StorageError
 from dagrad.launch.shell_consent import check_shell_consent
 from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 #: the names this package re-exports, imported on first use (PEP 562), so that `dagrad status` (which only
 #: reads folders, dagrad.launch.status) does not import torch through the grid's registries
-_LAZY = {**dict.fromkeys(("ORDERS", "GridPoint", "Sweep", "check_order", "describe", "read_sweep", "resolve"),
+_LAZY = {**dict.fromkeys(("ORDERS", "GridPoint", "SweepSpec", "check_order", "describe", "read_sweep", "resolve"),
                          "dagrad.launch.grid"),
          **dict.fromkeys(("CONFIG_NAME", "Job", "expand", "prepare"), "dagrad.launch.jobs"),
          **dict.fromkeys(("LAUNCHERS", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
@@ -34,7 +34,7 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'dagrad.launch' has no attribute {name!r}")
 
-__all__ = ["GridPoint", "Sweep", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
+__all__ = ["GridPoint", "SweepSpec", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
            "SweepOutcome", "LAUNCHERS", "ORDERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
            "read_sweep", "resolve", "run_sweep", "worker_command"]
 
@@ -61,22 +61,30 @@ class SweepOutcome:
         return [r for r in self.results if r.status == "busy"]
 
 
-def plan(sweep_file: str | Path, out: Optional[str | Path] = None, plugins: PluginConsent = NO_PLUGINS,
-         order: str = "side-by-side", overrides: Sequence[str] = ()) -> tuple[Sweep, list[Job], Path]:
-    """Read and validate the whole sweep (every job resolved, plugins only with consent; the command line's
-    `key=value` overrides applied) without writing anything; the jobs in job order `order` (grid.ORDERS).
-    Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
+def plan(sweep: str | Path | SweepSpec, out: Optional[str | Path] = None, plugins: PluginConsent = NO_PLUGINS,
+         order: str = "side-by-side", overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[Job], Path]:
+    """Validate the whole sweep (every job resolved, plugins only with consent) without writing anything;
+    the jobs in job order `order` (grid.ORDERS). `sweep`: a sweep file, read here with the command line's
+    `key=value` overrides, or one read already (`read_sweep`, overrides applied then), which is not read
+    again. Plugins named in the consent (`--plugin X`) are imported first, as every worker does."""
     from dagrad.launch.grid import check_order, read_sweep
     from dagrad.launch.jobs import expand
 
     check_order(order)
     import_plugins(sorted(plugins.named), plugins)
-    sweep = read_sweep(sweep_file, overrides)
+    sweep = read_sweep(sweep, overrides) if isinstance(sweep, (str, Path)) else _read_already(sweep, overrides)
     out = Path(out) if out is not None else Path("runs") / f"sweep-{sweep.name}"
     return sweep, expand(sweep, out, plugins, order), out
 
 
-def choose_launcher(sweep: Sweep, name: Optional[str] = None, workers: int = 1, threads: Optional[int] = None,
+def _read_already(sweep: SweepSpec, overrides: Sequence[str]) -> SweepSpec:
+    """A sweep read already: its overrides were applied when it was read, none may come now."""
+    if overrides:
+        raise ConfigError("overrides apply where the sweep file is read (read_sweep), not to a sweep read already")
+    return sweep
+
+
+def choose_launcher(sweep: SweepSpec, name: Optional[str] = None, workers: int = 1, threads: Optional[int] = None,
                     options: Optional[dict] = None, consent: PluginConsent = NO_PLUGINS) -> tuple[Launcher, str]:
     """The launcher a sweep runs with: `name` (the command line's --launcher), else the sweep's `launcher:`
     block's name, else `processes`. The block's options apply when it names that launcher (or no launcher);
@@ -143,13 +151,14 @@ def _say(stream: Optional[TextIO], text: str) -> Optional[TextIO]:
     return stream
 
 
-def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers: int = 1,
+def run_sweep(sweep: str | Path | SweepSpec, out: Optional[str | Path] = None, workers: int = 1,
               launcher: Optional[Launcher] = None, stream: Optional[TextIO] | str = "stdout",
               plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side",
               overrides: Sequence[str] = ()) -> SweepOutcome:
     """Run every job that is not done yet (resuming partial ones), in job order `order` (side-by-side: the
     settings compared run next to each other, at the same time with several workers; grouped: setting after
-    setting); returns what happened to each. `overrides`: `key=value` items applied to the sweep (grid.py).
+    setting); returns what happened to each. `sweep`: a sweep file or one read already (see `plan`);
+    `overrides`: `key=value` items applied to the sweep file (grid.py).
     Progress goes to `stream` (default: sys.stdout at call time; None: silent). Plugins the sweep's
     configs name are imported, here and in every worker, only with the consent `plugins`."""
     from dagrad.launch.runner import ProcessLauncher, Progress
@@ -159,7 +168,7 @@ def run_sweep(sweep_file: str | Path, out: Optional[str | Path] = None, workers:
     from dagrad.launch.runner import MarkedProgress
     from dagrad.launch.preflight import check_jobs, launcher_runs_here
 
-    sweep, jobs, out = plan(sweep_file, out, plugins, order, overrides)
+    sweep, jobs, out = plan(sweep, out, plugins, order, overrides)
     launcher = launcher or ProcessLauncher(workers)
     check_jobs(jobs, launcher_runs_here(launcher))  # what every job would stop at, before anything is written
     _prepare_all(out, jobs)

@@ -53,7 +53,10 @@ class GridPoint:
 
 
 @dataclass
-class Sweep:
+class SweepSpec:
+    """A sweep file as read (`read_sweep`): its base config, grid points and `launcher:` block, from which every
+    job is resolved; reading it builds and writes nothing."""
+
     name: str
     path: Path
     base: dict
@@ -177,7 +180,7 @@ def _get(data: dict, dotted: str) -> Any:
 _MISSING = object()
 
 
-def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
+def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     """Parse a sweep file (base configs read, grid axes checked), with the command line's `key=value`
     overrides applied; nothing is built or written."""
     path = Path(path)
@@ -227,7 +230,7 @@ def read_sweep(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     points = [p for p in points if not any(_matches(p, rule) for rule in rules)]
     if not points:
         raise ConfigError("grid.exclude: the rules leave no job to run")
-    return Sweep(check_name(str(raw.get("name") or path.stem), "name"), path, base, points, settings, datasets,
+    return SweepSpec(check_name(str(raw.get("name") or path.stem), "name"), path, base, points, settings, datasets,
                  variants, _launcher_block(raw.get("launcher")), kept)
 
 
@@ -313,7 +316,7 @@ def _set(data: dict, dotted: str, value: Any, where: str = "grid.axes") -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
-def resolve(sweep: Sweep, point: GridPoint, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
+def resolve(sweep: SweepSpec, point: GridPoint, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
     """The checked experiment of one grid point (base, then the point's axes on top); its plugins are
     imported only with the user's consent (`plugins`)."""
     own = sweep.datasets.get(point.dataset, {})

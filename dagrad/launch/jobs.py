@@ -18,7 +18,7 @@ from dagrad.config.schema import to_dict
 from dagrad.utils.errors import ConfigError
 from dagrad.config.experiment import Experiment, experiment_from_dict
 from dagrad.run.lock import holder_of
-from dagrad.launch.grid import GridPoint, Sweep, check_order, describe, identity, in_order, resolve
+from dagrad.launch.grid import GridPoint, SweepSpec, check_order, describe, identity, in_order, resolve
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.records.files import RECORDS_NAME
 from dagrad.run.folder import KEEP, move_aside as _move_aside
@@ -59,7 +59,7 @@ class Job:
         return "new"
 
 
-def expand(sweep: Sweep, out: Path, plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side") -> list[Job]:
+def expand(sweep: SweepSpec, out: Path, plugins: PluginConsent = NO_PLUGINS, order: str = "side-by-side") -> list[Job]:
     """Every job of the sweep, validated (a bad grid point raises before anything is written): everything a
     job checks at start that needs no data or training (names, options, hyperparameter ranges, the
     dataset's environments, plugin consent), in job order `order` (grid.ORDERS).

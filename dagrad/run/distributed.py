@@ -16,13 +16,19 @@ How N processes train the run one process would (up to floating-point order):
 - GradSamp: every rank draws the same theta_t (generators seeded by (run seed, epoch)). After each
   sampled epoch the ranks compare the epoch's decision and parameter checksums; should they differ (device
   generators that disagree), rank 0's draw, decision and optimizer state are broadcast and the record
-  says so.
+  says so (dagrad.gradsamp.ranks).
 - Evaluation: every split is sharded over the ranks by whole batches (no padding, no duplicates) and the
   float64 totals are summed, so accuracy is exactly the single-process accuracy; SWAD's loss valley and
   early stop read those totals, so every rank stops at the same epoch.
 - Energy: each rank meters its own GPU, RAPL is read once per node, and each window is summed over the
-  ranks (dagrad.energy.ranks); the header says how many GPUs and nodes were metered.
-- Output: rank 0 alone writes records, checkpoints and trackers, and holds the folder's lock.
+  ranks (dagrad.energy.ranks); the header says how many GPUs and nodes were metered
+  (dagrad.records.distributed_section).
+- Output: rank 0 alone writes records, checkpoints and trackers, and holds the folder's lock
+  (dagrad.run.folder.shared_run_folder).
+
+This module holds only the job's place (rank, world) and its collectives: sums, broadcasts, gathers, the
+gradient and buffer averages, and the checks that every rank holds the same model. What the job does with
+them lives with its owner (the modules named above).
 - Dropout and augmentation draw from per-epoch seeds that include the rank.
 
 $DAGRAD_DIST_TIMEOUT_S bounds every collective (default 1800 s), so a rank that died or hangs fails the
@@ -33,15 +39,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import socket
-import warnings
 from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from dagrad.run.epochs import FALLBACKS, EpochKind
 from dagrad.utils.errors import DagradError
 
 TIMEOUT_ENV = "DAGRAD_DIST_TIMEOUT_S"
@@ -128,7 +131,7 @@ class Distributed:
         """Start every rank from rank 0's model and average gradients before every optimizer step."""
         if not self.active:
             return
-        self.broadcast_tensors(_state_tensors(algorithm))
+        self.broadcast_tensors(state_tensors(algorithm))
         for optimizer in algorithm.optimizers().values():
             optimizer.register_step_pre_hook(self._average_gradients)
 
@@ -175,7 +178,7 @@ class Distributed:
         """Two float64 sums per parameter and buffer (plain, and position-weighted), on the module's device."""
         sums = []
         with torch.no_grad():
-            for t in _state_tensors(module):
+            for t in state_tensors(module):
                 x = t.detach().reshape(-1).to(torch.float64)
                 weights = torch.linspace(1.0, 2.0, x.numel(), dtype=torch.float64, device=x.device)
                 sums += [x.sum(), (x * weights).sum()]
@@ -188,35 +191,13 @@ class Distributed:
         if self.active and not self.same_everywhere(self.checksum(module)):
             raise RanksDisagree(f"the ranks' models differ {when}")
 
-    def settle_draw(self, outcome: Any, algorithm: nn.Module) -> Any:
-        """After a sampled epoch: every rank must have taken rank 0's decision and hold rank 0's model. If
-        not, rank 0's parameters, buffers, optimizer state and decision are broadcast (see the docstring)."""
-        if not self.active:
-            return outcome
-        decision = torch.tensor([list(EpochKind).index(EpochKind(outcome.kind)),
-                                 (None, *FALLBACKS).index(outcome.fallback)], dtype=torch.float64)
-        agreed = self.same_everywhere(torch.cat([decision, self.checksum(algorithm).cpu()]))
-        outcome.sampler_stats = {**(outcome.sampler_stats or {}), "ranks_agreed": agreed}
-        if agreed:
-            return outcome
-        warnings.warn("the ranks' GradSamp draws differed (device generators disagree); rank 0's draw, decision "
-                      "and optimizer state are used on every rank")
-        self.broadcast_tensors(_state_tensors(algorithm))
-        optimizers = algorithm.optimizers()
-        states = self.broadcast_object({name: opt.state_dict() for name, opt in optimizers.items()})
-        for name, opt in optimizers.items():
-            opt.load_state_dict(states[name])
-        kind, fallback = self.broadcast_object((str(outcome.kind), outcome.fallback))
-        outcome.kind, outcome.fallback = EpochKind(kind), fallback
-        return outcome
-
     def check_stopped_together(self, epoch: int, updates: int, stopped: bool) -> None:
         """At the end of training: every rank ran the same epochs and updates, and stopped (or not) alike."""
         if self.active and not self.same_everywhere(torch.tensor([epoch, updates, float(stopped)])):
             raise RanksDisagree(f"the ranks ended training differently (this rank: epoch {epoch}, {updates} "
                                 f"updates, stopped early: {stopped})")
 
-    # ------------------------------------------------------------------ what the records hold
+    # ------------------------------------------------------------------ figures of every rank
     def mean_stats(self, stats: dict[str, float]) -> dict[str, float]:
         """Update statistics averaged over the ranks (each rank's are means over its slice); counts of
         skipped examples are added."""
@@ -236,66 +217,7 @@ class Distributed:
             return numbers
         return tuple(sum(column) for column in zip(*self.gather_objects(list(numbers))))
 
-    def readings(self, *readings: Any) -> tuple:
-        """Meter readings of the same windows on every rank, each summed over the ranks."""
-        if not self.active:
-            return readings
-        from dagrad.energy.reading import Reading
-        from dagrad.energy.ranks import combine_ranks
-
-        everyone = self.gather_objects([r.to_dict() for r in readings])
-        return tuple(combine_ranks([Reading.from_dict(rank[k]) for rank in everyone]) for k in range(len(readings)))
-
-    def describe(self, meter: Any, device: torch.device) -> Optional[dict]:
-        """The header's account of the job's processes (None in one process)."""
-        if not self.active:
-            return None
-        from dagrad.energy.ranks import metered_parts
-
-        everyone = self.gather_objects({"host": socket.gethostname(), "device": str(device),
-                                        "meter": meter.describe().get("selected", []),
-                                        "estimated": meter.describe().get("estimated", False)})
-        selections = [{"selected": e["meter"], "estimated": e["estimated"]} for e in everyone]
-        return {"world_size": self.world, "backend": self.backend, "ranks": everyone,
-                "energy": metered_parts(selections, [e["host"] for e in everyone]),
-                "checked_every_epoch": self.check_every_epoch}
-
-    # ------------------------------------------------------------------ the run folder
-    @contextlib.contextmanager
-    def run_folder(self, folder: Any, resume: bool, restart: bool) -> Iterator[bool]:
-        """dagrad.run.folder.open_run_folder held by rank 0 for the whole run; its decision (resume or not)
-        or its error reaches every rank."""
-        from dagrad.run.folder import open_run_folder
-
-        if not self.active:
-            with open_run_folder(folder, resume=resume, restart=restart) as decided:
-                yield decided
-            return
-        if not self.main:
-            yield self._from_main(None)
-            self.barrier()  # rank 0 keeps the lock until every rank is done
-            return
-        try:
-            with open_run_folder(folder, resume=resume, restart=restart) as decided:
-                self._from_main(("ok", decided))
-                yield decided
-                self.barrier()
-        except DagradError as exc:
-            if "decided" not in locals():
-                self._from_main(("error", type(exc).__name__, str(exc)))
-            raise
-
-    def _from_main(self, message: Any) -> Any:
-        """Rank 0's message on every rank; an error there is raised here too (same type and words)."""
-        message = self.broadcast_object(message)
-        if message[0] == "error":
-            import dagrad.utils.errors as errors
-
-            raise getattr(errors, message[1], DagradError)(message[2])
-        return message[1]
-
-
-def _state_tensors(module: nn.Module) -> list[torch.Tensor]:
+def state_tensors(module: nn.Module) -> list[torch.Tensor]:
     """Every parameter and buffer, in a fixed order (the same on every rank)."""
     return [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
 

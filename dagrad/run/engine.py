@@ -30,7 +30,9 @@ from dagrad.config.experiment import Experiment, resolve
 from dagrad.config.schema import ExperimentConfig
 from dagrad.datasets.loading import batches_on, refuse_worker_bootstrap, to_device
 from dagrad.energy.ledger import idle_power, job_energy, measure_idle_power
+from dagrad.energy.ranks import summed_over_ranks
 from dagrad.energy.reading import Reading
+from dagrad.gradsamp.ranks import settle_draw
 from dagrad.models.hook import RunOutputs
 from dagrad.records.files import RECORDS_NAME, RecordFile
 from dagrad.records.metrics import env_mean
@@ -140,7 +142,7 @@ class Trainer:
                     after_validation(env_mean(metrics, self.data.train_envs, "out", "loss"))
             self.gaps.resume()
             if self.dist.active:  # every rank's figures, summed or averaged (rank 0 writes them)
-                train_energy, eval_energy, other_energy = self.dist.readings(train_energy, eval_energy, other_energy)
+                train_energy, eval_energy, other_energy = summed_over_ranks(self.dist, train_energy, eval_energy, other_energy)
                 outcome.flops, eval_flops = self.dist.total(outcome.flops, eval_flops)
                 if self.dist.check_every_epoch:
                     self.dist.check_same_model(self.algorithm, f"after epoch {epoch}")
@@ -166,7 +168,7 @@ class Trainer:
             done = warm_up(self.algorithm, self.data.input_shape, self.data.batch_size * len(self.data.train_envs),
                            self.device, self.numerics, self.eval_loader)
         self.gaps.resume()
-        reading, = self.dist.readings(reading)
+        reading, = summed_over_ranks(self.dist, reading)
         self._setup_energy = {**reading.to_dict(), "warm_up": done}
 
     def _train_or_sample(self, epoch: int) -> EpochOutcome:
@@ -176,7 +178,7 @@ class Trainer:
         if self.gradsamp is not None and self.gradsamp.wants_sample(epoch):
             drawn = self.gradsamp.sample(self.algorithm, self.algorithm.optimizers(), epoch,
                                          predict=self._predict, meter=self.meter)
-            outcome = self.dist.settle_draw(EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
+            outcome = settle_draw(self.dist, EpochOutcome(drawn.kind, drawn.fallback, drawn.stats), self.algorithm)
             if outcome.kind in SCHEDULED and self.averager is not None:
                 self.averager.after_step(self.algorithm)  # the draw counts as one iterate of its segment
         if outcome.trained:
@@ -231,16 +233,16 @@ class Trainer:
             with self.meter.window("averaging") as energy:
                 final = self.averager.finalize(batches=self._training_inputs())
                 self.dist.average_buffers(final)  # re-estimated on each rank's batches
-            energy, = self.dist.readings(energy)
+            energy, = summed_over_ranks(self.dist, energy)
             summary["averaging_energy"] = energy.to_dict()
             tail.append(energy)
         if final is not None:
             with self.meter.window("final_eval") as energy:
                 summary["metrics"] = evaluate(final, self.eval_loader, self.device, numerics=self.numerics)[0]
-            energy, = self.dist.readings(energy)
+            energy, = summed_over_ranks(self.dist, energy)
             summary.update(reported="averaged", final_eval_energy=energy.to_dict(), averager=self.averager.stats())
             tail.append(energy)
-        tail[0], = self.dist.readings(tail[0])
+        tail[0], = summed_over_ranks(self.dist, tail[0])
         summary["other_energy"] = tail[0].to_dict()
         summary["run_energy"] = job_energy(self.records.lines, tail).to_dict()
         summary["kept"] = self.outputs.finish(final)
@@ -269,7 +271,7 @@ class Trainer:
         idle = measure_idle_power(self.meter, seconds)
         self.gaps.resume()
         if self.dist.active:
-            idle = idle_power(self.dist.readings(Reading.from_dict(idle["reading"]))[0])
+            idle = idle_power(summed_over_ranks(self.dist, Reading.from_dict(idle["reading"]))[0])
         return idle
 
     def _take_setup(self) -> Optional[dict]:

@@ -22,13 +22,17 @@ import contextlib
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from dagrad.utils.atomic import storage_error
 from dagrad.run.checkpoint import CHECKPOINT_NAME
-from dagrad.utils.errors import CheckpointError, ConfigError
+from dagrad.utils import errors
+from dagrad.utils.errors import CheckpointError, ConfigError, DagradError
 from dagrad.run.lock import FolderLock
 from dagrad.records.files import RECORDS_NAME
+
+if TYPE_CHECKING:  # the folder's rules need no torch; only a job of several processes brings it
+    from dagrad.run.distributed import Distributed
 
 LOCK_NAME = ".dagrad.lock"
 #: what stays in place when an attempt is moved aside: the lock, and a sweep job's description and log
@@ -137,3 +141,37 @@ def open_run_folder(folder: str | Path, resume: bool = False, restart: bool = Fa
             raise ConfigError(f"{folder} already holds a run; pass --resume to continue it, --restart to move it "
                               f"aside and start afresh, or choose another --out")
         yield resume
+
+
+@contextlib.contextmanager
+def shared_run_folder(dist: "Distributed", folder: str | Path, resume: bool = False,
+                      restart: bool = False) -> Iterator[bool]:
+    """`open_run_folder` for a job of one or several processes (dagrad.run.distributed): rank 0 alone holds
+    the lock and tidies the folder, for the whole run (until every rank is done); its decision (resume or
+    not), or its error with the same type and words, reaches every rank through a broadcast."""
+    if not dist.active:
+        with open_run_folder(folder, resume=resume, restart=restart) as decided:
+            yield decided
+        return
+    if not dist.main:
+        yield _from_main(dist, None)
+        dist.barrier()  # rank 0 keeps the lock until every rank is done
+        return
+    decided = None
+    try:
+        with open_run_folder(folder, resume=resume, restart=restart) as decided:
+            _from_main(dist, ("ok", decided))
+            yield decided
+            dist.barrier()
+    except DagradError as exc:
+        if decided is None:  # the folder was refused: the other ranks wait for word of it
+            _from_main(dist, ("error", type(exc).__name__, str(exc)))
+        raise
+
+
+def _from_main(dist: "Distributed", message: Any) -> Any:
+    """Rank 0's message on every rank; an error there is raised here too (same type and words)."""
+    message = dist.broadcast_object(message)
+    if message[0] == "error":
+        raise getattr(errors, message[1], DagradError)(message[2])
+    return message[1]

@@ -17,6 +17,7 @@ from dagrad.records.files import FORMAT
 from dagrad.run.epochs import EpochOutcome
 from dagrad.run.parts import RunParts
 from dagrad.version import __version__
+from dagrad.records.distributed_section import distributed_section
 
 
 def run_header(exp: Experiment, parts: RunParts, seed: int, idle: Optional[dict], dist: Any) -> dict:
@@ -40,7 +41,7 @@ def run_header(exp: Experiment, parts: RunParts, seed: int, idle: Optional[dict]
                     "worker_start": START_METHOD if data.num_workers else None,
                     "pin_memory": device.type == "cuda", "eval_batches": len(parts.eval_loader)},
         "idle_power": idle,
-        **({"distributed": dist.describe(meter, device)} if dist.active else {}),
+        **({"distributed": distributed_section(dist, meter, device)} if dist.active else {}),
     }
 
 

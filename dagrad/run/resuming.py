@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from dagrad.config.schema import RUN_ENVIRONMENT_KEYS, without_keys
 from dagrad.run.checkpoint import CHECKPOINT_NAME, read_checkpoint
@@ -69,9 +69,10 @@ def differences(recorded: dict, given: dict) -> list[str]:
             if a.get(key, missing) != b.get(key, missing)]
 
 
-def check_same_run(folder: str | Path, given: Experiment) -> Experiment:
-    """`given` when it is the experiment recorded in `folder`; else a ConfigError naming what differs."""
-    header = recorded_header(folder)
+def check_same_run(folder: str | Path, given: Experiment, header: Optional[dict] = None) -> Experiment:
+    """`given` when it is the experiment recorded in `folder` (whose header, `recorded_header(folder)`, may
+    be given when read already); else a ConfigError naming what differs."""
+    header = recorded_header(folder) if header is None else header
     own = experiment_from_dict(header["config"])
     recorded_id = header.get("run_id") or own.run_id
     resolved = header.get("resolved") or own.canonical()

@@ -14,6 +14,7 @@ from dagrad.run import distributed
 from dagrad.run.engine import Trainer
 from dagrad.run.progress import RunProgress
 from dagrad.utils.errors import StorageError
+from dagrad.run.folder import shared_run_folder
 
 
 def train_run(experiment: Experiment | ExperimentConfig, out_dir: str | Path, resume: bool = False,
@@ -23,7 +24,7 @@ def train_run(experiment: Experiment | ExperimentConfig, out_dir: str | Path, re
     record file. `restart` moves a previous attempt aside first; `plugins` is the consent a config's
     plugins need (see dagrad.plugins). See dagrad.run.folder for what happens to what is already there."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
-    with distributed.session(exp.cfg.device) as dist, dist.run_folder(out_dir, resume, restart) as resume:
+    with distributed.session(exp.cfg.device) as dist, shared_run_folder(dist, out_dir, resume, restart) as resume:
         try:
             return _trainer(exp, out_dir, resume, progress).run()
         except StorageError as exc:

@@ -9,7 +9,9 @@ import sys
 import torch
 from torch import nn
 
+from dagrad.gradsamp.ranks import settle_draw
 from dagrad.run import distributed
+from dagrad.run.folder import shared_run_folder
 from dagrad.run.epochs import EpochKind, EpochOutcome
 from dagrad.utils.errors import DagradError
 
@@ -54,14 +56,14 @@ def main() -> None:
             model.opt.state[model.a.weight]["momentum_buffer"] = torch.ones(2, 3)
         outcome = EpochOutcome(EpochKind.SAMPLED if rank == 0 else EpochKind.REJECTED, None if rank == 0 else "keep",
                                {"x": 1})
-        settled = dist.settle_draw(outcome, model)
+        settled = settle_draw(dist, outcome, model)
         out["settled"] = [str(settled.kind), settled.fallback, settled.sampler_stats["ranks_agreed"]]
         out["after"] = model.a.weight.detach().tolist()
         out["opt_state"] = len(model.opt.state)
         dist.check_same_model(model, "after the draw")
 
         try:
-            with dist.run_folder(sys.argv[1], resume=True, restart=False):
+            with shared_run_folder(dist, sys.argv[1], resume=True, restart=False):
                 out["run_folder"] = "entered"
         except DagradError as exc:  # rank 0's error, raised on every rank
             out["run_folder"] = f"{type(exc).__name__}: {exc}"
