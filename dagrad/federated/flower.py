@@ -1,0 +1,40 @@
+"""Flower as an optional dependency: imported only where a federated run needs it, and its absence a
+one-line error (`pip install 'dagrad[federated]'`) rather than a traceback. Flower's own chatter (its
+telemetry, Ray's start-up logs) is turned off before it is imported."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from types import ModuleType
+
+from dagrad.utils.errors import ConfigError
+
+INSTALL = "pip install 'dagrad[federated]'"
+
+
+def require_flwr(simulation: bool = False) -> ModuleType:
+    """The `flwr` package, quiet; a ConfigError naming the extra to install when it (or Ray, for the
+    simulation runtime) is missing."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no network calls from a training run
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        flwr = importlib.import_module("flwr")
+    except ImportError:
+        raise ConfigError(f"federated: this config needs Flower, which is not installed; install it with "
+                          f"{INSTALL}") from None
+    if simulation:
+        try:
+            importlib.import_module("ray")
+        except ImportError:
+            raise ConfigError(f"federated.runtime=simulation needs Ray, which is not installed; install it with "
+                              f"{INSTALL}") from None
+    quiet()
+    return flwr
+
+
+def quiet(level: int = logging.WARNING) -> None:
+    """Flower's per-round INFO lines off (dagrad prints its own); warnings and errors stay."""
+    for name in ("flwr", "ray"):
+        logging.getLogger(name).setLevel(level)
