@@ -28,7 +28,7 @@ FLOORS = {
         "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
     3: ["config.experiment", "run.evaluation", "run.distributed", "models", "run.warmup"],
-    4: ["run.engine", "run.resuming"],
+    4: ["run.engine", "run.resuming", "federated"],
     5: ["launch", "analysis", "demo"],
     6: ["commands", "cli", "__main__", "__init__", "api", "extend"],
 }

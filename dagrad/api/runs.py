@@ -141,7 +141,7 @@ def train(config: ConfigLike = None, *, out: Optional[str | Path] = None, resume
     (default runs/<name>-<run id>); `restart` moves an unusable attempt there aside first. `plugins` names the
     plugin modules or files you consent to import (they run code), `allow_plugins` consents to every plugin
     the config names. A bad key or value raises the ConfigError the CLI prints."""
-    from dagrad.run.engine import train as train_engine
+    from dagrad.federated.route import train as train_engine  # federated configs run on Flower
     from dagrad.config.experiment import default_run_folder
 
     out = arguments.path(out, "out", optional=True)

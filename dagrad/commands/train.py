@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, **common) -> argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     from dagrad.analysis.runs import read_run
     from dagrad.run.distributed import is_main_process
-    from dagrad.run.engine import train
+    from dagrad.federated.route import train  # federated configs run on Flower, the others in the engine
     from dagrad.config.experiment import default_run_folder
     from dagrad.run.resuming import resume_command
 

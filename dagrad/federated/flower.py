@@ -19,6 +19,7 @@ def require_flwr(simulation: bool = False) -> ModuleType:
     simulation runtime) is missing."""
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no network calls from a training run
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's notice about num_gpus=0
     try:
         flwr = importlib.import_module("flwr")
     except ImportError:
@@ -30,7 +31,8 @@ def require_flwr(simulation: bool = False) -> ModuleType:
         except ImportError:
             raise ConfigError(f"federated.runtime=simulation needs Ray, which is not installed; install it with "
                               f"{INSTALL}") from None
-    quiet()
+    if logging.getLogger("flwr").level == logging.NOTSET:
+        quiet()
     return flwr
 
 
