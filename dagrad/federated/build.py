@@ -51,9 +51,16 @@ def check(exp: Experiment) -> None:
         raise ConfigError("federated: gradsamp.guard is not supported in federated runs; allowed: false")
 
 
+_DATA: dict[str, DataBundle] = {}  # per run identity: the clients one process serves share one copy
+
+
 def build_data(exp: Experiment) -> DataBundle:
-    """The whole dataset split as a centralised run splits it (every split evaluated)."""
-    return datasets.build(exp.data_config(), exp.cfg.trial_seed, "full")
+    """The whole dataset split as a centralised run splits it (every split evaluated); built once per process."""
+    key = exp.run_id
+    if key not in _DATA:
+        _DATA.clear()  # one run's data at a time
+        _DATA[key] = datasets.build(exp.data_config(), exp.cfg.trial_seed, "full")
+    return _DATA[key]
 
 
 def client_shares(data: DataBundle, fed: FederatedConfig, seed: int) -> list[dict[str, np.ndarray]]:

@@ -12,6 +12,7 @@ from types import ModuleType
 from dagrad.utils.errors import ConfigError
 
 INSTALL = "pip install 'dagrad[federated]'"
+_QUIETED = False
 
 
 def require_flwr(simulation: bool = False) -> ModuleType:
@@ -31,8 +32,10 @@ def require_flwr(simulation: bool = False) -> ModuleType:
         except ImportError:
             raise ConfigError(f"federated.runtime=simulation needs Ray, which is not installed; install it with "
                               f"{INSTALL}") from None
-    if logging.getLogger("flwr").level == logging.NOTSET:
+    global _QUIETED
+    if not _QUIETED:
         quiet()
+        _QUIETED = True
     return flwr
 
 
