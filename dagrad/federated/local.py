@@ -1,6 +1,8 @@
 """One client's work in a round, without Flower: take the global weights, train `local_steps` updates on
-the client's own share (or, with client-side GradSamp, draw its model from its own last two local models
-instead), then evaluate a global model on its validation splits. Each piece of work is metered in the
+the client's own share (or, with client-side GradSamp, replace that local update by a draw: the global
+model moved by a step drawn from the client's own last two local models, as a sampled epoch moves the
+current model by a step drawn from the last two epochs' models; `skip` returns the global model as it
+came), then evaluate a global model on its validation splits. Each piece of work is metered in the
 client's own window.
 
 A client's state between rounds (its optimizer's, its GradSamp history) is a weights-only file per round
