@@ -95,14 +95,19 @@ def _reply(flwr: Any, msg: Any, report: dict | None = None, *, arrays: Any = Non
     return flwr.app.Message(content, reply_to=msg)
 
 
-def server_app(source: Source, resume: bool = False, progress: Any = True) -> Any:
-    """A Flower ServerApp running dagrad's rounds into the experiment's folder."""
+def server_app(source: Source, resume: bool = False, progress: Any = True,
+               on_end: Callable[[], None] = lambda: None) -> Any:
+    """A Flower ServerApp running dagrad's rounds into the experiment's folder; `on_end` is called when its
+    rounds end (the runtime still up)."""
     flwr = require_flwr()
     app = flwr.serverapp.ServerApp()
 
     @app.main()
     def _main(grid: Any, context: Any) -> None:
         exp, folder = source(context)
-        FederatedServer(exp, folder, resume=resume, progress=progress).run(grid)
+        try:
+            FederatedServer(exp, folder, resume=resume, progress=progress).run(grid)
+        finally:
+            on_end()
 
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import warnings
 from types import ModuleType
 
 from dagrad.utils.errors import ConfigError
@@ -22,13 +23,18 @@ def require_flwr(simulation: bool = False) -> ModuleType:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # Ray's notice about num_gpus=0
     try:
-        flwr = importlib.import_module("flwr")
+        with warnings.catch_warnings():  # the deprecations of libraries Flower and Ray import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            flwr = importlib.import_module("flwr")
     except ImportError:
         raise ConfigError(f"federated: this config needs Flower, which is not installed; install it with "
                           f"{INSTALL}") from None
     if simulation:
         try:
-            importlib.import_module("ray")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                importlib.import_module("ray")
+                importlib.import_module("flwr.simulation")
         except ImportError:
             raise ConfigError(f"federated.runtime=simulation needs Ray, which is not installed; install it with "
                               f"{INSTALL}") from None

@@ -5,8 +5,11 @@ leaves no Ray processes behind."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +54,51 @@ def simulate(exp: Experiment, out: str | Path, resume: bool = False, progress: A
         return exp, folder
 
     quiet(logging.ERROR)
-    try:
-        run_simulation(server_app=server_app(server_source, resume=resume, progress=progress),
-                       client_app=client_app(source), num_supernodes=fed.clients,
-                       backend_config=backend_config(exp))
-    finally:
-        _shutdown_ray()
+    with warnings.catch_warnings():
+        # Ray's start and stop: its command-line library's deprecations, the log and process handles it
+        # leaves to the garbage collector (its processes are gone once ray.shutdown returns)
+        warnings.filterwarnings("ignore", category=ResourceWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(ray|click)(\.|$)")
+        warnings.filterwarnings("ignore", message=".*click.*deprecated", category=DeprecationWarning)
+        before, seen = _children(), set()
+        try:  # Ray stops its workers when the simulation ends, but they may outlive it a while: noted meanwhile
+            run_simulation(server_app=server_app(server_source, resume=resume, progress=progress,
+                                                 on_end=lambda: seen.update(_children())),
+                           client_app=client_app(source), num_supernodes=fed.clients,
+                           backend_config=backend_config(exp))
+        finally:
+            _shutdown_ray((seen | _children()) - before)
+            gc.collect()  # Ray's process handles, closed here while their warnings are filtered
     path = folder / RECORDS_NAME
     del flwr
     return path
 
 
-def _shutdown_ray() -> None:
-    """Ray's processes ended, whatever happened to the run."""
+def _children() -> set[Any]:
+    """This process's child processes (Ray's are among them while it runs); psutil comes with Ray."""
+    try:
+        import psutil
+    except ImportError:
+        return set()
+    return set(psutil.Process().children(recursive=True))
+
+
+def _shutdown_ray(started: set[Any], wait_s: float = 15.0) -> None:
+    """Ray shut down, and the processes it started during the run gone: waited for, then ended by their id."""
     try:
         import ray
     except ImportError:
         return
     if ray.is_initialized():
         ray.shutdown()
+    if not started:
+        return
+    import psutil
+    _, alive = psutil.wait_procs(list(started), timeout=wait_s)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=5.0)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
