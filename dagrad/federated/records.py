@@ -32,8 +32,9 @@ class FederatedRecords:
     """The run folder's records and checkpoint (the server writes both)."""
 
     def __init__(self, exp: Experiment, out: str | Path, data: DataBundle, steps: int, meter: Any,
-                 progress: Any = True):
+                 progress: Any = True, device: str = "cpu"):
         self.exp, self.out, self.data, self.steps, self.meter = exp, Path(out), data, steps, meter
+        self.device = device
         self.path = self.out / RECORDS_NAME
         self.file: Optional[RecordFile] = None
         self.progress = RunProgress.of(progress)
@@ -75,7 +76,7 @@ class FederatedRecords:
             "versions": {"dagrad": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version(), "flwr": _flwr_version()},
             "hardware": {"platform": platform.platform(), "processor": platform.processor(),
-                         "torch_threads": torch.get_num_threads(), "device": "server"},
+                         "torch_threads": torch.get_num_threads(), "device": self.device},
             "compute": describe_compute(),
             "meter": self.meter.describe(),
             "idle_power": None,

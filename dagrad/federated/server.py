@@ -77,12 +77,13 @@ class FederatedServer:
         self.meter = build_meter(self.cfg.energy, str(self.device))
         self.gaps = Gaps(self.meter)
         data = build.build_data(exp)
+        seed_everything(self.seed)  # the initial model as the engine's for this seed, whether data was cached or not
         self.algorithm = build.build_model(exp, data, self.device)
         self.held_out = build.held_out_bundle(data).eval_loader()
         self.steps = build.local_steps(exp, data)
         self.gradsamp = GradSamp(self.cfg.gradsamp, self.seed) \
             if self.cfg.gradsamp.sampler != "none" and self.fed.gradsamp_side == "server" else None
-        self.records = FederatedRecords(exp, out, data, self.steps, self.meter, progress)
+        self.records = FederatedRecords(exp, out, data, self.steps, self.meter, progress, str(self.device))
         self.start_round, self.updates = 0, 0
         if resume:
             self.start_round, self.updates = self.records.restore(self.algorithm, self.gradsamp)
