@@ -10,7 +10,7 @@ and the wall time of each round after the first (start-up excluded) and the memo
 Memory per client: the growth of this process's resident memory while the clients are built (bare,
 inprocess), and the resident memory of each Ray worker over the clients it serves (simulation).
 
-    python benchmarks/federated_overhead.py [--clients 5] [--rounds 4] [--local-steps 5] [--runtimes bare,inprocess,simulation]
+    python benchmarks/federated_overhead.py [--clients 5] [--rounds 4] [--local-steps 5] [--runtimes bare,inprocess,simulation] [--threads 1]
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--local-steps", type=int, default=5)
     p.add_argument("--runtimes", default="bare,inprocess,simulation")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in this process (a Ray worker's: one "
+                   "per CPU it holds), so every runtime computes with the same threads per client")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     exp = load_experiment(["federated/digits"], [f"federated.clients={args.clients}", f"epochs={args.rounds}",
                                                  f"federated.local_steps={args.local_steps}",
                                                  "energy.backend=estimate"])
