@@ -11,6 +11,7 @@ from typing import Any
 from dagrad.config.experiment import Experiment, resolve
 from dagrad.config.schema import ExperimentConfig
 from dagrad.plugins import NO_PLUGINS, PluginConsent
+from dagrad.records.files import RECORDS_NAME
 from dagrad.utils.errors import ConfigError
 
 
@@ -46,4 +47,19 @@ def train_federated(exp: Experiment, out: str | Path, resume: bool = False, rest
     from dagrad.federated.simulation import simulate
 
     with open_run_folder(out, resume=resume, restart=restart) as resume:
+        if resume and _finished(Path(out), exp.cfg.epochs):
+            return Path(out) / RECORDS_NAME  # nothing left to run: no runtime started
         return simulate(exp, out, resume=resume, progress=progress)
+
+
+def _finished(out: Path, rounds: int) -> bool:
+    """Whether the run in `out` has run every round and written its summary."""
+    from dagrad.records.files import read_records
+    from dagrad.utils.errors import DagradError
+
+    try:
+        lines = read_records(out / RECORDS_NAME)
+    except DagradError:
+        return False
+    epochs = [line["epoch"] for line in lines if line["type"] == "epoch"]
+    return bool(lines) and lines[-1]["type"] == "summary" and len(epochs) == rounds

@@ -13,7 +13,7 @@ import pytest
 from dagrad.cli import main
 from dagrad.records.files import read_records
 
-TINY = ["epochs=2", "federated.local_steps=1", "network.options.width=8", "data.batch_size=8"]
+TINY = ["epochs=2", "federated.clients=2", "federated.local_steps=1", "network.options.width=8", "data.batch_size=8"]
 
 
 def _ray_processes() -> set[int]:
@@ -33,8 +33,8 @@ def test_train_federated_digits_in_the_simulation_runtime_then_report(tmp_path, 
     lines = read_records(tmp_path / "run" / "records.jsonl")
     assert [line["type"] for line in lines] == ["header", "epoch", "epoch", "summary"]
     header, first = lines[0], lines[1]
-    assert header["config"]["federated"]["clients"] == 5 and header["versions"]["flwr"]
-    assert len(first["federated"]["clients"]) == 5
+    assert header["config"]["federated"]["clients"] == 2 and header["versions"]["flwr"]
+    assert len(first["federated"]["clients"]) == 2
     assert all(c["bytes"]["sent"] > 0 and c["energy"]["train"]["joules"] > 0 for c in first["federated"]["clients"])
     assert {f"env{i}_out_acc" for i in range(5)} | {"env5_in_acc"} <= set(first["metrics"])
     assert main(["report", str(tmp_path / "run")]) == 0
@@ -42,6 +42,10 @@ def test_train_federated_digits_in_the_simulation_runtime_then_report(tmp_path, 
     assert "rotated_digits" in table and "ERM" in table
     assert _ray_processes() <= before  # ray.shutdown ended every process the run started
     json.dumps(lines)  # plain data throughout
+    # --resume of a finished run reads its config from the records and starts no runtime
+    text = (tmp_path / "run" / "records.jsonl").read_text()
+    assert main(["train", "--resume", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert (tmp_path / "run" / "records.jsonl").read_text() == text
 
 
 def test_without_flower_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
