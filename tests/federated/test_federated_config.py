@@ -65,3 +65,33 @@ def test_unsupported_combinations_are_config_errors():
     for overrides, match in [(["averaging.name=swad"], "averaging"), (["gradsamp.guard=true"], "guard")]:
         with pytest.raises(ConfigError, match=match):
             build.check(load_experiment(["federated/digits"], overrides))
+
+
+def test_deployment_runtime_is_not_started_by_dagrad_train(tmp_path):
+    from dagrad.federated.route import train
+
+    exp = load_experiment(["federated/digits"], ["federated.runtime=deployment"])
+    with pytest.raises(ConfigError, match="flower-superlink"):
+        train(exp, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_write_app_carries_the_experiment(tmp_path, capsys):
+    import tomllib
+
+    from dagrad.config.experiment import experiment_from_dict
+    from dagrad.federated.deployment import main
+
+    assert main(["-c", "federated/digits", "epochs=3", "--app", str(tmp_path / "app"), "--out", str(tmp_path / "run")]) == 0
+    project = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())
+    app = project["tool"]["flwr"]["app"]
+    assert app["components"] == {"serverapp": "dagrad.federated.deployment:server",
+                                 "clientapp": "dagrad.federated.deployment:client"}
+    import json
+
+    carried = experiment_from_dict(json.loads(app["config"]["dagrad-config"]))
+    assert carried.run_id == load_experiment(["federated/digits"], ["epochs=3"]).run_id  # runtime is not identity
+    assert carried.cfg.federated.runtime == "deployment" and app["config"]["dagrad-out"] == str(tmp_path / "run")
+    assert main(["-c", "demo", "--app", str(tmp_path / "app2"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dagrad: error: this config has no federated: block; nothing to deploy"]
