@@ -104,6 +104,17 @@ def check_objective(algorithm: str, client: int, domains: int) -> None:
                           "fewer clients (or an algorithm such as erm)")
 
 
+def check_clients(exp: Experiment, data: DataBundle) -> None:
+    """Every client holds training examples and enough domains for the algorithm (a ConfigError naming the
+    first that does not), checked before any client starts."""
+    for client, share in enumerate(client_shares(data, settings(exp), exp.seed)):
+        domains = sum(1 for name, positions in share.items() if name.endswith("_in") and len(positions))
+        if not domains:
+            raise ConfigError(f"federated: client {client} holds no training examples; use fewer clients or a "
+                              "larger federated.lambda")
+        check_objective(exp.cfg.algorithm.name, client, domains)
+
+
 def build_model(exp: Experiment, data: DataBundle, device: torch.device) -> Any:
     """The run's model, as the centralised engine builds it (the same weights for the same seed state)."""
     cfg = exp.cfg

@@ -44,6 +44,9 @@ def train_federated(exp: Experiment, out: str | Path, resume: bool = False, rest
                           "flower-supernode, flwr run), not `dagrad train`; use federated.runtime=simulation here")
     check(exp)
     require_flwr(simulation=True)
+    from dagrad.federated.build import build_data, check_clients
+
+    check_clients(exp, build_data(exp))
     from dagrad.federated.simulation import simulate
 
     with open_run_folder(out, resume=resume, restart=restart) as resume:

@@ -77,6 +77,7 @@ class FederatedServer:
         self.meter = build_meter(self.cfg.energy, str(self.device))
         self.gaps = Gaps(self.meter)
         data = build.build_data(exp)
+        build.check_clients(exp, data)
         seed_everything(self.seed)  # the initial model as the engine's for this seed, whether data was cached or not
         self.algorithm = build.build_model(exp, data, self.device)
         self.held_out = build.held_out_bundle(data).eval_loader()

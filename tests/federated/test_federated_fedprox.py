@@ -56,9 +56,27 @@ def test_fedprox_sends_mu_and_holds_clients_near_the_global_model(tmp_path, fede
     assert _drift(prox) < 0.8 * _drift(plain)
 
 
-def test_a_clients_config_error_stops_the_run_with_its_line(tmp_path, federated):
+def test_a_client_without_the_domains_its_objective_needs_stops_the_run_before_it_starts(tmp_path, federated):
     exp = federated["tiny"]("federated.clients=5", "federated.lambda=0", "algorithm.name=coral")
-    with pytest.raises(ConfigError, match=r"client \d holds 1 training domain"):
+    with pytest.raises(ConfigError, match=r"client 0 holds 1 training domain"):
+        federated["run"](exp, tmp_path / "run")
+    assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_a_clients_own_config_error_reaches_the_server_as_its_line(tmp_path, federated, monkeypatch):
+    from dagrad.federated import build
+
+    exp = federated["tiny"]("federated.clients=2", "algorithm.name=coral")
+    real = build.check_objective
+
+    def stricter(algorithm, client, domains):  # as if client 1 found too few domains once it had built its data
+        if client == 1 and domains < 99:
+            raise ConfigError(f"federated: client {client} holds {domains} training domain(s) (from the client)")
+        return real(algorithm, client, domains)
+
+    monkeypatch.setattr(build, "check_clients", lambda exp, data: None)
+    monkeypatch.setattr(build, "check_objective", stricter)
+    with pytest.raises(ConfigError, match=r"client 1 holds \d training domain\(s\) \(from the client\)"):
         federated["run"](exp, tmp_path / "run")
     lines = (tmp_path / "run" / "records.jsonl").read_text().splitlines()
     assert [json.loads(line)["type"] for line in lines] == ["header"]
