@@ -15,26 +15,28 @@ from dagrad.utils.seeding import seed_everything
 
 
 def test_one_client_fedavg_equals_centralised_erm(tmp_path, federated):
-    exp = federated["tiny"]("federated.clients=1", "epochs=3", "federated.local_steps=3")
+    # one local epoch per round (local_steps unset: one pass over the client's data), full participation
+    exp = federated["tiny"]("federated.clients=1", "epochs=2", "federated.local_steps=null", "data.batch_size=32")
     federated["run"](exp, tmp_path / "fed")
     # the centralised loop: the same initial model, the same batches (the client's seed), Adam kept throughout
     seed_everything(exp.seed)
     data = build.build_data(exp)
     seed_everything(exp.seed)
     model = build.build_model(exp, data, torch.device("cpu"))
-    seed = build.client_seed(exp.seed, 0)
-    stream = data.training_loaders(3, seed, unlabelled=False)
-    for r in range(3):
+    seed, steps = build.client_seed(exp.seed, 0), data.default_steps_per_epoch()
+    assert steps > 1
+    stream = data.training_loaders(steps, seed, unlabelled=False)
+    for r in range(2):
         torch.manual_seed(build.round_seed(seed, r))
         for i, (labelled, _, _) in enumerate(stream.epoch(r)):
-            model.progress = (r * 3 + i) / 9
+            model.progress = (r * steps + i) / (2 * steps)
             model.update(labelled, None)
     federated_state = read_checkpoint(tmp_path / "fed" / "checkpoint.pt")["algorithm"]
     for name, value in model.state_dict().items():
         assert torch.allclose(federated_state[name].float(), value.float(), rtol=0, atol=1e-6), name
     metrics, _ = evaluate(model, data.eval_loader(), torch.device("cpu"))
     last = [line for line in read_records(tmp_path / "fed" / "records.jsonl") if line["type"] == "epoch"][-1]
-    assert last["updates"] == 9 and last["kind"] == "train"
+    assert last["updates"] == 2 * steps and last["kind"] == "train"
     assert set(last["metrics"]) == set(metrics)
     for key, value in metrics.items():
         assert abs(last["metrics"][key] - value) < 1e-6, key
