@@ -108,9 +108,12 @@ class FederatedRecords:
         assert self.file is not None
         if any(line["type"] == "summary" for line in self.file.lines):
             return
+        rounds = [line.get("federated", {}).get("bytes", {}) for line in self.file.lines if line["type"] == "epoch"]
         self.file.append({"type": "summary", "updates": updates, "stopped_early": False, "reported": "online",
                           "metrics": None, "other_energy": None, "kept": {},
-                          "run_energy": job_energy(self.file.lines, []).to_dict()})
+                          "run_energy": job_energy(self.file.lines, []).to_dict(),
+                          "federated": {"bytes": {key: sum(int(b.get(key, 0)) for b in rounds)
+                                                  for key in ("clients_sent", "clients_received")}}})
 
     def close(self) -> None:
         self.progress.close()

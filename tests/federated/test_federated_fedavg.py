@@ -71,3 +71,5 @@ def test_aggregation_weights_follow_example_counts(tmp_path, federated):
     for c in clients["federated"]["clients"]:
         assert c["bytes"]["sent"] == sizes and c["bytes"]["received"] == 2 * sizes  # train + evaluate
         assert c["energy"]["train"]["joules"] > 0 and c["energy"]["eval"]["joules"] >= 0
+    summary = read_records(tmp_path / "fed" / "records.jsonl")[-1]
+    assert summary["federated"]["bytes"] == {"clients_sent": 2 * sizes, "clients_received": 4 * sizes}
