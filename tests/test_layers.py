@@ -27,9 +27,9 @@ FLOORS = {
     1: ["config.schema", "config.files", "records.files", "records.values", "run.checkpoint", "run.lock",
         "run.folder", "run.progress", "run.checkpoint_checks", "plugins"],
     2: ["datasets", "networks", "algorithms", "gradsamp", "averaging", "energy", "tracking"],
-    3: ["config.experiment", "run.evaluation", "models", "federated", "run.warmup", "records.distributed_section"],
+    3: ["config.experiment", "run.evaluation", "models", "run.warmup", "records.distributed_section"],
     4: ["run.parts", "run.header", "run.state", "run.engine", "run.training", "run.resuming"],
-    5: ["launch", "analysis", "demo"],
+    5: ["launch", "analysis", "demo", "federated"],
     6: ["commands", "cli", "__main__", "__init__", "api", "extend"],
 }
 #: packages that only group modules of several floors (their __init__ holds nothing)

@@ -32,10 +32,10 @@ class Training:
         return resume_command(self.folder, self.experiment.cfg.plugins)
 
     def run(self, progress: Any = True) -> Path:
-        """Train (or continue) the run in its folder; returns its record file (dagrad.run.training.train_run)."""
-        from dagrad.run.training import train_run
+        """Train (or continue) the run in its folder; returns its record file (dagrad.federated.route.train)."""
+        from dagrad.federated.route import train  # a federated experiment runs on Flower, any other centrally
 
-        return train_run(self.experiment, self.folder, resume=self.resume, restart=self.restart, progress=progress)
+        return train(self.experiment, self.folder, resume=self.resume, restart=self.restart, progress=progress)
 
 
 def training(config: ConfigLike = None, overrides: Optional[Mapping[str, Any] | Sequence[str]] = None, *,

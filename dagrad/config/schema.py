@@ -162,6 +162,31 @@ class EvalConfig:
     save_predictions: bool = False  # per example: index, label, predicted class, probability of the label
 
 
+#: the strategies a federated run may use (dagrad.federated.strategies)
+FEDERATED_STRATEGIES = ("fedavg", "fedprox")
+
+
+@dataclass
+class FederatedConfig:
+    """Federated DG on Flower (dagrad.federated): the training environments spread over `clients` by
+    FedDG-Benchmark's heterogeneity λ; `epochs` counts rounds, each of `local_steps` updates per sampled
+    client. GradSamp (the `gradsamp:` block) runs on the clients' own models or on the server's global
+    ones (`gradsamp_side`). Off unless the config has a `federated:` block."""
+
+    clients: int = _setting(5, int, low=1, high=10000)
+    # FedDG-Benchmark's λ: 0 spreads each domain over its own clients only, 1 gives every client an even mix
+    lambda_: float = field(default=0.5, metadata={"option": Option(0.5, float, low=0.0, high=1.0), "key": "lambda"})
+    fraction: float = _setting(1.0, float, low=0.0, high=1.0, low_open=True)  # clients sampled per round
+    local_steps: Optional[int] = _setting(None, int, low=1, nullable=True)  # None: steps_per_epoch or one pass
+    strategy: str = _setting("fedavg", str, choices=FEDERATED_STRATEGIES)
+    mu: float = _setting(0.01, float, low=0.0)  # FedProx's proximal weight (fedprox only)
+    gradsamp_side: str = _setting("client", str, choices=("client", "server"))
+    client_optimizer: str = _setting("keep", str, choices=("keep", "reset"))  # a client's optimizer state across rounds
+    runtime: str = _setting("simulation", str, choices=("simulation", "deployment"))
+    # the simulation runtime's Ray workers: CPUs per client (at most this many clients run at once on the machine)
+    cpus_per_client: int = _setting(1, int, low=1)
+
+
 @dataclass
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -173,6 +198,7 @@ class ExperimentConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     checkpoints: CheckpointsConfig = field(default_factory=CheckpointsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    federated: Optional[FederatedConfig] = None  # None: one centralised run (dagrad.run.engine)
     epochs: int = _setting(10, int, low=1)
     steps_per_epoch: Optional[int] = _setting(None, int, low=1, nullable=True)  # None: one pass over the data
     trial_seed: int = _setting(0, int, low=0)  # drives the data split (DomainBed's trial_seed)
@@ -213,12 +239,29 @@ def check_name(value: Any, key: str) -> str:
 #: keys that say where or how fast a run executes, not what it computes: left out of its identity (so a
 #: sweep relaunched elsewhere finds its finished jobs) and out of the configuration a report groups by
 RUN_ENVIRONMENT_KEYS = ("name", "device", "data.root", "data.num_workers", "data.eval_batch_size", "deterministic",
-                        "channels_last", "energy.idle_baseline_s", "tracking", "checkpoints", "eval")
+                        "channels_last", "energy.idle_baseline_s", "tracking", "checkpoints", "eval",
+                        "federated.runtime", "federated.cpus_per_client")
 
 
 def to_dict(cfg: Any) -> dict:
-    """The configuration as plain data (what the record header stores)."""
-    return dataclasses.asdict(cfg)
+    """The configuration as plain data (what the record header stores), each key as a config file spells
+    it; an absent optional section (`federated: null`) is left out, so configs without it are unchanged."""
+    data = dataclasses.asdict(cfg)
+    _spell_keys(cfg, data)
+    return data
+
+
+def _spell_keys(cfg: Any, data: dict) -> None:
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None and _section_type(hints[f.name]) is not None:
+            data.pop(f.name, None)
+        elif dataclasses.is_dataclass(value):
+            _spell_keys(value, data[f.name])
+        key = f.metadata.get("key")
+        if key and f.name in data:
+            data[key] = data.pop(f.name)
 
 
 def without_keys(data: dict, keys: tuple[str, ...]) -> dict:
@@ -244,7 +287,7 @@ def from_dict(data: dict, cls: type = ExperimentConfig, prefix: str = "") -> Any
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(known), key=str)
     if unknown:
         raise ConfigError(
@@ -253,13 +296,23 @@ def from_dict(data: dict, cls: type = ExperimentConfig, prefix: str = "") -> Any
         )
     values = {}
     for name, value in data.items():
-        key, typ = prefix + name, hints[name]
-        if dataclasses.is_dataclass(typ):
-            values[name] = from_dict(value, typ, key + ".")
+        attr = known[name].name
+        key, typ = prefix + name, hints[attr]
+        section = _section_type(typ)
+        if section is not None:
+            values[attr] = None if value is None and section is not typ else from_dict(value, section, key + ".")
             continue
         option = known[name].metadata.get("option")
-        values[name] = option.check(value, key) if option else _coerce(value, typ, key)
+        values[attr] = option.check(value, key) if option else _coerce(value, typ, key)
     return cls(**values)
+
+
+def _section_type(typ: Any) -> Optional[type]:
+    """The dataclass of a section (`X` or `Optional[X]`), or None for a plain key."""
+    if dataclasses.is_dataclass(typ):
+        return typ
+    found = [a for a in typing.get_args(typ) if dataclasses.is_dataclass(a)]
+    return found[0] if found else None
 
 
 def _kind(value: Any) -> str:

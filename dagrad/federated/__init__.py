@@ -1,7 +1,11 @@
-"""Federated domain generalisation: training environments spread among clients, aggregated on a server.
+"""Federated domain generalization on Flower: a config's `federated:` block spreads the training
+environments over clients (FedDG-Benchmark's heterogeneity λ), each client trains a dagrad algorithm on
+its share in a Flower ClientApp and meters its own energy, and a Flower ServerApp aggregates (FedAvg,
+FedProx, FedDG-GA), evaluates the global model every round on the held-out domain and the clients'
+validation splits, and writes the same records a centralised run writes (rounds are epochs). GradSamp
+replaces a client's local training (client side) or a whole round (server side) by a draw from the last
+two models. The same apps run in Flower's simulation runtime on one machine and in its deployment runtime.
 
-The lower floor here is plain math with no federated framework imported, so strategies and tests can use
-it on its own: the heterogeneity-λ partition of environments among clients (FedDG-Benchmark), weighted
-averaging of client models and FedProx's proximal term (aggregate), and FedDG-GA's server-side
-re-weighting from generalisation gaps (fedga). FedSR, a client objective, is an algorithm like any other
-(`dagrad/algorithms/fedsr.py`, `algorithm.name: fedsr`)."""
+Its lower floor is plain math with no Flower import: the λ partition (partition), weighted averaging and
+FedProx's proximal term (aggregate), FedDG-GA's re-weighting from generalisation gaps (fedga). FedSR, a
+client objective, is an algorithm like any other (dagrad/algorithms/fedsr.py)."""

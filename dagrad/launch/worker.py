@@ -85,7 +85,7 @@ def _claim(folder: Path) -> tuple:
 def _train(folder: Path, plugins: PluginConsent, dist) -> int:
     import torch
 
-    from dagrad.run.training import train_run
+    from dagrad.federated.route import train  # a federated job runs on Flower, any other in the engine
 
     say = (lambda text: print(text, flush=True)) if dist.main else (lambda text: None)
     try:
@@ -97,14 +97,14 @@ def _train(folder: Path, plugins: PluginConsent, dist) -> int:
             f"{torch.get_num_threads()} threads{ranks}")
         resume = (folder / CHECKPOINT_NAME).is_file() or (folder / RECORDS_NAME).exists()
         try:
-            train_run(exp, folder, resume=resume, progress="lines")
+            train(exp, folder, resume=resume, progress="lines")
         except CheckpointError as exc:
             if not resume:
                 raise
             if dist.main:
                 _restart(folder, f"checkpoint unusable: {exc}")
             dist.barrier()
-            train_run(exp, folder, resume=False, progress="lines")
+            train(exp, folder, resume=False, progress="lines")
         if dist.main:
             mark_done(folder, exp.run_id, time.time() - started)
         say(f"--- finished in {time.time() - started:.1f} s")

@@ -1,0 +1,244 @@
+"""The server's side of a federated run, over a Flower Grid: find the clients, then round by round sample
+them, send the global weights, aggregate the replies with Flower's FedAvg or FedProx (weighted by the
+clients' example counts), evaluate the global model on the held-out domains here and on the clients'
+validation splits there, and append the round to the records, checkpointing after each round.
+
+Server-side GradSamp replaces a whole round by a draw from the last two global models: no client trains
+in it. The server meters its own windows (aggregation or draw, held-out evaluation) beside the clients'."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from dagrad.config.experiment import Experiment
+from dagrad.energy import build_meter
+from dagrad.energy.ledger import Gaps
+from dagrad.federated import build, rounds
+from dagrad.federated.flower import require_flwr
+from dagrad.federated.records import FederatedRecords
+from dagrad.gradsamp import GradSamp
+from dagrad.run.evaluation import evaluate
+from dagrad.utils.errors import ConfigError, DagradError
+from dagrad.utils.seeding import seed_everything, seed_hash
+
+#: how long the server waits for every client to connect, and for a round's replies (seconds)
+CONNECT_TIMEOUT_S = 600.0
+ROUND_TIMEOUT_S = 3600.0
+
+
+def device_of(name: str) -> torch.device:
+    """cuda when asked for (or auto) and visible, else the CPU."""
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def strategy_for(exp: Experiment) -> Any:
+    """Flower's FedAvg or FedProx; client sampling is dagrad's (seeded, so a resumed run samples the same)."""
+    fed = build.settings(exp)
+    strategies = require_flwr().serverapp.strategy
+    common = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
+                  min_available_nodes=1)
+    if fed.strategy == "fedprox":
+        return strategies.FedProx(proximal_mu=fed.mu, **common)
+    return strategies.FedAvg(**common)
+
+
+def sample_clients(seed: int, round_: int, clients: int, fraction: float) -> list[int]:
+    """The clients that train in a round: max(1, round(fraction x clients)) of them, drawn by (seed, round)."""
+    k = max(1, int(round(fraction * clients)))
+    rng = np.random.default_rng(seed_hash("federated.sample", int(seed), int(round_)))
+    return sorted(int(c) for c in rng.choice(clients, size=k, replace=False))
+
+
+class _Chosen:
+    """A Grid that shows a strategy only the chosen nodes, so Flower's configure_train addresses exactly them."""
+
+    def __init__(self, nodes: list[int]):
+        self.nodes = list(nodes)
+
+    def get_node_ids(self) -> list[int]:
+        return list(self.nodes)
+
+
+class FederatedServer:
+    """Builds the global model, the held-out evaluation and the records (nothing talks to a client yet)."""
+
+    def __init__(self, exp: Experiment, out: str | Path, resume: bool = False, progress: Any = True):
+        build.check(exp)
+        self.exp, self.cfg, self.fed = exp, exp.cfg, build.settings(exp)
+        self.seed = exp.seed
+        seed_everything(self.seed)
+        self.device = device_of(self.cfg.device)
+        self.meter = build_meter(self.cfg.energy, str(self.device))
+        self.gaps = Gaps(self.meter)
+        data = build.build_data(exp)
+        build.check_clients(exp, data)
+        seed_everything(self.seed)  # the initial model as the engine's for this seed, whether data was cached or not
+        self.algorithm = build.build_model(exp, data, self.device)
+        self.held_out = build.held_out_bundle(data).eval_loader()
+        self.steps = build.local_steps(exp, data)
+        self.gradsamp = GradSamp(self.cfg.gradsamp, self.seed) \
+            if self.cfg.gradsamp.sampler != "none" and self.fed.gradsamp_side == "server" else None
+        self.records = FederatedRecords(exp, out, data, self.steps, self.meter, progress, str(self.device))
+        self.start_round, self.updates = 0, 0
+        if resume:
+            self.start_round, self.updates = self.records.restore(self.algorithm, self.gradsamp)
+        else:
+            self.records.start()
+        self.nodes: dict[int, int] = {}  # client -> Flower node id
+
+    # ------------------------------------------------------------------ the rounds
+    def run(self, grid: Any) -> Path:
+        """Every remaining round over `grid`; returns the record file."""
+        try:
+            self._connect(grid)
+            self.records.progress_start(self.start_round)
+            for r in self.records.over_rounds(range(self.start_round, self.cfg.epochs)):
+                self._round(grid, r)
+            self.records.finish(self.updates)
+        finally:
+            self.gaps.pause()
+            self.meter.close()
+            self.records.close()
+        return self.records.path
+
+    def _connect(self, grid: Any) -> None:
+        """Wait for every client's node, then learn which client each node is (its partition-id)."""
+        flwr = require_flwr()
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while len(nodes := list(grid.get_node_ids())) < self.fed.clients:
+            if time.monotonic() > deadline:
+                raise DagradError(f"federated: {len(nodes)} of {self.fed.clients} clients connected in "
+                                  f"{CONNECT_TIMEOUT_S:.0f} s; start one SuperNode per client")
+            time.sleep(0.5)
+        asks = [flwr.app.Message(flwr.app.RecordDict({"config": flwr.app.ConfigRecord({"ask": "client"})}),
+                                 dst_node_id=n, message_type=flwr.app.MessageType.QUERY) for n in nodes]
+        for reply in grid.send_and_receive(asks, timeout=CONNECT_TIMEOUT_S):
+            report = _report(reply)
+            self.nodes[int(report["client"])] = reply.metadata.src_node_id
+        missing = sorted(set(range(self.fed.clients)) - set(self.nodes))
+        if missing:
+            raise ConfigError(f"federated: no node answered as client {missing[0]}; give the SuperNodes "
+                              f"partition-id 0..{self.fed.clients - 1} (--node-config \"partition-id=K "
+                              f"num-partitions={self.fed.clients}\")")
+
+    def _round(self, grid: Any, r: int) -> None:
+        """One round; the server's windows cover its own work only (waiting for clients is in none)."""
+        flwr = require_flwr()
+        other = self.gaps.take()
+        windows, clients, kinds, stats, sampler_stats, fallback, kind = [], [], [], [], None, None, "train"
+        if self.gradsamp is not None and self.gradsamp.wants_sample(r):
+            with self.meter.window("train") as drawing:
+                drawn = self.gradsamp.sample(self.algorithm, {}, r, meter=self.meter)
+            windows.append(drawing)
+            kind, sampler_stats, fallback = str(drawn.kind), drawn.stats, drawn.fallback
+        if kind == "train" or fallback == "train":
+            clients, kinds, stats, aggregating = self._train_round(grid, flwr, r)
+            windows.append(aggregating)
+        if self.gradsamp is not None:
+            with self.meter.window("train") as observing:
+                self.gradsamp.observe(self.algorithm, kind, fallback)
+            windows.append(observing)
+        evals, parts = self._evaluate(grid, flwr, r)
+        with self.meter.window("eval") as server_eval:
+            held_out, _ = evaluate(self.algorithm, self.held_out, self.device)
+        self.gaps.resume()
+        metrics = {**rounds.merge_metrics(parts), **held_out}
+        by_client = {c["client"]: c for c in clients}
+        for client, (energy, sent, received) in evals.items():
+            entry = by_client.setdefault(client, {"client": client, "kind": None, "examples": None, "steps": 0,
+                                                  "energy": {"train": None}, "bytes": {"received": 0, "sent": 0}})
+            entry["energy"]["eval"] = energy
+            entry["bytes"]["received"] += received
+            entry["bytes"]["sent"] += sent
+            entry["_eval"] = _reading(energy)
+        clients = [by_client[c] for c in sorted(by_client)]
+        server_train = rounds.phase("train", windows)
+        train = rounds.phase("train", [server_train] + [c.pop("_train") for c in clients if "_train" in c])
+        ev = rounds.phase("eval", [server_eval] + [c.pop("_eval") for c in clients if "_eval" in c])
+        if kinds and kind == "train":
+            kind = rounds.round_kind(kinds)
+        self.records.round(rounds.epoch_line(
+            r, self.steps, self.updates, kind, self.cfg.gradsamp.sampler, metrics, rounds.merge_stats(stats),
+            sampler_stats, train, ev, other, clients,
+            {"energy": {"train": server_train.to_dict(), "eval": server_eval.to_dict()}}, fallback),
+            self.algorithm, self.gradsamp, self.updates)
+
+    def _train_round(self, grid: Any, flwr: Any, r: int) -> tuple[list[dict], list[str], list, Any]:
+        """The sampled clients train from the global model; the strategy aggregates their replies."""
+        chosen = sample_clients(self.seed, r, self.fed.clients, self.fed.fraction)
+        strategy = strategy_for(self.exp)
+        arrays = flwr.app.ArrayRecord(self._global_state())
+        config = flwr.app.ConfigRecord({"round": r})
+        messages = list(strategy.configure_train(r + 1, arrays, config, _Chosen([self.nodes[c] for c in chosen])))
+        replies = _checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "training")
+        with self.meter.window("train") as aggregating:
+            new, _ = strategy.aggregate_train(r + 1, replies)
+            if new is None:
+                raise DagradError(f"federated: round {r}: no client's update could be aggregated")
+            self.algorithm.load_state_dict(_to_state(new, self._global_state()))
+        clients, kinds, stats = [], [], []
+        for reply in replies:
+            rep = _report(reply)
+            self.updates += int(rep["steps"])
+            kinds.append(rep["kind"])
+            if rep["stats"]:
+                stats.append((int(rep["examples"]), rep["stats"]))
+            clients.append({"client": int(rep["client"]), "kind": rep["kind"], "examples": int(rep["examples"]),
+                            "steps": int(rep["steps"]), "sampler_stats": rep.get("sampler_stats"),
+                            "energy": {"train": rep["energy"]},
+                            "bytes": {"received": int(rep["bytes_received"]), "sent": int(rep["bytes_sent"])},
+                            "_train": _reading(rep["energy"])})
+        return clients, kinds, stats, aggregating
+
+    def _evaluate(self, grid: Any, flwr: Any, r: int) -> tuple[dict[int, tuple], list[dict]]:
+        """Every client evaluates the global model on its splits: per client (its window, bytes sent, bytes
+        received), and each client's per-split figures."""
+        arrays = flwr.app.ArrayRecord(self._global_state())
+        record = flwr.app.RecordDict({"arrays": arrays, "config": flwr.app.ConfigRecord({"round": r})})
+        messages = [flwr.app.Message(record, dst_node_id=self.nodes[c], message_type=flwr.app.MessageType.EVALUATE)
+                    for c in sorted(self.nodes)]
+        out, parts = {}, []
+        for reply in _checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "evaluation"):
+            rep = _report(reply)
+            parts.append(rep["splits"])
+            out[int(rep["client"])] = (rep["energy"], int(rep["bytes_sent"]), int(rep["bytes_received"]))
+        return out, parts
+
+    def _global_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()}
+
+
+def _to_state(arrays: Any, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An aggregated ArrayRecord as a state dict with the model's own dtypes (integer buffers stay integers)."""
+    state = arrays.to_torch_state_dict()
+    return {k: state[k].to(like[k].dtype) if like[k].is_floating_point() else state[k].round().to(like[k].dtype)
+            for k in like}
+
+
+def _report(reply: Any) -> dict:
+    """The dagrad part of a client's reply (its JSON report)."""
+    return json.loads(reply.content["report"]["json"])
+
+
+def _reading(data: Optional[dict]) -> Any:
+    from dagrad.energy.reading import Reading
+
+    return Reading.from_dict(data) if data else None
+
+
+def _checked(replies: Any, what: str) -> list:
+    """The replies, or a DagradError carrying the first client's own one-line message."""
+    replies = list(replies)
+    for reply in replies:
+        if reply.has_error():
+            reason = (reply.error.reason or "").strip().splitlines()
+            raise DagradError(f"federated: a client's {what} failed: {reason[-1] if reason else 'no reason given'}")
+        if "report" in reply.content and "error" in reply.content["report"]:
+            raise ConfigError(str(reply.content["report"]["error"]))
+    return replies
