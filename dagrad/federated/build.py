@@ -14,13 +14,11 @@ import torch
 
 from dagrad import datasets
 from dagrad.algorithms import ALGORITHMS
-from dagrad.algorithms import build as build_algorithm
 from dagrad.algorithms.registry import featurizer_input_shape
 from dagrad.config.experiment import Experiment
 from dagrad.config.schema import FederatedConfig
 from dagrad.datasets.bundle import DataBundle, SplitDataset
-from dagrad.federated.interim import split_domains
-from dagrad.networks import build_featurizer
+from dagrad.federated.partition import by_environment, client_partition
 from dagrad.utils.errors import ConfigError
 from dagrad.utils.seeding import seed_hash
 
@@ -44,10 +42,10 @@ def check(exp: Experiment) -> None:
     cfg = exp.cfg
     if cfg.data.setting != "dg":
         raise ConfigError("federated: data.setting must be dg (the clients hold no unlabelled target data)")
-    if cfg.averaging.name != "none":
-        raise ConfigError(f"federated: averaging.name={cfg.averaging.name} is not supported in federated runs; "
+    if exp.averager is not None:
+        raise ConfigError(f"federated: averaging.name={exp.averager.name} is not supported in federated runs; "
                           "allowed: none")
-    if cfg.gradsamp.guard:
+    if exp.gradsamp is not None and exp.gradsamp.guard:
         raise ConfigError("federated: gradsamp.guard is not supported in federated runs; allowed: false")
 
 
@@ -65,13 +63,14 @@ def build_data(exp: Experiment) -> DataBundle:
 
 def client_shares(data: DataBundle, fed: FederatedConfig, seed: int) -> list[dict[str, np.ndarray]]:
     """Per client, {split name: positions into that split}, for the training environments' `in` and `out`
-    splits, each spread by the heterogeneity λ (see dagrad.federated.interim)."""
+    splits, each spread by FedDG-Benchmark's heterogeneity λ (dagrad.federated.partition)."""
     shares: list[dict[str, np.ndarray]] = [{} for _ in range(fed.clients)]
     for part in PARTS:
-        sizes = {i: len(data.splits[f"env{i}_{part}"]) for i in data.train_envs}
-        for client, mine in enumerate(split_domains(sizes, fed.clients, fed.lambda_, seed_hash(seed, part))):
-            for i, positions in mine.items():
-                shares[client][f"env{i}_{part}"] = positions
+        environments = {i: np.arange(len(data.splits[f"env{i}_{part}"])) for i in data.train_envs}
+        pairs = client_partition(environments, fed.clients, fed.lambda_, seed_hash(seed, part))
+        for client, mine in enumerate(pairs):
+            for i, positions in by_environment(mine).items():
+                shares[client][f"env{i}_{part}"] = np.sort(np.asarray(positions, dtype=np.int64))
     return shares
 
 
@@ -112,16 +111,14 @@ def check_clients(exp: Experiment, data: DataBundle) -> None:
         if not domains:
             raise ConfigError(f"federated: client {client} holds no training examples; use fewer clients or a "
                               "larger federated.lambda")
-        check_objective(exp.cfg.algorithm.name, client, domains)
+        check_objective(exp.algorithm.name, client, domains)
 
 
 def build_model(exp: Experiment, data: DataBundle, device: torch.device) -> Any:
     """The run's model, as the centralised engine builds it (the same weights for the same seed state)."""
-    cfg = exp.cfg
-    featurizer = build_featurizer(cfg.network.name, exp.network_options,
-                                  featurizer_input_shape(cfg.algorithm.name, data.input_shape))
-    return build_algorithm(cfg.algorithm.name, exp.hparams, featurizer, data.num_classes, len(data.train_envs),
-                           input_shape=data.input_shape).to(device)
+    featurizer = exp.network.build(input_shape=featurizer_input_shape(exp.algorithm.name, data.input_shape))
+    return exp.algorithm.build(featurizer=featurizer, num_classes=data.num_classes,
+                               num_domains=len(data.train_envs), input_shape=data.input_shape).to(device)
 
 
 def client_seed(seed: int, client: int) -> int:

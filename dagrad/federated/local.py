@@ -58,15 +58,15 @@ class ClientSite:
         whole = build.build_data(exp)
         share = build.client_shares(whole, fed, exp.seed)[client]
         self.data = build.client_bundle(whole, share, client)
-        build.check_objective(exp.cfg.algorithm.name, client, len(self.data.train_envs))
+        build.check_objective(exp.algorithm.name, client, len(self.data.train_envs))
         self.examples = sum(len(self.data.splits[f"env{i}_in"]) for i in self.data.train_envs)
         self.steps = build.local_steps(exp, self.data)
         self.algorithm = build.build_model(exp, whole, self.device)
         self.stream = self.data.training_loaders(self.steps, self.seed, unlabelled=False)
         self.eval_loader = self.data.eval_loader()
-        self.meter = build_meter(exp.cfg.energy, str(self.device))
+        self.meter = build_meter(exp.energy, str(self.device))
         self.proximal_mu = fed.mu if fed.strategy == "fedprox" else 0.0
-        self.client_gradsamp = exp.cfg.gradsamp.sampler != "none" and fed.gradsamp_side == "client"
+        self.client_gradsamp = exp.gradsamp is not None and fed.gradsamp_side == "client"
 
     # ------------------------------------------------------------------ training
     def train(self, global_state: dict[str, torch.Tensor], round_: int, mu: Optional[float] = None) -> LocalResult:
@@ -74,7 +74,7 @@ class ClientSite:
         mu = self.proximal_mu if mu is None else float(mu)
         self.algorithm.load_state_dict(global_state)
         saved = self._load_state(round_)
-        gradsamp = GradSamp(self.exp.cfg.gradsamp, self.seed) if self.client_gradsamp else None
+        gradsamp = GradSamp(self.exp.gradsamp, self.seed) if self.client_gradsamp else None
         if saved.get("optimizers") is not None and build.settings(self.exp).client_optimizer == "keep":
             for name, opt in self.algorithm.optimizers().items():
                 opt.load_state_dict(saved["optimizers"][name])

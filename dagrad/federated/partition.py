@@ -94,7 +94,7 @@ def client_counts(sizes: Sequence[int], num_clients: int, lam: float) -> np.ndar
     return counts
 
 
-def partition(environments: Environments, num_clients: int, lam: float, seed: int) -> list[list[tuple[Hashable, int]]]:
+def client_partition(environments: Environments, num_clients: int, lam: float, seed: int) -> list[list[tuple[Hashable, int]]]:
     """Each client's examples as (environment, index) pairs, every example given to exactly one client.
 
     `environments` maps an environment's name (or, for a sequence, its position) to its example indices;
@@ -130,4 +130,4 @@ def by_environment(pairs: Sequence[tuple[Hashable, int]]) -> dict[Hashable, list
     return grouped
 
 
-__all__ = ["by_environment", "client_counts", "partition"]
+__all__ = ["by_environment", "client_counts", "client_partition"]

@@ -86,7 +86,7 @@ class FederatedRecords:
 
     # ------------------------------------------------------------------ rounds
     def progress_start(self, start: int) -> None:
-        self.progress.start(self.out, f"federated {self.exp.cfg.algorithm.name} on {self.exp.cfg.data.name}",
+        self.progress.start(self.out, f"federated {self.exp.algorithm.name} on {self.exp.cfg.data.name}",
                             self.exp.cfg.epochs, start, self.data.test_envs, self.data.train_envs)
 
     def over_rounds(self, rounds: range) -> Iterable[int]:

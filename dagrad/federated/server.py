@@ -26,6 +26,7 @@ from dagrad.gradsamp import GradSamp
 from dagrad.run.evaluation import evaluate
 from dagrad.utils.errors import ConfigError, DagradError
 from dagrad.utils.seeding import seed_everything, seed_hash
+from dagrad.run.header import sampler_name
 
 #: how long the server waits for every client to connect, and for a round's replies (seconds)
 CONNECT_TIMEOUT_S = 600.0
@@ -74,7 +75,7 @@ class FederatedServer:
         self.seed = exp.seed
         seed_everything(self.seed)
         self.device = device_of(self.cfg.device)
-        self.meter = build_meter(self.cfg.energy, str(self.device))
+        self.meter = build_meter(exp.energy, str(self.device))
         self.gaps = Gaps(self.meter)
         data = build.build_data(exp)
         build.check_clients(exp, data)
@@ -82,8 +83,8 @@ class FederatedServer:
         self.algorithm = build.build_model(exp, data, self.device)
         self.held_out = build.held_out_bundle(data).eval_loader()
         self.steps = build.local_steps(exp, data)
-        self.gradsamp = GradSamp(self.cfg.gradsamp, self.seed) \
-            if self.cfg.gradsamp.sampler != "none" and self.fed.gradsamp_side == "server" else None
+        self.gradsamp = GradSamp(exp.gradsamp, self.seed) \
+            if exp.gradsamp is not None and self.fed.gradsamp_side == "server" else None
         self.records = FederatedRecords(exp, out, data, self.steps, self.meter, progress, str(self.device))
         self.start_round, self.updates = 0, 0
         if resume:
@@ -164,7 +165,7 @@ class FederatedServer:
         if kinds and kind == "train":
             kind = rounds.round_kind(kinds)
         self.records.round(rounds.epoch_line(
-            r, self.steps, self.updates, kind, self.cfg.gradsamp.sampler, metrics, rounds.merge_stats(stats),
+            r, self.steps, self.updates, kind, sampler_name(self.exp), metrics, rounds.merge_stats(stats),
             sampler_stats, train, ev, other, clients,
             {"energy": {"train": server_train.to_dict(), "eval": server_eval.to_dict()}}, fallback),
             self.algorithm, self.gradsamp, self.updates)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dagrad.federated.partition import by_environment, client_counts, partition
+from dagrad.federated.partition import by_environment, client_counts, client_partition
 from dagrad.utils.errors import ConfigError
 
 
@@ -54,7 +54,7 @@ def test_counts_follow_the_reference_definition(sizes, clients, lam, expected):
 
 def test_examples_are_the_reference_permutation_handed_out_in_runs():
     envs = {"a": [10, 11, 12, 13, 14, 15], "b": [20, 21, 22, 23]}
-    got = partition(envs, 3, 0.5, seed=0)
+    got = client_partition(envs, 3, 0.5, seed=0)
     # counts [[3, 1], [2, 1], [1, 2]] (above); one permutation per domain from one generator, in domain order
     rng = np.random.default_rng(0)
     a, b = rng.permutation(envs["a"]).tolist(), rng.permutation(envs["b"]).tolist()
@@ -73,12 +73,12 @@ def test_examples_are_the_reference_permutation_handed_out_in_runs():
 @pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 1.0])
 def test_every_example_is_assigned_exactly_once_and_deterministically(clients, lam):
     envs = [list(range(0, 23)), list(range(100, 117)), list(range(200, 240)), list(range(300, 311)), list(range(400, 419))]
-    got = partition(envs, clients, lam, seed=3)
+    got = client_partition(envs, clients, lam, seed=3)
     assert len(got) == clients
     flat = [pair for client in got for pair in client]
     assert sorted(flat) == sorted((e, i) for e, indices in enumerate(envs) for i in indices)
-    assert got == partition(envs, clients, lam, seed=3)
-    assert got != partition(envs, clients, lam, seed=4)
+    assert got == client_partition(envs, clients, lam, seed=3)
+    assert got != client_partition(envs, clients, lam, seed=4)
 
 
 def test_lambda_zero_gives_one_domain_per_client():
@@ -102,27 +102,27 @@ def test_lambda_one_gives_every_client_the_same_mix():
 
 def test_one_client_gets_everything():
     envs = [[0, 1, 2], [5, 6]]
-    (only,) = partition(envs, 1, 0.5, seed=0)
+    (only,) = client_partition(envs, 1, 0.5, seed=0)
     assert sorted(only) == [(0, 0), (0, 1), (0, 2), (1, 5), (1, 6)]
 
 
 @pytest.mark.parametrize("lam", [-0.1, 1.5, float("nan"), float("inf"), True, "0.5", None])
 def test_bad_lambda_is_one_line(lam):
     with pytest.raises(ConfigError, match=r"^federated.heterogeneity \(λ\): .* use a number from 0 to 1$"):
-        partition([[0, 1], [2, 3]], 2, lam, seed=0)
+        client_partition([[0, 1], [2, 3]], 2, lam, seed=0)
 
 
 @pytest.mark.parametrize("clients", [0, -3, 2.5, True, "4", None])
 def test_bad_client_count_is_one_line(clients):
     with pytest.raises(ConfigError, match=r"^federated.clients: .* use an integer >= 1$"):
-        partition([[0, 1], [2, 3]], clients, 0.5, seed=0)
+        client_partition([[0, 1], [2, 3]], clients, 0.5, seed=0)
 
 
 def test_no_examples_is_one_line():
     with pytest.raises(ConfigError, match="need at least one environment with examples"):
-        partition([[], []], 2, 0.5, seed=0)
+        client_partition([[], []], 2, 0.5, seed=0)
     with pytest.raises(ConfigError, match="need at least one environment with examples"):
-        partition([], 2, 0.5, seed=0)
+        client_partition([], 2, 0.5, seed=0)
 
 
 def test_a_client_left_without_examples_is_one_line():
@@ -130,11 +130,11 @@ def test_a_client_left_without_examples_is_one_line():
     # leftover 1 to client 0), so client 1 gets nothing
     assert client_counts([1, 1], 3, 0.0).tolist() == [[1, 0], [0, 0], [0, 1]]
     with pytest.raises(ConfigError, match=r"^federated: client 1 of 3 gets no training examples at λ=0 .*use fewer clients"):
-        partition([[7], [8]], 3, 0.0, seed=0)
+        client_partition([[7], [8]], 3, 0.0, seed=0)
 
 
 def test_a_clients_pairs_grouped_per_environment():
-    got = partition({"a": [10, 11, 12, 13, 14, 15], "b": [20, 21, 22, 23]}, 3, 0.5, seed=0)
+    got = client_partition({"a": [10, 11, 12, 13, 14, 15], "b": [20, 21, 22, 23]}, 3, 0.5, seed=0)
     assert by_environment(got[0]) == {"a": [13, 12, 15], "b": [21]}
     assert by_environment(got[2]) == {"a": [11], "b": [20, 22]}
     assert by_environment([]) == {}

@@ -1,7 +1,9 @@
 """The federated: block: off by default (identities and headers as before), its keys and limits, the
-stand-in λ partition, and the clear errors a config that cannot run gets."""
+λ partition as the clients get it, and the clear errors a config that cannot run gets."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -9,7 +11,6 @@ import pytest
 from dagrad.config.experiment import load_experiment
 from dagrad.config.schema import ExperimentConfig, from_dict, to_dict
 from dagrad.federated import build
-from dagrad.federated.interim import split_domains
 from dagrad.federated.local import ClientSite
 from dagrad.utils.errors import ConfigError
 
@@ -39,18 +40,22 @@ def test_federated_keys_limits_and_identity():
     assert one.run_id == load_experiment(["federated/digits"], ["federated.cpus_per_client=2"]).run_id
 
 
-def test_stand_in_partition_spreads_every_example_once():
-    sizes = {0: 50, 1: 40, 2: 30}
+def test_client_shares_spread_every_training_example_once_by_lambda():
+    exp = load_experiment(["federated/digits"])
+    data = build.build_data(exp)
     for lam in (0.0, 0.5, 1.0):
-        shares = split_domains(sizes, 4, lam, seed=7)
-        for d, n in sizes.items():
-            got = np.sort(np.concatenate([s[d] for s in shares if d in s]))
-            assert np.array_equal(got, np.arange(n))
-    separated = split_domains(sizes, 3, 0.0, seed=7)
-    assert [sorted(s) for s in separated] == [[0], [1], [2]]  # λ 0: one domain per client
-    mixed = split_domains(sizes, 3, 1.0, seed=7)
-    assert all(sorted(s) == [0, 1, 2] and abs(len(s[0]) - 50 / 3) < 1 for s in mixed)  # λ 1: an even mix
-    assert [np.array_equal(s[0], np.arange(50)) for s in split_domains(sizes, 1, 0.3, seed=7)] == [True]
+        fed = dataclasses.replace(exp.cfg.federated, lambda_=lam)
+        shares = build.client_shares(data, fed, exp.seed)
+        for i in data.train_envs:
+            for part in build.PARTS:
+                name = f"env{i}_{part}"
+                got = np.sort(np.concatenate([s[name] for s in shares if name in s]))
+                assert np.array_equal(got, np.arange(len(data.splits[name])))
+        domains = [sorted(n for n in s if n.endswith("_in")) for s in shares]
+        if lam == 0.0:  # one domain per client (5 clients, 5 training domains)
+            assert all(len(d) == 1 for d in domains) and len({d[0] for d in domains}) == len(data.train_envs)
+        if lam == 1.0:  # every client an even mix of every domain
+            assert all(len(d) == len(data.train_envs) for d in domains)
 
 
 def test_coral_on_a_client_with_one_domain_names_the_client(tmp_path):
@@ -62,7 +67,7 @@ def test_coral_on_a_client_with_one_domain_names_the_client(tmp_path):
 
 
 def test_unsupported_combinations_are_config_errors():
-    for overrides, match in [(["averaging.name=swad"], "averaging"), (["gradsamp.guard=true"], "guard")]:
+    for overrides, match in [(["averaging.name=swad"], "averaging"), (["gradsamp.sampler=tensor", "gradsamp.guard=true"], "guard")]:
         with pytest.raises(ConfigError, match=match):
             build.check(load_experiment(["federated/digits"], overrides))
 

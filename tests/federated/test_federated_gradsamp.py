@@ -29,7 +29,7 @@ def test_server_side_draw_equals_the_sampler_on_the_global_models(tmp_path, fede
     globals_by_round = {m.content["config"]["round"]: m.content["arrays"].to_torch_state_dict()
                         for m in grid.sent if m.metadata.message_type == "evaluate"}
     model = build.build_model(exp, build.build_data(exp), torch.device("cpu"))
-    gradsamp = GradSamp(exp.cfg.gradsamp, exp.seed)
+    gradsamp = GradSamp(exp.gradsamp, exp.seed)
     for r in (0, 1):
         model.load_state_dict(globals_by_round[r])
         gradsamp.observe(model, "train")
@@ -75,7 +75,7 @@ def test_client_side_draw_replaces_local_training(tmp_path, federated):
         # the round's global model moved by a draw from this client's own last two local models (rounds 0 and
         # 1), with the client's seed: the draw replaces the local update
         model = build.build_model(exp, build.build_data(exp), torch.device("cpu"))
-        gradsamp = GradSamp(exp.cfg.gradsamp, build.client_seed(exp.seed, client))
+        gradsamp = GradSamp(exp.gradsamp, build.client_seed(exp.seed, client))
         for r in (0, 1):
             model.load_state_dict(copy.deepcopy(local[r]))
             gradsamp.observe(model, "train")
