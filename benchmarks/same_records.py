@@ -3,8 +3,8 @@ what a run records (issue 20): train the same tiny configs on the commit before 
 
     python benchmarks/same_records.py BEFORE_FOLDER AFTER_FOLDER
 
-The runs issue 20 compares (full training, GradSamp, its skip control, CORAL with GradSamp, and SWAD over a
-sampled epoch), each trained into FOLDER/<name> from each commit's tree:
+The runs issue 20 compares (full training, GradSamp, its skip control, CORAL and DANN with GradSamp, and SWAD
+over a sampled epoch), each trained into FOLDER/<name> from each commit's tree:
 
     S="gradsamp.schedule_options.start=2 gradsamp.schedule_options.every=1"
     dagrad --threads 1 train -c demo epochs=3 steps_per_epoch=3 --out FOLDER/demo
@@ -12,6 +12,8 @@ sampled epoch), each trained into FOLDER/<name> from each commit's tree:
     dagrad --threads 1 train -c demo epochs=3 steps_per_epoch=3 gradsamp.sampler=skip $S --out FOLDER/skip
     dagrad --threads 1 train -c demo -c algorithms/coral epochs=3 steps_per_epoch=3 gradsamp.sampler=tensor $S \
         --out FOLDER/coral
+    dagrad --threads 1 train -c demo -c algorithms/dann epochs=3 steps_per_epoch=3 gradsamp.sampler=ema $S \
+        --out FOLDER/dann
     dagrad --threads 1 train -c demo epochs=3 steps_per_epoch=3 averaging.name=swad gradsamp.sampler=tensor $S \
         --out FOLDER/swad
 
