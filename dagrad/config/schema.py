@@ -185,9 +185,10 @@ class FederatedConfig:
     strategy: str = _setting("fedavg", str, choices=FEDERATED_STRATEGIES)
     mu: float = _setting(0.01, float, low=0.0)  # FedProx's proximal weight (fedprox only)
     # FedDG-GA (fedga only): the step d of the aggregation weights (decaying linearly over the rounds), and
-    # the generalisation gap's metric on each client's validation split (the reference's --step_size, --fair)
+    # the generalisation gap's metric on each client's validation split (the reference code's --step_size
+    # and --fair, with its defaults; the paper writes the gap with the loss)
     ga_step_size: float = _setting(0.2, float, low=0.0, high=1.0)
-    ga_metric: str = _setting("loss", str, choices=("loss", "accuracy"))
+    ga_metric: str = _setting("accuracy", str, choices=("accuracy", "loss"))
     gradsamp_side: str = _setting("client", str, choices=("client", "server"))
     client_optimizer: str = _setting("keep", str, choices=("keep", "reset"))  # a client's optimizer state across rounds
     runtime: str = _setting("simulation", str, choices=("simulation", "deployment"))

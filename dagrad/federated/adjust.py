@@ -6,7 +6,9 @@ that trained evaluates its own local model on its validation data (its training 
 after local training; the server aggregates with the current generalisation-adjustment weights, every
 client evaluates the aggregated model on the same data, and the gap (global minus local) updates the
 weights used to aggregate the next round. The reference's metric on a split set is the pooled one (all
-examples together), which `validation_metric` computes from per-split figures on both sides.
+examples together), which `validation_metric` computes from per-split figures on both sides. Its code
+measures the gap in accuracy by default (`--fair acc`, federated.ga_metric's default); the paper writes it
+with the loss (ga_metric: loss).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class FedGA:
     def __init__(self, fed: FederatedConfig, rounds: int):
         self.metric = fed.ga_metric
         self.ga = GeneralizationAdjustment(range(fed.clients), rounds, step_size=fed.ga_step_size,
-                                           metric="accuracy" if fed.ga_metric == "accuracy" else "loss")
+                                           metric=fed.ga_metric)
 
     def coefficients(self, clients: list[int]) -> dict[int, float]:
         """This round's aggregation weights of the clients that trained."""
