@@ -1,8 +1,9 @@
 """The server's side of a federated run, over a Flower Grid: find the clients, then round by round sample
 them, send the global weights, aggregate the replies with Flower's FedAvg or FedProx (weighted by the
 clients' example counts; with FedDG-GA, FedAvg weighted by the generalisation adjustment's weights, which
-the round's validation gaps then update, see dagrad.federated.adjust), evaluate the global model on the held-out domains here and on the clients'
-validation splits there, and append the round to the records, checkpointing after each round.
+the round's validation gaps then update, see dagrad.federated.adjust), evaluate the global model on the
+held-out domains here and on the clients' validation splits there, and append the round to the records,
+checkpointing after each round (with the strategy's own state, FedDG-GA's weights).
 
 Server-side GradSamp replaces a whole round by a draw from the last two global models: no client trains
 in it. The server meters its own windows (aggregation or draw, held-out evaluation) beside the clients'."""

@@ -30,7 +30,8 @@ def _comparable(folder):
 
 @pytest.mark.parametrize("side, extra", [
     ("client", ()), ("server", ()),
-    ("client", ("federated.strategy=fedga", "federated.ga_metric=loss", "federated.clients=3", "federated.fraction=0.67")),
+    ("client", ("federated.strategy=fedga", "federated.ga_metric=loss", "federated.clients=3",
+                "federated.fraction=0.67")),
     ("client", ("algorithm.name=fedsr",))])
 def test_resume_after_a_kill_gives_the_uninterrupted_records(tmp_path, federated, side, extra):
     exp = federated["tiny"](*SETTINGS, f"federated.gradsamp_side={side}", *extra)
