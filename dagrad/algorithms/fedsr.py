@@ -76,6 +76,9 @@ class FedSR(Algorithm):
     """Featurizer -> linear to (mu, sigma) of z -> one draw -> linear classifier, trained on the pooled
     minibatches with FedSR's objective. `update` reports the cross-entropy, L2R and CMI."""
 
+    #: what a federated client keeps to itself (dagrad.federated.adjust.local_keys)
+    LOCAL_STATE = LOCAL_STATE
+
     def __init__(self, featurizer: nn.Module, num_classes: int, num_domains: int, hparams: dict):
         super().__init__(num_classes, num_domains, hparams)
         self.z_dim = int(self.hparams.get("z_dim") or featurizer.n_outputs)

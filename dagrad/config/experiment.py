@@ -29,8 +29,8 @@ from typing import Any, Optional
 from dagrad.algorithms import ALGORITHMS, resolve_hparams
 from dagrad.algorithms.registry import batch_size_option, draw
 from dagrad.averaging import AVERAGERS
-from dagrad.config.schema import OFF, RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, stable_hash, \
-    to_dict, without_keys
+from dagrad.config.schema import FEDGA_KEYS, OFF, RUN_ENVIRONMENT_KEYS, DataConfig, ExperimentConfig, from_dict, \
+    stable_hash, to_dict, without_keys
 from dagrad.config.files import load_config
 from dagrad.datasets import DATASETS, DatasetSpec
 from dagrad.datasets.partition import check_da
@@ -108,6 +108,9 @@ class Experiment:
             data["averaging"] = {"name": OFF}
         else:
             data["averaging"]["options"] = copy.deepcopy(self.averager.options)
+        if "federated" in data and data["federated"]["strategy"] != "fedga":  # FedDG-GA's settings unused
+            for key in FEDGA_KEYS:
+                data["federated"].pop(key, None)
         return data
 
     @property

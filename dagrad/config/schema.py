@@ -162,8 +162,12 @@ class EvalConfig:
     save_predictions: bool = False  # per example: index, label, predicted class, probability of the label
 
 
-#: the strategies a federated run may use (dagrad.federated.strategies)
-FEDERATED_STRATEGIES = ("fedavg", "fedprox")
+#: the strategies a federated run may use (how the server aggregates; dagrad.federated.server). FedSR is a
+#: client objective, not a strategy: `algorithm.name: fedsr` with any of them (fedavg: FedSR as published)
+FEDERATED_STRATEGIES = ("fedavg", "fedprox", "fedga")
+
+#: the FedDG-GA settings, part of a run's identity only when federated.strategy is fedga
+FEDGA_KEYS = ("ga_step_size", "ga_metric")
 
 
 @dataclass
@@ -180,6 +184,11 @@ class FederatedConfig:
     local_steps: Optional[int] = _setting(None, int, low=1, nullable=True)  # None: steps_per_epoch or one pass
     strategy: str = _setting("fedavg", str, choices=FEDERATED_STRATEGIES)
     mu: float = _setting(0.01, float, low=0.0)  # FedProx's proximal weight (fedprox only)
+    # FedDG-GA (fedga only): the step d of the aggregation weights (decaying linearly over the rounds), and
+    # the generalisation gap's metric on each client's validation split (the reference code's --step_size
+    # and --fair, with its defaults; the paper writes the gap with the loss)
+    ga_step_size: float = _setting(0.2, float, low=0.0, high=1.0)
+    ga_metric: str = _setting("accuracy", str, choices=("accuracy", "loss"))
     gradsamp_side: str = _setting("client", str, choices=("client", "server"))
     client_optimizer: str = _setting("keep", str, choices=("keep", "reset"))  # a client's optimizer state across rounds
     runtime: str = _setting("simulation", str, choices=("simulation", "deployment"))

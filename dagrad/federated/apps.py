@@ -63,6 +63,9 @@ def client_app(source: Source) -> Any:
                   "stats": result.stats, "sampler_stats": result.sampler_stats,
                   "energy": result.energy.to_dict() if result.energy is not None else None,
                   "bytes_received": arrays.count_bytes(), "bytes_sent": out.count_bytes()}
+        if result.validation is not None:  # FedDG-GA: the local model on the client's validation splits
+            report["validation"] = {"splits": result.validation["splits"],
+                                    "energy": result.validation["energy"].to_dict()}
         return _reply(flwr, msg, report, arrays=out, metrics={"num-examples": result.examples})
 
     @app.evaluate()

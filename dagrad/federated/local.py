@@ -5,12 +5,18 @@ current model by a step drawn from the last two epochs' models; `skip` returns t
 came), then evaluate a global model on its validation splits. Each piece of work is metered in the
 client's own window.
 
-A client's state between rounds (its optimizer's, its GradSamp history) is a weights-only file per round
+With FedDG-GA (federated.strategy fedga) a client also evaluates its own local model on its validation
+splits after training, in its own eval window. State-dict keys the algorithm keeps on the client
+(`LOCAL_STATE`, e.g. FedSR's reference marginal) are restored from the client's own state when a round
+starts and are not sent back: only the rest is averaged.
+
+A client's state between rounds (its optimizer's, its GradSamp history, its local keys) is a weights-only file per round
 in the client's folder, written atomically after the round's work; a round reads the newest state of an
 earlier round, so a round that is run again after a kill starts from exactly what it started from before."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -22,11 +28,12 @@ from dagrad.datasets.loading import batches_on
 from dagrad.energy import build_meter
 from dagrad.energy.reading import Reading
 from dagrad.federated import build
+from dagrad.federated.adjust import kept, local_keys, without
 from dagrad.gradsamp import GradSamp
 from dagrad.run.checkpoint import read_checkpoint, save_checkpoint
 from dagrad.run.epochs import EpochKind, StepSums
 from dagrad.run.evaluation import evaluate
-from dagrad.utils.errors import CheckpointError
+from dagrad.utils.errors import CheckpointError, ConfigError
 
 STATE_PREFIX = "state-round"
 KEEP_STATES = 2
@@ -43,6 +50,7 @@ class LocalResult:
     stats: dict[str, Any] = field(default_factory=dict)  # the updates' mean losses etc.
     sampler_stats: Optional[dict[str, Any]] = None  # the client's GradSamp draw, when it drew
     energy: Optional[Reading] = None
+    validation: Optional[dict[str, Any]] = None  # fedga: {"splits", "energy"} of the local model's validation
 
 
 class ClientSite:
@@ -67,13 +75,27 @@ class ClientSite:
         self.meter = build_meter(exp.energy, str(self.device))
         self.proximal_mu = fed.mu if fed.strategy == "fedprox" else 0.0
         self.client_gradsamp = exp.gradsamp is not None and fed.gradsamp_side == "client"
+        self.local_keys = local_keys(self.algorithm)
+        self.fedga = fed.strategy == "fedga"
+        if self.fedga:
+            splits = self._validation_splits()
+            if not splits:
+                raise ConfigError(f"federated.strategy fedga: client {client} holds no validation examples (its "
+                                  "domains' out splits are empty); raise data.holdout_fraction or use fewer clients")
+            self.validation_loader = dataclasses.replace(self.data, splits=splits, eval_mode="full").eval_loader()
+
+    def _validation_splits(self) -> dict[str, Any]:
+        return {f"env{i}_out": self.data.splits[f"env{i}_out"] for i in self.data.train_envs
+                if len(self.data.splits.get(f"env{i}_out", ())) > 0}
 
     # ------------------------------------------------------------------ training
     def train(self, global_state: dict[str, torch.Tensor], round_: int, mu: Optional[float] = None) -> LocalResult:
         """One round's local work from the global weights; the client's state file for the round is written."""
         mu = self.proximal_mu if mu is None else float(mu)
-        self.algorithm.load_state_dict(global_state)
+        self._load_global(global_state)
         saved = self._load_state(round_)
+        if self.local_keys and saved.get("local_state") is not None:  # the client's own, as it left them
+            self.algorithm.load_state_dict({**self.algorithm.state_dict(), **saved["local_state"]})
         gradsamp = GradSamp(self.exp.gradsamp, self.seed) if self.client_gradsamp else None
         if saved.get("optimizers") is not None and build.settings(self.exp).client_optimizer == "keep":
             for name, opt in self.algorithm.optimizers().items():
@@ -98,13 +120,24 @@ class ClientSite:
             if gradsamp is not None:
                 gradsamp.observe(self.algorithm, kind, fallback)
         self._save_state(round_, gradsamp)
-        state = {k: v.detach().cpu().clone() for k, v in self.algorithm.state_dict().items()}
-        return LocalResult(state, self.examples, steps, str(kind), stats, sampler_stats, energy)
+        sent = without(self.algorithm.state_dict(), self.local_keys)  # the client's local keys stay here
+        state = {k: v.detach().cpu().clone() for k, v in sent.items()}
+        validation = self._validate() if self.fedga else None
+        return LocalResult(state, self.examples, steps, str(kind), stats, sampler_stats, energy, validation)
+
+    def _validate(self) -> dict[str, Any]:
+        """The local model's figures on the client's validation splits (FedDG-GA's 'before' results)."""
+        with self.meter.window("eval") as energy:
+            metrics, _ = evaluate(self.algorithm, self.validation_loader, self.device)
+        sizes = dict(zip(self.validation_loader.names, self.validation_loader.sizes))
+        return {"splits": {n: {"acc": metrics[f"{n}_acc"], "loss": metrics[f"{n}_loss"], "n": sizes[n]}
+                           for n in self.validation_loader.names}, "energy": energy}
 
     def _train_steps(self, round_: int, global_state: dict[str, torch.Tensor], mu: float) -> dict[str, float]:
         sums = StepSums()
         rounds = self.exp.cfg.epochs
-        hooks = proximal_hooks(self.algorithm, global_state, mu) if mu > 0 else []
+        anchors = without(global_state, self.local_keys)
+        hooks = proximal_hooks(self.algorithm, anchors, mu) if mu > 0 else []
         try:
             for i, (labelled, _, _) in enumerate(self.stream.epoch(round_)):
                 labelled = batches_on(self.device, labelled)
@@ -118,12 +151,18 @@ class ClientSite:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, global_state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, float]], Reading]:
         """{split: {"acc", "loss", "n"}} of the global model on this client's splits, and the window's reading."""
-        self.algorithm.load_state_dict(global_state)
+        self._load_global(global_state)
         with self.meter.window("eval") as energy:
             metrics, _ = evaluate(self.algorithm, self.eval_loader, self.device)
         sizes = dict(zip(self.eval_loader.names, self.eval_loader.sizes))
         return {name: {"acc": metrics[f"{name}_acc"], "loss": metrics[f"{name}_loss"], "n": sizes[name]}
                 for name in self.eval_loader.names}, energy
+
+    def _load_global(self, global_state: dict[str, torch.Tensor]) -> None:
+        """The global weights, except the keys this client keeps to itself (they stay as they are)."""
+        if self.local_keys:
+            global_state = {**self.algorithm.state_dict(), **without(global_state, self.local_keys)}
+        self.algorithm.load_state_dict(global_state)
 
     # ------------------------------------------------------------------ state between rounds
     def _state_path(self, round_: int) -> Path:
@@ -147,6 +186,7 @@ class ClientSite:
             "client": self.client, "epoch": round_, "updates": 0, "stopped": False, "rng": {}, "records": [],
             "optimizers": {name: opt.state_dict() for name, opt in self.algorithm.optimizers().items()},
             "gradsamp": gradsamp.state_dict() if gradsamp is not None else None,
+            "local_state": kept(self.algorithm.state_dict(), self.local_keys),
         })
         folder = self._state_path(round_).parent
         for old in sorted(folder.glob(f"{STATE_PREFIX}*.pt"))[:-KEEP_STATES]:

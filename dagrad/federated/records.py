@@ -50,14 +50,16 @@ class FederatedRecords:
         self.file = RecordFile(self.path)
         self.file.append(self.header())
 
-    def restore(self, model: torch.nn.Module, gradsamp: Any) -> tuple[int, int]:
-        """Load the last round's checkpoint into the global model (and the server's GradSamp); returns
-        (next round, updates so far)."""
+    def restore(self, model: torch.nn.Module, gradsamp: Any, strategy: Any = None) -> tuple[int, int]:
+        """Load the last round's checkpoint into the global model (and the server's GradSamp and strategy
+        state, FedDG-GA's weights); returns (next round, updates so far)."""
         payload = load_checkpoint(self.out / CHECKPOINT_NAME, self.exp.run_id)
         try:
             model.load_state_dict(payload["algorithm"])
             if gradsamp is not None:
                 gradsamp.load_state_dict(payload["gradsamp"], model)
+            if strategy is not None:
+                strategy.load_state_dict(payload["strategy"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"cannot resume from {self.out / CHECKPOINT_NAME}: it does not match this "
                                   f"federated run ({type(exc).__name__})") from None
@@ -92,15 +94,17 @@ class FederatedRecords:
     def over_rounds(self, rounds: range) -> Iterable[int]:
         return self.progress.over_epochs(rounds)
 
-    def round(self, line: dict, model: torch.nn.Module, gradsamp: Any, updates: int) -> None:
-        """Append the round's line, then checkpoint the state after it."""
+    def round(self, line: dict, model: torch.nn.Module, gradsamp: Any, updates: int,
+              strategy: Optional[dict] = None) -> None:
+        """Append the round's line, then checkpoint the state after it (`strategy`: the server strategy's
+        own state, FedDG-GA's weights)."""
         assert self.file is not None
         self.file.append(line)
         self.progress.epoch_done(self.file.lines[-1])
         save_checkpoint(self.out / CHECKPOINT_NAME, {
             "config_hash": self.exp.run_id, "epoch": line["epoch"] + 1, "updates": updates, "stopped": False,
             "algorithm": model.state_dict(), "gradsamp": gradsamp.state_dict() if gradsamp is not None else None,
-            "rng": rng_state(), "records": self.file.lines,
+            "rng": rng_state(), "records": self.file.lines, "strategy": strategy,
         })
 
     def finish(self, updates: int) -> None:

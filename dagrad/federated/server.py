@@ -1,7 +1,9 @@
 """The server's side of a federated run, over a Flower Grid: find the clients, then round by round sample
 them, send the global weights, aggregate the replies with Flower's FedAvg or FedProx (weighted by the
-clients' example counts), evaluate the global model on the held-out domains here and on the clients'
-validation splits there, and append the round to the records, checkpointing after each round.
+clients' example counts; with FedDG-GA, FedAvg weighted by the generalisation adjustment's weights, which
+the round's validation gaps then update, see dagrad.federated.adjust), evaluate the global model on the
+held-out domains here and on the clients' validation splits there, and append the round to the records,
+checkpointing after each round (with the strategy's own state, FedDG-GA's weights).
 
 Server-side GradSamp replaces a whole round by a draw from the last two global models: no client trains
 in it. The server meters its own windows (aggregation or draw, held-out evaluation) beside the clients'."""
@@ -20,6 +22,7 @@ from dagrad.config.experiment import Experiment
 from dagrad.energy import build_meter
 from dagrad.energy.ledger import Gaps
 from dagrad.federated import build, rounds
+from dagrad.federated.adjust import WEIGHT_KEY, FedGA, validation_metric
 from dagrad.federated.flower import require_flwr
 from dagrad.federated.records import FederatedRecords
 from dagrad.gradsamp import GradSamp
@@ -39,13 +42,16 @@ def device_of(name: str) -> torch.device:
 
 
 def strategy_for(exp: Experiment) -> Any:
-    """Flower's FedAvg or FedProx; client sampling is dagrad's (seeded, so a resumed run samples the same)."""
+    """Flower's FedAvg or FedProx (FedDG-GA: FedAvg weighted by the weights the server gives each reply);
+    client sampling is dagrad's (seeded, so a resumed run samples the same)."""
     fed = build.settings(exp)
     strategies = require_flwr().serverapp.strategy
     common = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1,
                   min_available_nodes=1)
     if fed.strategy == "fedprox":
         return strategies.FedProx(proximal_mu=fed.mu, **common)
+    if fed.strategy == "fedga":
+        return strategies.FedAvg(weighted_by_key=WEIGHT_KEY, **common)
     return strategies.FedAvg(**common)
 
 
@@ -86,9 +92,10 @@ class FederatedServer:
         self.gradsamp = GradSamp(exp.gradsamp, self.seed) \
             if exp.gradsamp is not None and self.fed.gradsamp_side == "server" else None
         self.records = FederatedRecords(exp, out, data, self.steps, self.meter, progress, str(self.device))
+        self.fedga = FedGA(self.fed, self.cfg.epochs) if self.fed.strategy == "fedga" else None
         self.start_round, self.updates = 0, 0
         if resume:
-            self.start_round, self.updates = self.records.restore(self.algorithm, self.gradsamp)
+            self.start_round, self.updates = self.records.restore(self.algorithm, self.gradsamp, self.fedga)
         else:
             self.records.start()
         self.nodes: dict[int, int] = {}  # client -> Flower node id
@@ -148,8 +155,9 @@ class FederatedServer:
         evals, parts = self._evaluate(grid, flwr, r)
         with self.meter.window("eval") as server_eval:
             held_out, _ = evaluate(self.algorithm, self.held_out, self.device)
+        adjusted = self._adjust(r, clients, parts) if self.fedga is not None else None
         self.gaps.resume()
-        metrics = {**rounds.merge_metrics(parts), **held_out}
+        metrics = {**rounds.merge_metrics(list(parts.values())), **held_out}
         by_client = {c["client"]: c for c in clients}
         for client, (energy, sent, received) in evals.items():
             entry = by_client.setdefault(client, {"client": client, "kind": None, "examples": None, "steps": 0,
@@ -161,14 +169,34 @@ class FederatedServer:
         clients = [by_client[c] for c in sorted(by_client)]
         server_train = rounds.phase("train", windows)
         train = rounds.phase("train", [server_train] + [c.pop("_train") for c in clients if "_train" in c])
-        ev = rounds.phase("eval", [server_eval] + [c.pop("_eval") for c in clients if "_eval" in c])
+        ev = rounds.phase("eval", [server_eval] + [c.pop("_eval") for c in clients if "_eval" in c]
+                          + [c.pop("_validate") for c in clients if "_validate" in c])
         if kinds and kind == "train":
             kind = rounds.round_kind(kinds)
-        self.records.round(rounds.epoch_line(
+        line = rounds.epoch_line(
             r, self.steps, self.updates, kind, sampler_name(self.exp), metrics, rounds.merge_stats(stats),
             sampler_stats, train, ev, other, clients,
-            {"energy": {"train": server_train.to_dict(), "eval": server_eval.to_dict()}}, fallback),
-            self.algorithm, self.gradsamp, self.updates)
+            {"energy": {"train": server_train.to_dict(), "eval": server_eval.to_dict()}}, fallback)
+        if self.fedga is not None:
+            line["federated"]["fedga"] = adjusted
+        self.records.round(line, self.algorithm, self.gradsamp, self.updates,
+                           self.fedga.state_dict() if self.fedga is not None else None)
+
+    def _adjust(self, r: int, clients: list[dict], parts: dict[int, dict]) -> dict:
+        """FedDG-GA's update after round r: each trained client's validation metric of its local model
+        (its report) and of the aggregated one (its evaluation), pooled over its validation splits."""
+        assert self.fedga is not None
+        local, global_ = {}, {}
+        for entry in clients:
+            splits = entry.pop("_validation", None)
+            if splits is None:
+                continue
+            c = entry["client"]
+            local[c] = validation_metric(splits, list(splits), self.fed.ga_metric)
+            global_[c] = validation_metric(parts[c], list(splits), self.fed.ga_metric)
+            entry["validation"] = {"metric": self.fed.ga_metric, "local": local[c], "global": global_[c]}
+        weights = self.fedga.update(r, local, global_) if local else self.fedga.weights()  # no client trained
+        return {"metric": self.fed.ga_metric, "weights_after": {str(c): w for c, w in weights.items()}}
 
     def _train_round(self, grid: Any, flwr: Any, r: int) -> tuple[list[dict], list[str], list, Any]:
         """The sampled clients train from the global model; the strategy aggregates their replies."""
@@ -178,14 +206,18 @@ class FederatedServer:
         config = flwr.app.ConfigRecord({"round": r})
         messages = list(strategy.configure_train(r + 1, arrays, config, _Chosen([self.nodes[c] for c in chosen])))
         replies = _checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "training")
+        reports = [_report(reply) for reply in replies]
+        weights = self._weights([(int(rep["client"]), int(rep["examples"])) for rep in reports])
+        if self.fedga is not None:
+            for reply, rep in zip(replies, reports):
+                reply.content["metrics"][WEIGHT_KEY] = weights[int(rep["client"])]
         with self.meter.window("train") as aggregating:
             new, _ = strategy.aggregate_train(r + 1, replies)
             if new is None:
                 raise DagradError(f"federated: round {r}: no client's update could be aggregated")
             self.algorithm.load_state_dict(_to_state(new, self._global_state()))
         clients, kinds, stats = [], [], []
-        for reply in replies:
-            rep = _report(reply)
+        for rep in reports:
             self.updates += int(rep["steps"])
             kinds.append(rep["kind"])
             if rep["stats"]:
@@ -194,20 +226,32 @@ class FederatedServer:
                             "steps": int(rep["steps"]), "sampler_stats": rep.get("sampler_stats"),
                             "energy": {"train": rep["energy"]},
                             "bytes": {"received": int(rep["bytes_received"]), "sent": int(rep["bytes_sent"])},
-                            "_train": _reading(rep["energy"])})
+                            "weight": weights[int(rep["client"])], "_train": _reading(rep["energy"])})
+            if rep.get("validation") is not None:
+                clients[-1]["energy"]["validation"] = rep["validation"]["energy"]
+                clients[-1]["_validation"] = rep["validation"]["splits"]
+                clients[-1]["_validate"] = _reading(rep["validation"]["energy"])
         return clients, kinds, stats, aggregating
 
-    def _evaluate(self, grid: Any, flwr: Any, r: int) -> tuple[dict[int, tuple], list[dict]]:
+    def _weights(self, counts: list[tuple[int, int]]) -> dict[int, float]:
+        """Each trained client's share in this round's aggregate: FedDG-GA's coefficients, else its share of
+        the examples (what Flower's FedAvg and FedProx weigh by)."""
+        if self.fedga is not None:
+            return self.fedga.coefficients([c for c, _ in counts])
+        total = sum(n for _, n in counts)
+        return {c: n / total for c, n in counts}
+
+    def _evaluate(self, grid: Any, flwr: Any, r: int) -> tuple[dict[int, tuple], dict[int, dict]]:
         """Every client evaluates the global model on its splits: per client (its window, bytes sent, bytes
-        received), and each client's per-split figures."""
+        received), and per client its per-split figures."""
         arrays = flwr.app.ArrayRecord(self._global_state())
         record = flwr.app.RecordDict({"arrays": arrays, "config": flwr.app.ConfigRecord({"round": r})})
         messages = [flwr.app.Message(record, dst_node_id=self.nodes[c], message_type=flwr.app.MessageType.EVALUATE)
                     for c in sorted(self.nodes)]
-        out, parts = {}, []
+        out, parts = {}, {}
         for reply in _checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "evaluation"):
             rep = _report(reply)
-            parts.append(rep["splits"])
+            parts[int(rep["client"])] = rep["splits"]
             out[int(rep["client"])] = (rep["energy"], int(rep["bytes_sent"]), int(rep["bytes_received"]))
         return out, parts
 
@@ -216,10 +260,11 @@ class FederatedServer:
 
 
 def _to_state(arrays: Any, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An aggregated ArrayRecord as a state dict with the model's own dtypes (integer buffers stay integers)."""
+    """An aggregated ArrayRecord as a state dict with the model's own dtypes (integer buffers stay integers);
+    keys the clients keep to themselves (not sent, so not aggregated) keep the global model's values."""
     state = arrays.to_torch_state_dict()
-    return {k: state[k].to(like[k].dtype) if like[k].is_floating_point() else state[k].round().to(like[k].dtype)
-            for k in like}
+    return {k: like[k] if k not in state else state[k].to(like[k].dtype) if like[k].is_floating_point()
+            else state[k].round().to(like[k].dtype) for k in like}
 
 
 def _report(reply: Any) -> dict:
