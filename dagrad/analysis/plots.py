@@ -26,6 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from dagrad.analysis.frames import epochs_frame
 from dagrad.analysis.runs import RecordedRun
+from dagrad.run.numerics import PRECISION_TABLE
 
 
 def pareto_front(energy: list[float], accuracy: list[float]) -> list[int]:
@@ -78,7 +79,9 @@ def _energy_label(sources: str) -> str:
     return "estimated" if kind == {"estimated"} else "measured" if kind == {"measured"} else "MIXED sources"
 
 
-PRECISION_COLOURS = {"fp32_strict": "tab:blue", "tf32": "tab:orange", "bf16": "tab:green", "torch_default": "tab:gray"}
+#: one colour per precision, in the order dagrad.run.numerics declares them (a new precision gets the next)
+PRECISION_COLOURS = dict(zip(PRECISION_TABLE, ("tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red",
+                                               "tab:brown", "tab:pink", "tab:olive", "tab:cyan")))
 
 
 def without_precision(algorithm: str) -> str:

@@ -32,8 +32,8 @@ class Training:
         return resume_command(self.folder, self.experiment.cfg.plugins)
 
     def run(self, progress: Any = True) -> Path:
-        """Train (or continue) the run in its folder; returns its record file (dagrad.federated.route.train)."""
-        from dagrad.federated.route import train  # a federated experiment runs on Flower, any other centrally
+        """Train (or continue) the run in its folder; returns its record file (dagrad.federated.route.train_experiment)."""
+        from dagrad.federated.route import train_experiment as train  # a federated experiment runs on Flower, any other centrally
 
         return train(self.experiment, self.folder, resume=self.resume, restart=self.restart, progress=progress)
 

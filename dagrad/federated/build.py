@@ -37,7 +37,7 @@ def settings(exp: Experiment) -> FederatedConfig:
     return fed
 
 
-def check(exp: Experiment) -> None:
+def check_supported(exp: Experiment) -> None:
     """What the schema cannot see: the setting, averaging and GradSamp combinations a federated run supports."""
     cfg = exp.cfg
     if cfg.data.setting != "dg":

@@ -53,7 +53,7 @@ def round_kind(kinds: list[str]) -> str:
     return "train"
 
 
-def epoch_line(round_: int, steps: int, updates: int, kind: str, sampler: str, metrics: dict, stats: dict,
+def round_line(round_: int, steps: int, updates: int, kind: str, sampler: str, metrics: dict, stats: dict,
                sampler_stats: Optional[dict], train: Reading, evals: Reading, other: Optional[Reading],
                clients: list[dict], server: dict, fallback: Optional[str] = None) -> dict:
     """The round's record line, with the keys a centralised epoch record has and the federated ones beside."""

@@ -20,7 +20,7 @@ def is_federated(exp: Experiment | ExperimentConfig) -> bool:
     return cfg.federated is not None
 
 
-def train(experiment: Experiment | ExperimentConfig, out: str | Path, resume: bool = False, progress: Any = True,
+def train_experiment(experiment: Experiment | ExperimentConfig, out: str | Path, resume: bool = False, progress: Any = True,
           *, restart: bool = False, plugins: PluginConsent = NO_PLUGINS) -> Path:
     """Run (or resume) one experiment in `out`, federated or centralised; returns its record file."""
     exp = experiment if isinstance(experiment, Experiment) else resolve(experiment, plugins)
@@ -34,7 +34,7 @@ def train(experiment: Experiment | ExperimentConfig, out: str | Path, resume: bo
 def train_federated(exp: Experiment, out: str | Path, resume: bool = False, restart: bool = False,
                     progress: Any = True) -> Path:
     """A federated experiment's rounds in Flower's simulation runtime, holding the run folder's lock."""
-    from dagrad.federated.build import check
+    from dagrad.federated.build import check_supported
     from dagrad.federated.flower import require_flwr
     from dagrad.run.folder import open_run_folder
 
@@ -42,7 +42,7 @@ def train_federated(exp: Experiment, out: str | Path, resume: bool = False, rest
     if fed.runtime == "deployment":
         raise ConfigError("federated.runtime=deployment runs under Flower's own commands (flower-superlink, "
                           "flower-supernode, flwr run), not `dagrad train`; use federated.runtime=simulation here")
-    check(exp)
+    check_supported(exp)
     require_flwr(simulation=True)
     from dagrad.federated.build import build_data, check_clients
 

@@ -76,7 +76,7 @@ class FederatedServer:
     """Builds the global model, the held-out evaluation and the records (nothing talks to a client yet)."""
 
     def __init__(self, exp: Experiment, out: str | Path, resume: bool = False, progress: Any = True):
-        build.check(exp)
+        build.check_supported(exp)
         self.exp, self.cfg, self.fed = exp, exp.cfg, build.settings(exp)
         self.seed = exp.seed
         seed_everything(self.seed)
@@ -173,7 +173,7 @@ class FederatedServer:
                           + [c.pop("_validate") for c in clients if "_validate" in c])
         if kinds and kind == "train":
             kind = rounds.round_kind(kinds)
-        line = rounds.epoch_line(
+        line = rounds.round_line(
             r, self.steps, self.updates, kind, sampler_name(self.exp), metrics, rounds.merge_stats(stats),
             sampler_stats, train, ev, other, clients,
             {"energy": {"train": server_train.to_dict(), "eval": server_eval.to_dict()}}, fallback)

@@ -20,7 +20,7 @@ from dagrad.plugins import NO_PLUGINS, PluginConsent, import_plugins
 
 #: the names this package re-exports, imported on first use (PEP 562), so that `dagrad status` (which only
 #: reads folders, dagrad.launch.status) does not import torch through the grid's registries
-_LAZY = {**dict.fromkeys(("ORDERS", "GridPoint", "SweepSpec", "check_order", "describe", "read_sweep", "resolve"),
+_LAZY = {**dict.fromkeys(("ORDERS", "GridPoint", "SweepSpec", "check_order", "describe", "read_sweep", "point_experiment"),
                          "dagrad.launch.grid"),
          **dict.fromkeys(("CONFIG_NAME", "Job", "expand", "prepare"), "dagrad.launch.jobs"),
          **dict.fromkeys(("LAUNCHERS", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
@@ -36,7 +36,7 @@ def __getattr__(name: str):
 
 __all__ = ["GridPoint", "SweepSpec", "Job", "JobResult", "Launcher", "LocalLauncher", "ProcessLauncher", "Progress",
            "SweepOutcome", "LAUNCHERS", "ORDERS", "build_launcher", "choose_launcher", "describe", "expand", "plan",
-           "read_sweep", "resolve", "run_sweep", "worker_command"]
+           "read_sweep", "point_experiment", "run_sweep", "worker_command"]
 
 
 @dataclass

@@ -316,7 +316,7 @@ def _set(data: dict, dotted: str, value: Any, where: str = "grid.axes") -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
-def resolve(sweep: SweepSpec, point: GridPoint, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
+def point_experiment(sweep: SweepSpec, point: GridPoint, plugins: PluginConsent = NO_PLUGINS) -> Experiment:
     """The checked experiment of one grid point (base, then the point's axes on top); its plugins are
     imported only with the user's consent (`plugins`)."""
     own = sweep.datasets.get(point.dataset, {})

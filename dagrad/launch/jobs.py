@@ -18,7 +18,7 @@ from dagrad.config.schema import to_dict
 from dagrad.utils.errors import ConfigError
 from dagrad.config.experiment import Experiment, experiment_from_dict
 from dagrad.run.lock import holder_of
-from dagrad.launch.grid import GridPoint, SweepSpec, check_order, describe, identity, in_order, resolve
+from dagrad.launch.grid import GridPoint, SweepSpec, check_order, describe, identity, in_order, point_experiment
 from dagrad.plugins import NO_PLUGINS, PluginConsent
 from dagrad.records.files import RECORDS_NAME
 from dagrad.run.folder import KEEP, move_aside as _move_aside
@@ -69,7 +69,7 @@ def expand(sweep: SweepSpec, out: Path, plugins: PluginConsent = NO_PLUGINS, ord
     check_order(order)
     jobs: dict[str, Job] = {}
     for point in sweep.points:
-        exp = resolve(sweep, point, plugins)
+        exp = point_experiment(sweep, point, plugins)
         key = identity(exp)
         jobs.setdefault(key, Job(key, exp, point, Path(out) / key, plugins))
     return in_order(list(jobs.values()), lambda job: job.point, order)

@@ -19,7 +19,7 @@ def dry_plan(sweep_file: str | Path, out: Optional[str | Path], consent: PluginC
     """(sweep, jobs, unchecked grid points, out) as `plan` gives them (jobs in job order `order`), importing
     no plugin. Where the user consented to plugins, a point naming a component no registry holds yet is
     listed as unchecked (the plugin may register it) instead of failing the dry run."""
-    from dagrad.launch.grid import check_order, identity, in_order, read_sweep, resolve
+    from dagrad.launch.grid import check_order, identity, in_order, read_sweep, point_experiment
     from dagrad.launch.jobs import Job
 
     check_order(order)
@@ -30,7 +30,7 @@ def dry_plan(sweep_file: str | Path, out: Optional[str | Path], consent: PluginC
     unchecked = []
     for point in sweep.points:
         try:
-            exp = resolve(sweep, point, dry)
+            exp = point_experiment(sweep, point, dry)
         except UnknownNameError:
             if not consent.may_import:
                 raise

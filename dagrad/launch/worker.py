@@ -85,7 +85,7 @@ def _claim(folder: Path) -> tuple:
 def _train(folder: Path, plugins: PluginConsent, dist) -> int:
     import torch
 
-    from dagrad.federated.route import train  # a federated job runs on Flower, any other in the engine
+    from dagrad.federated.route import train_experiment as train  # a federated job runs on Flower, any other in the engine
 
     say = (lambda text: print(text, flush=True)) if dist.main else (lambda text: None)
     try:

@@ -69,11 +69,11 @@ def test_coral_on_a_client_with_one_domain_names_the_client(tmp_path):
 def test_unsupported_combinations_are_config_errors():
     for overrides, match in [(["averaging.name=swad"], "averaging"), (["gradsamp.sampler=tensor", "gradsamp.guard=true"], "guard")]:
         with pytest.raises(ConfigError, match=match):
-            build.check(load_experiment(["federated/digits"], overrides))
+            build.check_supported(load_experiment(["federated/digits"], overrides))
 
 
 def test_deployment_runtime_is_not_started_by_dagrad_train(tmp_path):
-    from dagrad.federated.route import train
+    from dagrad.federated.route import train_experiment as train
 
     exp = load_experiment(["federated/digits"], ["federated.runtime=deployment"])
     with pytest.raises(ConfigError, match="flower-superlink"):
