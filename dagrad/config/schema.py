@@ -191,7 +191,10 @@ class FederatedConfig:
     ga_metric: str = _setting("accuracy", str, choices=("accuracy", "loss"))
     gradsamp_side: str = _setting("client", str, choices=("client", "server"))
     client_optimizer: str = _setting("keep", str, choices=("keep", "reset"))  # a client's optimizer state across rounds
-    runtime: str = _setting("simulation", str, choices=("simulation", "deployment"))
+    # simulation: Flower's simulation runtime (Ray workers); inprocess: the same apps' messages delivered by
+    # calls in the training process, clients one after another (no Ray start-up: small runs, many of them on
+    # one machine); deployment: a SuperLink and SuperNodes started with Flower's commands
+    runtime: str = _setting("simulation", str, choices=("simulation", "inprocess", "deployment"))
     # the simulation runtime's Ray workers: CPUs per client (at most this many clients run at once on the machine)
     cpus_per_client: int = _setting(1, int, low=1)
 

@@ -1,6 +1,8 @@
 """The apps' messages delivered by direct calls in this process: the same ServerApp logic and ClientApp,
-without Ray or a network, one client after another. It checks a federated run's arithmetic quickly (the
-tests) and is the baseline that measures what Flower's runtimes add to a round."""
+without Ray or a network, one client after another. It is `federated.runtime: inprocess` (many small runs
+on one machine, where Ray's start-up would cost more than the rounds), checks a federated run's arithmetic
+quickly (the tests), and is the baseline that measures what Flower's runtimes add to a round. Replies are
+aggregated in client order in every runtime, so its records equal the simulation runtime's."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ def train_experiment(experiment: Experiment | ExperimentConfig, out: str | Path,
 
 def train_federated(exp: Experiment, out: str | Path, resume: bool = False, restart: bool = False,
                     progress: Any = True) -> Path:
-    """A federated experiment's rounds in Flower's simulation runtime, holding the run folder's lock."""
+    """A federated experiment's rounds in Flower's simulation runtime (or, with federated.runtime=inprocess,
+    the same apps called in this process), holding the run folder's lock."""
     from dagrad.federated.build import check_supported
     from dagrad.federated.flower import require_flwr
     from dagrad.run.folder import open_run_folder
@@ -43,16 +44,19 @@ def train_federated(exp: Experiment, out: str | Path, resume: bool = False, rest
         raise ConfigError("federated.runtime=deployment runs under Flower's own commands (flower-superlink, "
                           "flower-supernode, flwr run), not `dagrad train`; use federated.runtime=simulation here")
     check_supported(exp)
-    require_flwr(simulation=True)
+    require_flwr(simulation=fed.runtime == "simulation")
     from dagrad.federated.build import build_data, check_clients
 
     check_clients(exp, build_data(exp))
-    from dagrad.federated.simulation import simulate
+    if fed.runtime == "inprocess":
+        from dagrad.federated.inprocess import run_in_process as start
+    else:
+        from dagrad.federated.simulation import simulate as start
 
     with open_run_folder(out, resume=resume, restart=restart) as resume:
         if resume and _finished(Path(out), exp.cfg.epochs):
             return Path(out) / RECORDS_NAME  # nothing left to run: no runtime started
-        return simulate(exp, out, resume=resume, progress=progress)
+        return start(exp, out, resume=resume, progress=progress)
 
 
 def _finished(out: Path, rounds: int) -> bool:

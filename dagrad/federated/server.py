@@ -205,7 +205,7 @@ class FederatedServer:
         arrays = flwr.app.ArrayRecord(self._global_state())
         config = flwr.app.ConfigRecord({"round": r})
         messages = list(strategy.configure_train(r + 1, arrays, config, _Chosen([self.nodes[c] for c in chosen])))
-        replies = _checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "training")
+        replies = _by_client(_checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "training"))
         reports = [_report(reply) for reply in replies]
         weights = self._weights([(int(rep["client"]), int(rep["examples"])) for rep in reports])
         if self.fedga is not None:
@@ -265,6 +265,13 @@ def _to_state(arrays: Any, like: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     state = arrays.to_torch_state_dict()
     return {k: like[k] if k not in state else state[k].to(like[k].dtype) if like[k].is_floating_point()
             else state[k].round().to(like[k].dtype) for k in like}
+
+
+def _by_client(replies: list) -> list:
+    """The replies in client order: runtimes hand them over as they arrive, and a floating-point sum
+    depends on its order, so aggregating in arrival order would make the global model (and every figure
+    after it) differ between runs and runtimes."""
+    return sorted(replies, key=lambda reply: int(_report(reply)["client"]))
 
 
 def _report(reply: Any) -> dict:
