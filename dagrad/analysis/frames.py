@@ -23,6 +23,14 @@ if TYPE_CHECKING:  # pandas costs half a second to import; only reports need it
 CELL_KEYS = ("seed", "trial_seed", "algorithm.hparams_seed", "data.test_envs")
 #: GradSamp settings that say how the step is drawn: a sampler and its equal-energy control differ in them only
 DRAW_KEYS = ("gradsamp.sampler", "gradsamp.sampler_options")
+#: GradSamp settings kept in another section: which side of a federated run draws (a client its local
+#: update, or the server a whole round). Part of GradSamp's configuration, not of the family that full
+#: training shares, and meaningless without GradSamp
+GRADSAMP_ELSEWHERE = ("federated.gradsamp_side",)
+
+
+def is_gradsamp_key(name: str) -> bool:
+    return name.startswith("gradsamp.") or name in GRADSAMP_ELSEWHERE
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -39,7 +47,7 @@ def configuration(config: dict) -> dict[str, Any]:
     """The flat settings that define a configuration (see the module docstring)."""
     flat = flatten(without_keys(config, RUN_ENVIRONMENT_KEYS + CELL_KEYS))
     if flat.get("gradsamp.sampler", "none") == "none":  # records before format 2: drop the unused settings
-        flat = {k: v for k, v in flat.items() if not k.startswith("gradsamp.") or k == "gradsamp.sampler"}
+        flat = {k: v for k, v in flat.items() if not is_gradsamp_key(k) or k == "gradsamp.sampler"}
     if flat.get("averaging.name", "none") == "none":
         flat = {k: v for k, v in flat.items() if not k.startswith("averaging.") or k == "averaging.name"}
     return flat
@@ -51,13 +59,13 @@ def configuration_key(config: dict) -> str:
 
 def family_key(config: dict) -> str:
     """The configuration without its GradSamp part: full training, GradSamp and the control share it."""
-    return stable_hash({k: v for k, v in configuration(config).items() if not k.startswith("gradsamp.")}, 10)
+    return stable_hash({k: v for k, v in configuration(config).items() if not is_gradsamp_key(k)}, 10)
 
 
 def control_key(config: dict) -> str:
     """Every GradSamp setting but how the step is drawn: equal for a sampler and its exact `skip` control
     (same schedule, history, buffers, optimizer-state and guard settings), so they sample the same epochs."""
-    gs = {k: v for k, v in configuration(config).items() if k.startswith("gradsamp.")}
+    gs = {k: v for k, v in configuration(config).items() if is_gradsamp_key(k)}
     if gs.get("gradsamp.sampler", "none") == "none":
         return "none"
     return stable_hash({k: v for k, v in gs.items() if not any(k.startswith(d) for d in DRAW_KEYS)}, 10)
@@ -78,13 +86,18 @@ def labels(runs: list[RecordedRun]) -> dict[str, tuple[str, str]]:
                 algo += " + " + conf["averaging.name"].upper()
             sampler = conf.get("gradsamp.sampler", "none")
             setting = "full" if sampler == "none" else sampler
-            extra_algo = [f"{n}={conf.get(n)}" for n in varying if n not in ("algorithm.name", "averaging.name",
-                          "gradsamp.sampler") and not n.startswith("gradsamp.") and n in conf]
+            extra_algo = [f"{_short(n)}={conf.get(n)}" for n in varying if n not in ("algorithm.name", "averaging.name",
+                          "gradsamp.sampler") and not is_gradsamp_key(n) and n in conf]
             extra_gs = [f"{n.split('.', 1)[1]}={conf.get(n)}" for n in varying
-                        if n.startswith("gradsamp.") and n != "gradsamp.sampler" and n in conf]
+                        if is_gradsamp_key(n) and n != "gradsamp.sampler" and n in conf]
             out[key] = (algo + (f" ({', '.join(extra_algo)})" if extra_algo else ""),
                         setting + (f" ({', '.join(extra_gs)})" if extra_gs else ""))
     return out
+
+
+def _short(name: str) -> str:
+    """A federated setting named without its section (lambda, strategy): the labels stay readable."""
+    return name.split(".", 1)[1] if name.startswith("federated.") else name
 
 
 def runs_frame(runs: list[RecordedRun]) -> pd.DataFrame:

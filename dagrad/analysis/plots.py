@@ -6,6 +6,8 @@
   marker = GradSamp setting, so cheaper arithmetic and sampled epochs are seen side by side.
 - `<dataset>-curves`: OOD accuracy against cumulative energy over epochs, the mean curve over the
   chosen runs of each configuration.
+- `<dataset>-federated`: for federated runs, OOD accuracy against energy and against the clients' traffic,
+  one column per heterogeneity lambda (dagrad.analysis.federated).
 - `run_figure`: one run's accuracy and cumulative energy over its epochs (the API's `Run.plot()`).
 
 Figures are built without pyplot (`matplotlib.figure.Figure`): nothing global is opened or switched,
@@ -24,6 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from dagrad.analysis.federated import federated_figure, has_traffic
 from dagrad.analysis.frames import epochs_frame
 from dagrad.analysis.runs import RecordedRun
 from dagrad.run.numerics import PRECISION_TABLE
@@ -225,4 +228,6 @@ def plot_all(runs: list[RecordedRun], selected: pd.DataFrame, summary: pd.DataFr
     for dataset in summary["dataset"].unique():
         files += plot_pareto(summary, dataset, out, precisions)
         files += plot_curves(epochs, selected, dataset, out)
+        if has_traffic(summary[summary.dataset == dataset]):
+            files += _save(federated_figure(summary, dataset), out, f"{dataset}-federated")
     return files

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dagrad.analysis import tables
+from dagrad.analysis.federated import add_traffic, has_traffic, traffic_markdown
 from dagrad.analysis.tables import (SE_DDOF, markdown_table, models_table, numerics_line, pm, se_words, summarize,
                                     tex, tidy, with_run_facts)
 from dagrad.analysis.runs import RecordedRun, read_runs
@@ -71,7 +72,7 @@ def method_results(runs: list[RecordedRun], methods: Sequence[str], ddof: int
     for method in methods:
         selected = with_run_facts(select(runs, method), runs)
         if len(selected):
-            out[method] = (selected, summarize(selected, ddof, expected))
+            out[method] = (selected, add_traffic(summarize(selected, ddof, expected), selected, runs, ddof))
     return out
 
 
@@ -80,6 +81,7 @@ def report_markdown(results: dict, wilds_summary: Optional[pd.DataFrame], skippe
     for method, (selected, summary) in results.items():
         table = tables.tables_markdown(summary, method, numerics_line(selected), level="###").rstrip()
         out += [f"## {TITLES[method]}", "", table, "",
+                *(traffic_markdown(summary) if has_traffic(summary) else []),
                 "### All datasets", "", *markdown_table(*compact_cells(summary)), "", f"_{COMPACT_NOTE}_", "",
                 "### Selected models", "", *markdown_table(*models_table(selected)), "", f"_{MODELS_NOTE}_", ""]
     out += [f"_{TITLES[m]}: {_why_empty(m)}._" for m in skipped if results]

@@ -157,7 +157,7 @@ def build_study(runs: list[RecordedRun], selection: str = "training_domain", se:
     if not len(selected):
         raise DataError(f"no finished single-test-environment runs to study with {selection} selection")
     summary, trials = summarize(selected, ddof, expected), per_trial(selected, expected)
-    gradsamp = {configuration_key(r.resolved): r.resolved.get("gradsamp", {}) for r in runs}
+    gradsamp = {configuration_key(r.resolved): gradsamp_settings(r.resolved) for r in runs}
     cells = summary[~summary.sampler.isin(["none", "skip"])]
     if not len(cells):
         raise DataError("no GradSamp runs to study: the study compares GradSamp settings (samplers other than "
@@ -193,11 +193,20 @@ def build_study(runs: list[RecordedRun], selection: str = "training_domain", se:
     out["verdict"] = [holm_verdict(m, p, alpha) if isinstance(k, str) else NO_CONTROL
                       for m, p, k in zip(out["delta_control"], out["p_holm"], out["control_key"])]
     refs = summary[summary.sampler.isin(["none", "skip"])].copy()
-    refs["schedule"] = [schedule_label(gradsamp[k]) if s == "skip" else ""
-                        for k, s in zip(refs.config_key, refs.sampler)]
+    refs["schedule"] = [schedule_label(gradsamp[k]) + "".join(f", {v}={value_text(gradsamp[k].get(v))}"
+                                                              for v in varying)
+                        if s == "skip" else "" for k, s in zip(refs.config_key, refs.sampler)]
     sources = ", ".join(sorted({s.strip() for text in summary["sources"] for s in str(text).split(",") if s.strip()}))
     return Study(out.reset_index(drop=True), refs.reset_index(drop=True), selection, ddof, alpha,
                  int(np.isfinite(out["p"]).sum()), sources)
+
+
+def gradsamp_settings(config: dict) -> dict:
+    """A run's GradSamp settings, with the side that draws in a federated run (`side`: client or server)."""
+    gs = dict(config.get("gradsamp", {}))
+    if config.get("federated") and gs.get("sampler", "none") != "none":
+        gs["side"] = config["federated"].get("gradsamp_side", "client")
+    return gs
 
 
 def _varying_gradsamp_keys(settings: list[dict]) -> list[str]:
