@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from dagrad.config.experiment import Experiment, experiment_from_dict, load_experiment
 from dagrad.config.schema import to_dict
-from dagrad.federated.apps import client_app, server_app
+from dagrad.federated.apps import client_app
 from dagrad.federated.flower import require_flwr
 from dagrad.federated.records import CLIENTS_FOLDER
 from dagrad.utils.errors import ConfigError, DagradError
