@@ -1,6 +1,7 @@
 """sweeps/federated_digits: 375 distinct federated jobs (lambda x GradSamp side and control x 5 seeds, for
-ERM under FedAvg, FedProx and FedDG-GA and FedSR under FedAvg with five clients, and ERM under FedAvg with ten), checked without running any; the jobs the sweep had before FedDG-GA, FedSR and the ten
-clients joined keep their identities."""
+ERM under FedAvg, FedProx and FedDG-GA and FedSR under FedAvg with five clients, and ERM under FedAvg with
+ten), checked without running any; the jobs the sweep had before FedDG-GA, FedSR and the ten clients
+joined keep their identities."""
 
 from __future__ import annotations
 
