@@ -8,7 +8,8 @@ configuration of the report's summary this module adds
 - `traffic_MB` (`traffic_MB_se`): the clients' traffic over the whole run, received + sent, in megabytes
   (10^6 bytes), averaged over the trial seeds of the runs the selection chose (as the summary's energy);
 - `client_rounds`: the rounds in which the clients trained (a server-side GradSamp round has none);
-- the federated settings as columns (`lambda`, `strategy`, `side`: which side draws, "" without GradSamp);
+- the federated settings as columns (`lambda`, `clients`, `strategy`, `side`: which side draws, "" without
+  GradSamp);
 
 and draws accuracy against energy and against traffic, one column of panels per heterogeneity lambda.
 """
@@ -54,6 +55,7 @@ def settings(run: RecordedRun) -> dict:
     fed, gs = run.resolved.get("federated") or {}, run.resolved.get("gradsamp") or {}
     sampler = gs.get("sampler", "none")
     return {"lambda": float(fed.get("lambda", np.nan)), "strategy": str(fed.get("strategy", "")),
+            "clients": float(fed.get("clients", np.nan)),
             "side": "" if sampler == "none" else str(fed.get("gradsamp_side", "client"))}
 
 
@@ -69,7 +71,7 @@ def add_traffic(summary: pd.DataFrame, selected: pd.DataFrame, runs: list[Record
                  .groupby(["dataset", "config_key", "trial_seed"])[["traffic", "rounds"]].mean().reset_index())
     facts = {configuration_key(r.resolved): settings(r) for r in federated.values()}
     out = summary.copy()
-    for column in ("traffic_MB", "traffic_MB_se", "client_rounds", "lambda", "strategy", "side"):
+    for column in ("traffic_MB", "traffic_MB_se", "client_rounds", "lambda", "clients", "strategy", "side"):
         out[column] = np.nan if column not in ("strategy", "side") else None
     for i, row in out.iterrows():
         t = per_trial[(per_trial.dataset == row.dataset) & (per_trial.config_key == row.config_key)]
@@ -118,12 +120,15 @@ def _kind(sampler: str) -> str:
 
 def federated_figure(summary: pd.DataFrame, dataset: str) -> Figure:
     """One column per lambda: OOD accuracy against train + eval energy (top) and against the clients'
-    traffic (bottom), mean ± SE over trial seeds; colour = algorithm and strategy, marker = GradSamp
+    traffic (bottom), mean ± SE over trial seeds; colour = algorithm and strategy (and the number of
+    clients, where it varies), marker = GradSamp
     setting and side (o full, ^ client draw, s client skip, v server draw, D server skip)."""
     from matplotlib import colormaps
 
     s = summary[(summary.dataset == dataset) & summary["traffic_MB"].notna()].copy()
-    s["who"] = [f"{a.split(' (')[0]} / {st}" for a, st in zip(s.algorithm, s.strategy)]
+    several = s["clients"].nunique() > 1
+    s["who"] = [f"{a.split(' (')[0]} / {st}" + (f" / {n:g} clients" if several else "")
+                for a, st, n in zip(s.algorithm, s.strategy, s["clients"])]
     lambdas, whos = sorted(s["lambda"].unique()), sorted(s["who"].unique())
     unit, scale = energy_unit(s["train_eval_J"])
     fig = Figure(figsize=(3.6 * len(lambdas) + 1.2, 6.4), layout="constrained")

@@ -29,6 +29,7 @@ from dagrad.energy import build_meter
 from dagrad.energy.reading import Reading
 from dagrad.federated import build
 from dagrad.federated.adjust import kept, local_keys, without
+from dagrad.federated.wire import aliases, once, with_aliases
 from dagrad.gradsamp import GradSamp
 from dagrad.run.checkpoint import read_checkpoint, save_checkpoint
 from dagrad.run.epochs import EpochKind, StepSums
@@ -76,6 +77,7 @@ class ClientSite:
         self.proximal_mu = fed.mu if fed.strategy == "fedprox" else 0.0
         self.client_gradsamp = exp.gradsamp is not None and fed.gradsamp_side == "client"
         self.local_keys = local_keys(self.algorithm)
+        self.aliases = aliases(self.algorithm.state_dict())  # names sent once (see dagrad.federated.wire)
         self.fedga = fed.strategy == "fedga"
         if self.fedga:
             splits = self._validation_splits()
@@ -120,7 +122,8 @@ class ClientSite:
             if gradsamp is not None:
                 gradsamp.observe(self.algorithm, kind, fallback)
         self._save_state(round_, gradsamp)
-        sent = without(self.algorithm.state_dict(), self.local_keys)  # the client's local keys stay here
+        # the client's local keys stay here, and a tensor registered under two names travels once
+        sent = without(once(self.algorithm.state_dict(), self.aliases), self.local_keys)
         state = {k: v.detach().cpu().clone() for k, v in sent.items()}
         validation = self._validate() if self.fedga else None
         return LocalResult(state, self.examples, steps, str(kind), stats, sampler_stats, energy, validation)
@@ -160,6 +163,7 @@ class ClientSite:
 
     def _load_global(self, global_state: dict[str, torch.Tensor]) -> None:
         """The global weights, except the keys this client keeps to itself (they stay as they are)."""
+        global_state = with_aliases(global_state, self.aliases)
         if self.local_keys:
             global_state = {**self.algorithm.state_dict(), **without(global_state, self.local_keys)}
         self.algorithm.load_state_dict(global_state)

@@ -25,6 +25,7 @@ from dagrad.federated import build, rounds
 from dagrad.federated.adjust import WEIGHT_KEY, FedGA, validation_metric
 from dagrad.federated.flower import require_flwr
 from dagrad.federated.records import FederatedRecords
+from dagrad.federated.wire import aliases, once, with_aliases
 from dagrad.gradsamp import GradSamp
 from dagrad.run.evaluation import evaluate
 from dagrad.utils.errors import ConfigError, DagradError
@@ -87,6 +88,7 @@ class FederatedServer:
         build.check_clients(exp, data)
         seed_everything(self.seed)  # the initial model as the engine's for this seed, whether data was cached or not
         self.algorithm = build.build_model(exp, data, self.device)
+        self.aliases = aliases(self.algorithm.state_dict())  # names sent once (see dagrad.federated.wire)
         self.held_out = build.held_out_bundle(data).eval_loader()
         self.steps = build.local_steps(exp, data)
         self.gradsamp = GradSamp(exp.gradsamp, self.seed) \
@@ -202,7 +204,7 @@ class FederatedServer:
         """The sampled clients train from the global model; the strategy aggregates their replies."""
         chosen = sample_clients(self.seed, r, self.fed.clients, self.fed.fraction)
         strategy = strategy_for(self.exp)
-        arrays = flwr.app.ArrayRecord(self._global_state())
+        arrays = flwr.app.ArrayRecord(once(self._global_state(), self.aliases))
         config = flwr.app.ConfigRecord({"round": r})
         messages = list(strategy.configure_train(r + 1, arrays, config, _Chosen([self.nodes[c] for c in chosen])))
         replies = _by_client(_checked(grid.send_and_receive(messages, timeout=ROUND_TIMEOUT_S), "training"))
@@ -215,7 +217,7 @@ class FederatedServer:
             new, _ = strategy.aggregate_train(r + 1, replies)
             if new is None:
                 raise DagradError(f"federated: round {r}: no client's update could be aggregated")
-            self.algorithm.load_state_dict(_to_state(new, self._global_state()))
+            self.algorithm.load_state_dict(_to_state(new, self._global_state(), self.aliases))
         clients, kinds, stats = [], [], []
         for rep in reports:
             self.updates += int(rep["steps"])
@@ -244,7 +246,7 @@ class FederatedServer:
     def _evaluate(self, grid: Any, flwr: Any, r: int) -> tuple[dict[int, tuple], dict[int, dict]]:
         """Every client evaluates the global model on its splits: per client (its window, bytes sent, bytes
         received), and per client its per-split figures."""
-        arrays = flwr.app.ArrayRecord(self._global_state())
+        arrays = flwr.app.ArrayRecord(once(self._global_state(), self.aliases))
         record = flwr.app.RecordDict({"arrays": arrays, "config": flwr.app.ConfigRecord({"round": r})})
         messages = [flwr.app.Message(record, dst_node_id=self.nodes[c], message_type=flwr.app.MessageType.EVALUATE)
                     for c in sorted(self.nodes)]
@@ -259,10 +261,11 @@ class FederatedServer:
         return {k: v.detach().cpu() for k, v in self.algorithm.state_dict().items()}
 
 
-def _to_state(arrays: Any, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An aggregated ArrayRecord as a state dict with the model's own dtypes (integer buffers stay integers);
-    keys the clients keep to themselves (not sent, so not aggregated) keep the global model's values."""
-    state = arrays.to_torch_state_dict()
+def _to_state(arrays: Any, like: dict[str, torch.Tensor], alias: dict[str, str]) -> dict[str, torch.Tensor]:
+    """An aggregated ArrayRecord as a state dict with the model's own dtypes (integer buffers stay integers):
+    aliases (not sent) take the aggregate of the tensor they alias; keys the clients keep to themselves (not
+    sent, so not aggregated) keep the global model's values."""
+    state = with_aliases(arrays.to_torch_state_dict(), alias)
     return {k: like[k] if k not in state else state[k].to(like[k].dtype) if like[k].is_floating_point()
             else state[k].round().to(like[k].dtype) for k in like}
 

@@ -9,6 +9,7 @@ import json
 import torch
 
 from dagrad.federated import build
+from dagrad.federated.wire import aliases, with_aliases
 from dagrad.gradsamp import GradSamp
 from dagrad.records.files import read_records
 from dagrad.run.checkpoint import read_checkpoint
@@ -29,14 +30,15 @@ def test_server_side_draw_equals_the_sampler_on_the_global_models(tmp_path, fede
     globals_by_round = {m.content["config"]["round"]: m.content["arrays"].to_torch_state_dict()
                         for m in grid.sent if m.metadata.message_type == "evaluate"}
     model = build.build_model(exp, build.build_data(exp), torch.device("cpu"))
+    alias = aliases(model.state_dict())  # sent once: filled in from the tensor they alias
     gradsamp = GradSamp(exp.gradsamp, exp.seed)
     for r in (0, 1):
-        model.load_state_dict(globals_by_round[r])
+        model.load_state_dict(with_aliases(globals_by_round[r], alias))
         gradsamp.observe(model, "train")
     drawn = gradsamp.sample(model, {}, 2)
     assert drawn.kind == "sampled"
     for name, value in model.state_dict().items():
-        assert torch.equal(globals_by_round[2][name], value), name
+        assert torch.equal(with_aliases(globals_by_round[2], alias)[name], value), name
         assert torch.equal(read_checkpoint(tmp_path / "fed" / "checkpoint.pt")["algorithm"][name], value), name
     epochs = _epochs(tmp_path / "fed")
     assert [e["kind"] for e in epochs] == ["train", "train", "sampled"]
@@ -75,14 +77,15 @@ def test_client_side_draw_replaces_local_training(tmp_path, federated):
         # the round's global model moved by a draw from this client's own last two local models (rounds 0 and
         # 1), with the client's seed: the draw replaces the local update
         model = build.build_model(exp, build.build_data(exp), torch.device("cpu"))
+        alias = aliases(model.state_dict())
         gradsamp = GradSamp(exp.gradsamp, build.client_seed(exp.seed, client))
         for r in (0, 1):
-            model.load_state_dict(copy.deepcopy(local[r]))
+            model.load_state_dict(with_aliases(copy.deepcopy(local[r]), alias))
             gradsamp.observe(model, "train")
-        model.load_state_dict(received[(nodes[client], 2)])
+        model.load_state_dict(with_aliases(received[(nodes[client], 2)], alias))
         gradsamp.sample(model, {}, 2)
         for name, value in model.state_dict().items():
-            assert torch.equal(local[2][name], value), name
+            assert torch.equal(with_aliases(local[2], alias)[name], value), name
     epochs = _epochs(tmp_path / "fed")
     assert [e["kind"] for e in epochs] == ["train", "train", "sampled"]
     assert epochs[2]["updates"] == epochs[1]["updates"]
