@@ -27,6 +27,7 @@ import torch
 from dagrad.config.experiment import load_experiment
 from dagrad.federated import build
 from dagrad.federated.local import ClientSite
+from dagrad.federated.wire import aliases, with_aliases
 from dagrad.run.evaluation import evaluate
 from dagrad.run.progress import RunProgress
 from dagrad.utils.seeding import seed_everything
@@ -65,13 +66,15 @@ def bare(exp, folder: Path) -> tuple[list[float], float]:
     before = rss_mib()
     sites = [ClientSite(exp, k, folder) for k in range(exp.cfg.federated.clients)]
     per_client = (rss_mib() - before) / len(sites)
+    alias = aliases(model.state_dict())
     times = [time.perf_counter()]
     for r in range(exp.cfg.epochs):
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         results = [s.train(state, r) for s in sites]
         total = sum(res.examples for res in results)
-        model.load_state_dict({k: sum(res.state[k].double() * res.examples / total for res in results).to(v.dtype)
-                               for k, v in state.items()})
+        mean = {k: sum(res.state[k].double() * res.examples / total for res in results).to(state[k].dtype)
+                for k in results[0].state}  # each tensor once: the aliases are filled in from what they alias
+        model.load_state_dict(with_aliases(mean, alias))
         new = {k: v.detach().clone() for k, v in model.state_dict().items()}
         for s in sites:
             s.evaluate(new)
