@@ -116,7 +116,9 @@ def test_gaps_fill_the_time_between_windows_and_sum_to_the_job(fk, tmp_path):
     meter.close()
     assert startup.seconds >= 0.05 and between.seconds >= 0.06 and between.name == "other"
     job = combine("run", [startup, train, between])
-    assert elapsed - idle.seconds - 0.01 < job.seconds <= elapsed - idle.seconds  # all but the idle window
+    # all but the idle window; what is lost is the meter's own reading at each of the five switches (a few
+    # ms each on a loaded machine), less than the shortest gap part (30 ms), so a missed part still fails
+    assert elapsed - idle.seconds - 0.025 < job.seconds <= elapsed - idle.seconds
     assert job.components["cpu"].joules == pytest.approx(sum(r.components["cpu"].joules
                                                               for r in (startup, train, between)))
 
